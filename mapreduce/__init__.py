@@ -1,0 +1,1 @@
+"""mapreduce: a MapReduce framework for Python whose shuffle goes through disk."""

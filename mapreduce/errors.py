@@ -1,0 +1,55 @@
+"""The error hierarchy: every failure a user can cause or see.
+
+Every exception here carries a one-line, user-facing message (``str(exc)``) that names the
+file, line, option or task at fault.  The CLI prints that line and exits non-zero instead of
+showing a framework traceback.  Any module may import this one; it imports nothing of ours.
+"""
+from __future__ import annotations
+
+
+class MapReduceError(Exception):
+    """Base class: a failure with a message meant for the user (exit status 1)."""
+
+    exit_status = 1
+
+
+class UsageError(MapReduceError):
+    """A bad command-line option or combination of options (exit status 2)."""
+
+    exit_status = 2
+
+
+class JobDefinitionError(MapReduceError):
+    """The job file cannot be loaded or does not define a usable Job."""
+
+
+class InputError(MapReduceError):
+    """An input path, file or record that cannot be read (missing, truncated, not UTF-8)."""
+
+
+class OutputError(MapReduceError):
+    """The output location cannot be used (exists and not empty, not writable)."""
+
+
+class CorruptDataError(MapReduceError):
+    """Intermediate data failed a check: bad magic, checksum, length, or truncation.
+
+    ``path`` and ``offset`` locate the damage; ``reason`` says which check failed.
+    """
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"{path}: corrupt data at byte offset {offset}: {reason}")
+
+    def __reduce__(self):  # keep picklable across process boundaries
+        return (type(self), (self.path, self.offset, self.reason))
+
+
+class SerializationError(MapReduceError):
+    """A key or value a job method produced cannot be encoded."""
+
+
+class TaskFailedError(MapReduceError):
+    """A task failed; the message names the task, its split or partition, and the cause."""
