@@ -1,0 +1,177 @@
+"""The command line: ``python -m mapreduce run JOB INPUT... -o OUT [options]``.
+
+This module owns argv parsing, loading the job class from its file, exit codes, and turning
+every :class:`~mapreduce.errors.MapReduceError` into one clear line on stderr (followed by the
+detail, e.g. the user's traceback, when there is one) instead of a framework traceback.
+
+Exit codes: 0 success; 1 the job or its input failed; 2 bad usage (options, job file);
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+from typing import Optional, Sequence
+
+from mapreduce.errors import MapReduceError, UsageError
+from mapreduce.job import Job
+from mapreduce.loader import load_job_class, register_job_class
+from mapreduce.runners import SHUFFLES, run_job
+from mapreduce.tracker import JobConfig, JobResult
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``64MB``, ``64M``, ``64MiB``, ``1.5G``, ``65536`` -> bytes (binary units)."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise UsageError(f"{option}: invalid size {text!r} (use e.g. 64MB, 512KB or 1GB)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 1:
+        raise UsageError(f"{option}: size must be positive (got {text!r})")
+    return value
+
+
+def _positive(option: str, minimum: int = 1):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {value})")
+        return value
+    parse.__name__ = option
+    return parse
+
+
+def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="input files, directories (recursive; names starting with _ or . "
+                             "are skipped) or glob patterns")
+    parser.add_argument("-o", "--output", required=output_required, metavar="OUT",
+                        help="output directory (part-NNNNN files, _job.json, _SUCCESS)"
+                        + ("" if output_required else "; without it the output is printed"))
+    parser.add_argument("--mode", choices=sorted(SHUFFLES), default="disk",
+                        help="shuffle through sorted run files on disk (default) or in memory")
+    parser.add_argument("--workers", type=_positive("--workers"), default=os.cpu_count() or 1,
+                        metavar="N", help="worker processes (default: number of CPUs)")
+    parser.add_argument("--reducers", type=_positive("--reducers"), metavar="N",
+                        help="reduce tasks (default: the job's REDUCERS attribute)")
+    parser.add_argument("--sort-buffer", default="64MB", metavar="SIZE",
+                        help="map-side sort buffer per task before spilling (default 64MB)")
+    parser.add_argument("--merge-factor", type=_positive("--merge-factor", 2), default=10,
+                        metavar="N", help="most runs merged at once (default 10)")
+    parser.add_argument("--split-size", metavar="SIZE",
+                        help="bytes per map task for uncompressed input (default: about 4 "
+                             "splits per worker, 1MB..128MB)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing, non-empty output directory")
+    parser.add_argument("--work-dir", metavar="DIR",
+                        help="where intermediate files go (default OUT/_temporary)")
+    parser.add_argument("--decode-errors", choices=["strict", "replace"], default="strict",
+                        help="invalid UTF-8 in text input: fail (default) or use U+FFFD")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print no summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mapreduce",
+        description="A MapReduce framework for Python whose shuffle goes through disk.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run a job",
+                         description="Run JOB (a Python file defining a mapreduce.Job "
+                                     "subclass) over INPUT and write its output to OUT.")
+    run.add_argument("job", metavar="JOB", help="path of the job file")
+    run.add_argument("--job", dest="job_name", metavar="NAME",
+                     help="which Job subclass to run when the file defines several")
+    _add_run_options(run, output_required=True)
+    return parser
+
+
+def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
+    return JobConfig(
+        inputs=list(args.inputs), output_dir=output_dir, mode=args.mode, workers=args.workers,
+        reducers=args.reducers, sort_buffer=parse_size(args.sort_buffer, "--sort-buffer"),
+        merge_factor=args.merge_factor,
+        split_size=parse_size(args.split_size, "--split-size") if args.split_size else None,
+        overwrite=args.overwrite, work_dir=args.work_dir, decode_errors=args.decode_errors)
+
+
+def _print_summary(result: JobResult, name: str) -> None:
+    parts = len([f for f in os.listdir(result.output_dir) if f.startswith("part-")])
+    print(f"mapreduce: job {name} succeeded in {result.wall_seconds:.2f} s; "
+          f"output: {result.output_dir} ({parts} part files)", file=sys.stderr)
+    for group, values in result.counters.items():
+        print(f"  {group}:", file=sys.stderr)
+        for counter, value in values.items():
+            print(f"    {counter}={value}", file=sys.stderr)
+
+
+def _report_error(exc: MapReduceError) -> int:
+    print(f"mapreduce: error: {exc}", file=sys.stderr)
+    detail = getattr(exc, "detail", "")
+    if detail:
+        print(detail.rstrip("\n"), file=sys.stderr)
+    return exc.exit_status
+
+
+def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
+    if args.output:
+        result = run_job(job_class, job_ref, _config(args, args.output))
+        if not args.quiet:
+            _print_summary(result, job_class.__name__)
+        return 0
+    # No -o: run into a temporary directory and print the output pairs (mrjob's habit).
+    tmp = tempfile.mkdtemp(prefix="mapreduce-")
+    try:
+        result = run_job(job_class, job_ref, _config(args, os.path.join(tmp, "out")))
+        parts = sorted(f for f in os.listdir(result.output_dir) if f.startswith("part-"))
+        out = sys.stdout.buffer
+        for name in parts:
+            with open(os.path.join(result.output_dir, name), "rb") as f:
+                shutil.copyfileobj(f, out)
+        out.flush()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        job_class, job_ref = load_job_class(args.job, args.job_name)
+        return _run(job_class, job_ref, args)
+    except MapReduceError as exc:
+        return _report_error(exc)
+    except KeyboardInterrupt:
+        print("mapreduce: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_job_class_main(job_class: type[Job], argv: Optional[Sequence[str]] = None) -> int:
+    """``MyJob.run()``: the ``run`` options without a job path; prints output without -o."""
+    parser = argparse.ArgumentParser(prog=os.path.basename(sys.argv[0]),
+                                     description=(job_class.__doc__ or "").strip() or None)
+    _add_run_options(parser, output_required=False)
+    args = parser.parse_args(argv)
+    try:
+        return _run(job_class, register_job_class(job_class), args)
+    except MapReduceError as exc:
+        return _report_error(exc)
+    except KeyboardInterrupt:
+        print("mapreduce: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "run_job_class_main", "parse_size", "build_parser"]

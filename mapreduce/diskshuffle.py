@@ -1,0 +1,234 @@
+"""The disk shuffle back end (``--mode disk``, the default).
+
+Map side: every time a map task's sort buffer fills, :class:`DiskMapSink.spill` writes the
+sorted, combined records as one run file (all partitions, see ``docs/run-format.md``) in the
+attempt's directory.  At the end of the task, ``finish`` merges the spills partition by
+partition into one map output file with a per-partition index.  More spills than
+``--merge-factor`` are first merged in intermediate passes of at most that many files each, so
+no merge ever holds more than ``merge-factor`` open runs (one block of each in memory).
+
+Reduce side: :class:`DiskReduceSource` reads partition r of every committed map output.  With
+more runs than the merge factor it merges consecutive groups into single-partition run files
+in the attempt directory (an on-disk merge pass), until the final merge is at most
+merge-factor wide; the final merge streams straight into the reducer.
+
+Merges only ever combine *consecutive* runs, which keeps every merge stable (see
+:mod:`mapreduce.shuffle`).  Memory is bounded by (merge factor x block size), never by the
+size of a partition or of one key's values.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from mapreduce.codec import decode_key, decode_value
+from mapreduce.layout import commit_file
+from mapreduce.runfile import RunReader, RunWriter, read_partition
+from mapreduce.shuffle import (MapOutput, MapSink, PairSink, Record, ReduceSource, Shuffle,
+                               StepInput, merge_sorted)
+
+#: Flush a pair sink's buffered records to its run file every this many raw bytes.
+PAIR_SINK_FLUSH_BYTES = 1 << 20
+
+
+def _bump(counters: dict, name: str, amount: int = 1) -> None:
+    key = ("framework", name)
+    counters[key] = counters.get(key, 0) + amount
+
+
+def _merge_files(paths: list[str], out_path: str, partitions: list[int], out_partitions: int,
+                 sort_values: bool, fsync: bool) -> Any:
+    """Merge ``partitions`` of ``paths`` (stable, in path order) into a new run file.
+
+    With ``out_partitions == 1`` every listed input partition goes to output partition 0
+    (the reduce side); otherwise input partition p goes to output partition p.
+    """
+    with ExitStack() as stack:
+        readers = [stack.enter_context(RunReader(p)) for p in paths]
+        with RunWriter(out_path, out_partitions) as writer:
+            for p in partitions:
+                runs = [r.iter_partition(p) for r in readers if r.partition_records(p)]
+                if runs:
+                    writer.write_partition(p if out_partitions > 1 else 0,
+                                           merge_sorted(runs, sort_values))
+            return writer.close(fsync=fsync)
+
+
+@dataclass
+class DiskMapSink(MapSink):
+    attempt_dir: str
+    num_partitions: int
+    merge_factor: int
+    sort_values: bool
+    spill_paths: list = field(default_factory=list)
+    counters: dict = field(default_factory=dict)
+
+    def spill(self, partitions: list[list[Record]]) -> None:
+        os.makedirs(self.attempt_dir, exist_ok=True)
+        path = os.path.join(self.attempt_dir, f"spill-{len(self.spill_paths):05d}.run")
+        with RunWriter(path, self.num_partitions) as writer:
+            for p, records in enumerate(partitions):
+                if records:
+                    writer.write_partition(p, records)
+            # Spills need no fsync: if the machine dies the whole attempt is redone anyway.
+            stats = writer.close(fsync=False)
+        self.spill_paths.append(path)
+        _bump(self.counters, "SPILL_FILES")
+        _bump(self.counters, "SPILLED_RECORDS", stats.records)
+        _bump(self.counters, "SPILLED_BYTES", stats.file_bytes)
+
+    def _merge_pass(self, paths: list[str], tag: str) -> list[str]:
+        """Merge consecutive groups of ``merge_factor`` files; returns the new file list."""
+        merged = []
+        everything = list(range(self.num_partitions))
+        for i in range(0, len(paths), self.merge_factor):
+            group = paths[i:i + self.merge_factor]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            out = os.path.join(self.attempt_dir, f"merge-{tag}-{i // self.merge_factor:05d}.run")
+            _merge_files(group, out, everything, self.num_partitions, self.sort_values, False)
+            for p in group:
+                os.remove(p)
+            merged.append(out)
+        _bump(self.counters, "MERGE_PASSES")
+        return merged
+
+    def finish(self) -> MapOutput:
+        os.makedirs(self.attempt_dir, exist_ok=True)
+        out = os.path.join(self.attempt_dir, "map.out")
+        paths, level = self.spill_paths, 0
+        while len(paths) > self.merge_factor:
+            paths = self._merge_pass(paths, str(level))
+            level += 1
+        if len(paths) == 1:
+            os.replace(paths[0], out)
+            with open(out, "rb+") as f:  # the map output must be durable before commit
+                os.fsync(f.fileno())
+        elif not paths:
+            RunWriter(out, self.num_partitions).close(fsync=True)
+        else:
+            _merge_files(paths, out, list(range(self.num_partitions)), self.num_partitions,
+                         self.sort_values, True)
+            for p in paths:
+                os.remove(p)
+            _bump(self.counters, "MERGE_PASSES")
+        with RunReader(out) as reader:
+            infos = [reader.partition_info(p) for p in range(self.num_partitions)]
+        records = [info.records for info in infos]
+        sizes = [info.end - info.offset for info in infos]  # what a reducer will read
+        return MapOutput(out, records, sizes)
+
+
+@dataclass
+class DiskReduceSource(ReduceSource):
+    paths: list[str]          # committed map outputs with records in this partition, map order
+    partition: int
+    attempt_dir: str
+    merge_factor: int
+    sort_values: bool
+    counters: dict = field(default_factory=dict)
+
+    def open(self) -> Iterator[Record]:
+        runs = [(path, self.partition) for path in self.paths]
+        level = 0
+        while len(runs) > self.merge_factor:
+            os.makedirs(self.attempt_dir, exist_ok=True)
+            next_runs = []
+            for i in range(0, len(runs), self.merge_factor):
+                group = runs[i:i + self.merge_factor]
+                if len(group) == 1:
+                    next_runs.append(group[0])
+                    continue
+                out = os.path.join(self.attempt_dir,
+                                   f"merge-{level}-{i // self.merge_factor:05d}.run")
+                with ExitStack() as stack:
+                    readers = [stack.enter_context(RunReader(path)) for path, _ in group]
+                    iters = [r.iter_partition(p) for r, (_, p) in zip(readers, group)]
+                    with RunWriter(out, 1) as writer:
+                        writer.write_partition(0, merge_sorted(iters, self.sort_values))
+                        writer.close(fsync=False)
+                for path, _ in group:  # only our own intermediate files, never map outputs
+                    if path.startswith(self.attempt_dir + os.sep):
+                        os.remove(path)
+                next_runs.append((out, 0))
+            runs = next_runs
+            level += 1
+            _bump(self.counters, "MERGE_PASSES")
+        return self._final_merge(runs)
+
+    def _final_merge(self, runs: list[tuple[str, int]]) -> Iterator[Record]:
+        with ExitStack() as stack:
+            readers = [stack.enter_context(RunReader(path)) for path, _ in runs]
+            iters = [r.iter_partition(p) for r, (_, p) in zip(readers, runs)]
+            yield from merge_sorted(iters, self.sort_values) if iters else ()
+
+
+@dataclass
+class DiskPairSink(PairSink):
+    path: str
+    _writer: Any = None
+    _flat: list = field(default_factory=list)
+    _pending: int = 0
+
+    def write(self, key_bytes: bytes, value_bytes: bytes) -> None:
+        self._flat.append(key_bytes)
+        self._flat.append(value_bytes)
+        self._pending += len(key_bytes) + len(value_bytes)
+        if self._pending >= PAIR_SINK_FLUSH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._writer is None:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self._writer = RunWriter(self.path, 1)
+        if self._flat:
+            self._writer.write_flat(0, self._flat)
+        self._flat, self._pending = [], 0
+
+    def finish(self) -> tuple[Any, int]:
+        self._flush()
+        stats = self._writer.close(fsync=True)
+        return self.path, stats.file_bytes
+
+
+@dataclass
+class DiskStepInput(StepInput):
+    path: str
+    label: str
+
+    def records(self) -> Iterator[tuple[Any, Any]]:
+        for kb, vb in read_partition(self.path, 0):
+            yield decode_key(kb), decode_value(vb)
+
+    def describe(self) -> str:
+        return self.label
+
+
+class DiskShuffle(Shuffle):
+    name = "disk"
+
+    def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
+                 sort_values: bool) -> MapSink:
+        return DiskMapSink(attempt_dir, num_partitions, merge_factor, sort_values)
+
+    def commit_map_output(self, output: MapOutput, final_path: str) -> MapOutput:
+        commit_file(output.location, final_path)
+        return MapOutput(final_path, output.partition_records, output.partition_bytes)
+
+    def reduce_source(self, outputs: list[MapOutput], partition: int, attempt_dir: str,
+                      merge_factor: int, sort_values: bool) -> ReduceSource:
+        paths = [o.location for o in outputs if o.partition_records[partition]]
+        return DiskReduceSource(paths, partition, attempt_dir, merge_factor, sort_values)
+
+    def pair_sink(self, attempt_dir: str) -> PairSink:
+        return DiskPairSink(os.path.join(attempt_dir, "output.run"))
+
+    def commit_step_output(self, location: Any, final_path: str) -> Any:
+        commit_file(location, final_path)
+        return final_path
+
+    def step_input(self, location: Any, label: str) -> StepInput:
+        return DiskStepInput(location, label)

@@ -1,0 +1,160 @@
+"""The Job base class and Step: the user's whole view of the framework.
+
+A job subclasses :class:`Job` and overrides generator methods, as in mrjob::
+
+    class WordCount(Job):
+        def mapper(self, _, line):
+            for word in WORD_RE.findall(line):
+                yield word.lower(), 1
+        def combiner(self, word, counts):
+            yield word, sum(counts)
+        def reducer(self, word, counts):
+            yield word, sum(counts)
+
+The framework finds out which methods were overridden (a method left as the base class's is
+"absent"), and :meth:`Job.steps` turns them into one :class:`Step`.  Multi-step jobs override
+``steps()`` and return several.  Nothing here knows about processes, files or the CLI: the
+engine creates a fresh Job instance inside each task, calls the step's functions, and reads
+back the counters and status the task accumulated (:meth:`Job._take_counters`).
+
+Policy decisions that live here:
+
+* A job method may ``return`` nothing instead of yielding (mrjob allows it): a ``None``
+  result is treated as no pairs (:func:`iter_pairs`).
+* ``SORT_VALUES = True`` makes each reducer see a key's values in ascending natural order.
+* ``REDUCERS`` is the default number of reduce tasks; ``--reducers`` overrides it.  It is a
+  constant, not the CPU count, so that output does not depend on the machine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+Pair = tuple  # (key, value)
+
+#: The names of a Step's callables, in the order mrjob documents them.
+STEP_FUNCTIONS = (
+    "mapper", "mapper_init", "mapper_final",
+    "combiner", "combiner_init", "combiner_final",
+    "reducer", "reducer_init", "reducer_final",
+)
+
+
+@dataclass
+class Step:
+    """One map (+ combine) (+ reduce) round.  Absent functions are ``None``.
+
+    A step with no reducer is map-only: its map output is the step's output.  A step with
+    no mapper uses the identity mapper.
+    """
+
+    mapper: Optional[Callable[..., Any]] = None
+    mapper_init: Optional[Callable[..., Any]] = None
+    mapper_final: Optional[Callable[..., Any]] = None
+    combiner: Optional[Callable[..., Any]] = None
+    combiner_init: Optional[Callable[..., Any]] = None
+    combiner_final: Optional[Callable[..., Any]] = None
+    reducer: Optional[Callable[..., Any]] = None
+    reducer_init: Optional[Callable[..., Any]] = None
+    reducer_final: Optional[Callable[..., Any]] = None
+
+    @property
+    def map_only(self) -> bool:
+        return self.reducer is None
+
+    def describe(self) -> dict[str, bool]:
+        """Which functions the step has (for ``_job.json`` and error messages)."""
+        return {f.name: getattr(self, f.name) is not None for f in fields(self)}
+
+
+def identity_mapper(key: Any, value: Any) -> Iterator[Pair]:
+    yield key, value
+
+
+def iter_pairs(result: Optional[Iterable[Any]]) -> Iterable[Any]:
+    """The pairs a job method produced; a method that simply returned gives none."""
+    return () if result is None else result
+
+
+class Job:
+    """Base class for MapReduce jobs.  Override mapper/combiner/reducer (and their
+    ``*_init`` / ``*_final`` hooks) or :meth:`steps`.
+
+    Class attributes a job may set:
+
+    * ``REDUCERS`` (default 4): number of reduce tasks, overridden by ``--reducers``.
+    * ``SORT_VALUES`` (default False): reducers see each key's values in sorted order.
+      Values must then be orderable keys (None, numbers, str, bytes, tuples of these).
+    """
+
+    REDUCERS: int = 4
+    SORT_VALUES: bool = False
+
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, str], int] = {}
+        self._status: Optional[str] = None
+
+    # --- methods users override -----------------------------------------------------
+    def mapper(self, key: Any, value: Any) -> Iterable[Pair]:
+        """Default: identity (the base method counts as absent)."""
+        yield key, value
+
+    def combiner(self, key: Any, values: Iterator[Any]) -> Iterable[Pair]:
+        raise NotImplementedError  # absent unless overridden
+
+    def reducer(self, key: Any, values: Iterator[Any]) -> Iterable[Pair]:
+        raise NotImplementedError  # absent unless overridden
+
+    def mapper_init(self) -> Optional[Iterable[Pair]]:
+        return None
+
+    def mapper_final(self) -> Optional[Iterable[Pair]]:
+        return None
+
+    def combiner_init(self) -> Optional[Iterable[Pair]]:
+        return None
+
+    def combiner_final(self) -> Optional[Iterable[Pair]]:
+        return None
+
+    def reducer_init(self) -> Optional[Iterable[Pair]]:
+        return None
+
+    def reducer_final(self) -> Optional[Iterable[Pair]]:
+        return None
+
+    def steps(self) -> list[Step]:
+        """The job's steps.  Default: one step made of the overridden methods."""
+        present = {name: getattr(self, name) for name in STEP_FUNCTIONS if self._overrides(name)}
+        return [Step(**present)]
+
+    # --- the task context ------------------------------------------------------------
+    def increment_counter(self, group: str, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to a user counter; counters of all tasks are summed per job."""
+        key = (str(group), str(name))
+        self._counters[key] = self._counters.get(key, 0) + int(amount)
+
+    def set_status(self, message: str) -> None:
+        """Set the task's status message (shown in the task's record in ``_job.json``)."""
+        self._status = str(message)
+
+    def _take_counters(self) -> dict[tuple[str, str], int]:
+        """Hand the counters gathered so far to the engine and start afresh."""
+        counters, self._counters = self._counters, {}
+        return counters
+
+    # --- helpers ------------------------------------------------------------------------
+    @classmethod
+    def _overrides(cls, name: str) -> bool:
+        return getattr(cls, name) is not getattr(Job, name)
+
+    @classmethod
+    def run(cls, argv: Optional[list[str]] = None) -> None:
+        """Run this job from the command line (``python jobs/wordcount.py input.txt``).
+
+        Takes the same options as ``python -m mapreduce run`` without the job path; without
+        ``-o`` the output pairs are printed to stdout, as mrjob does.
+        """
+        from mapreduce.cli import run_job_class_main  # the CLI sits above the Job layer
+
+        raise SystemExit(run_job_class_main(cls, argv))

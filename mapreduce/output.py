@@ -1,0 +1,63 @@
+"""The final output format: one ``json(key) TAB json(value)`` line per pair, UTF-8.
+
+This is mrjob's and Hadoop streaming's text convention, so part files can be read back by
+either, by ``cut``/``sort``, or by this framework as the next job's text input.  Rules:
+
+* JSON is written with ``ensure_ascii=False`` (non-ASCII text stays readable UTF-8) and the
+  default separators (``", "``, ``": "``), as ``json.dumps`` does.
+* Tuples become JSON arrays.  ``bytes`` become a JSON string holding the bytes decoded as
+  Latin-1 (one code point U+0000..U+00FF per byte, lossless: ``s.encode("latin-1")``
+  gives the bytes back).  NaN and infinities are written as ``NaN``/``Infinity``/``-Infinity``
+  as Python's json module does.
+* Lines end with ``\\n``.  A task writes its part file under a temporary name and fsyncs it;
+  the coordinator renames it into place (see :mod:`mapreduce.layout`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from mapreduce.errors import SerializationError
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj).decode("latin-1")
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
+
+
+def format_line(key: Any, value: Any) -> str:
+    """The output line (with its newline) for one pair."""
+    try:
+        return f"{_encode(key)}\t{_encode(value)}\n"
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"output pair cannot be written as JSON: {exc}") from None
+
+
+class TextPartWriter:
+    """Writes one part file; ``close()`` fsyncs it and returns (records, bytes)."""
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.path = path
+        self._file = open(path, "w", encoding="utf-8", errors="backslashreplace",
+                          newline="\n", buffering=1 << 20)
+        self.records = 0
+
+    def write(self, key: Any, value: Any) -> None:
+        self._file.write(format_line(key, value))
+        self.records += 1
+
+    def close(self) -> tuple[int, int]:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        size = self._file.tell()
+        self._file.close()
+        return self.records, size
+
+    def abort(self) -> None:
+        self._file.close()

@@ -1,0 +1,239 @@
+"""The shuffle protocol, and the in-memory back end (``--mode memory``).
+
+A shuffle back end moves map output to reduce tasks.  The coordinator holds a
+:class:`Shuffle` and asks it for small, picklable *specs* that are shipped to worker processes
+inside task descriptions; there the task code calls them without knowing which back end it
+got (the tracker injects the back end, task code never branches on the mode):
+
+* :meth:`Shuffle.map_sink` -> a :class:`MapSink`: receives each sorted, combined spill of a
+  map task (``spill``) and at the end produces the task's :class:`MapOutput` (``finish``).
+* :meth:`Shuffle.reduce_source` -> a :class:`ReduceSource`: yields one partition's records
+  from every map output, merged in key order.
+* :meth:`Shuffle.pair_sink` -> a :class:`PairSink`: the output of a non-final step (or of a
+  map-only step that is not the last), which the next step reads back through
+  :meth:`Shuffle.step_input`.
+
+Records are ``(key_bytes, value_bytes)`` pairs (see :mod:`mapreduce.codec`).  Ordering is
+by key bytes only, and every merge is *stable*: records with equal keys keep the order of
+their runs (spill order inside a map task, map-task order across tasks).  So without
+``SORT_VALUES`` a reducer sees a key's values in the order the mappers emitted them over the
+input, whatever the split size, worker count, sort buffer or merge factor.  With
+``SORT_VALUES`` the value bytes are order-preserving too and records sort by (key, value).
+
+The memory back end keeps map output in RAM: a map task returns each partition as one packed
+byte string (msgpack of the flat record list) to the coordinator, which hands the strings of
+partition r to reduce task r.  Nothing touches disk, and the sort buffer, spills and combiner
+calls are exactly those of the disk back end, so both modes produce byte-identical output.
+"""
+from __future__ import annotations
+
+import heapq
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, Iterable, Iterator
+
+from mapreduce.codec import decode_key, decode_value
+from mapreduce.runfile import pack_flat, unpack_flat
+
+Record = tuple  # (key_bytes, value_bytes)
+_KEY = itemgetter(0)
+
+
+def merge_sorted(runs: list[Iterable[Record]], sort_values: bool) -> Iterator[Record]:
+    """Stable k-way merge of sorted runs (heapq.merge keeps run order among equal keys)."""
+    if len(runs) == 1:
+        return iter(runs[0])
+    if sort_values:
+        return heapq.merge(*runs)
+    return heapq.merge(*runs, key=_KEY)
+
+
+def flat_pairs(flat: list[bytes]) -> Iterator[Record]:
+    it = iter(flat)
+    return zip(it, it)
+
+
+@dataclass
+class MapOutput:
+    """What a committed map task produced for the reducers (picklable, small for disk)."""
+
+    location: Any                       # disk: file path; memory: list of packed bytes
+    partition_records: list[int]
+    partition_bytes: list[int]          # bytes a reducer reads for each partition
+
+
+class MapSink(ABC):
+    """Receives one map attempt's sorted spills; lives in the worker."""
+
+    counters: dict
+
+    @abstractmethod
+    def spill(self, partitions: list[list[Record]]) -> None:
+        """Take one sorted run per partition (lists may be empty)."""
+
+    @abstractmethod
+    def finish(self) -> MapOutput:
+        """Merge the spills into the attempt's map output."""
+
+
+class ReduceSource(ABC):
+    counters: dict
+
+    @abstractmethod
+    def open(self) -> Iterator[Record]:
+        """The partition's records from every map output, merged by key (stable)."""
+
+
+class PairSink(ABC):
+    """Unsorted output of an intermediate step, in emission order."""
+
+    @abstractmethod
+    def write(self, key_bytes: bytes, value_bytes: bytes) -> None: ...
+
+    @abstractmethod
+    def finish(self) -> tuple[Any, int]:
+        """Return (location, bytes written)."""
+
+
+class StepInput(ABC):
+    """Records of an intermediate step's output, read as the next step's input split."""
+
+    @abstractmethod
+    def records(self) -> Iterator[tuple[Any, Any]]: ...
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+
+class Shuffle(ABC):
+    """Coordinator-side factory of the specs above."""
+
+    name: str
+
+    @abstractmethod
+    def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
+                 sort_values: bool) -> MapSink: ...
+
+    @abstractmethod
+    def commit_map_output(self, output: MapOutput, final_path: str) -> MapOutput: ...
+
+    @abstractmethod
+    def reduce_source(self, outputs: list[MapOutput], partition: int, attempt_dir: str,
+                      merge_factor: int, sort_values: bool) -> ReduceSource: ...
+
+    @abstractmethod
+    def pair_sink(self, attempt_dir: str) -> PairSink: ...
+
+    @abstractmethod
+    def commit_step_output(self, location: Any, final_path: str) -> Any: ...
+
+    @abstractmethod
+    def step_input(self, location: Any, label: str) -> StepInput: ...
+
+
+def merge_into_partitions(spills: list[list[list[Record]]], num_partitions: int,
+                          sort_values: bool) -> Iterator[tuple[int, Iterator[Record]]]:
+    """For each partition, the stable merge of that partition across in-memory spills."""
+    for p in range(num_partitions):
+        runs = [s[p] for s in spills if s[p]]
+        yield p, merge_sorted(runs, sort_values) if runs else iter(())
+
+
+# --- the in-memory back end --------------------------------------------------------------
+@dataclass
+class MemoryMapSink(MapSink):
+    num_partitions: int
+    sort_values: bool
+    spills: list = field(default_factory=list)
+    counters: dict = field(default_factory=dict)
+
+    def spill(self, partitions: list[list[Record]]) -> None:
+        self.spills.append(partitions)
+
+    def finish(self) -> MapOutput:
+        packed, records, sizes = [], [], []
+        for _, merged in merge_into_partitions(self.spills, self.num_partitions, self.sort_values):
+            flat = [b for rec in merged for b in rec]
+            data = pack_flat(flat)
+            packed.append(data)
+            records.append(len(flat) // 2)
+            sizes.append(len(data))
+        self.spills = []
+        return MapOutput(packed, records, sizes)
+
+
+@dataclass
+class MemoryReduceSource(ReduceSource):
+    packed_runs: list[bytes]
+    sort_values: bool
+    counters: dict = field(default_factory=dict)
+
+    def open(self) -> Iterator[Record]:
+        runs = [flat_pairs(unpack_flat(data)) for data in self.packed_runs]
+        return merge_sorted(runs, self.sort_values) if runs else iter(())
+
+
+@dataclass
+class MemoryPairSink(PairSink):
+    flat: list = field(default_factory=list)
+
+    def write(self, key_bytes: bytes, value_bytes: bytes) -> None:
+        self.flat.append(key_bytes)
+        self.flat.append(value_bytes)
+
+    def finish(self) -> tuple[Any, int]:
+        data = pack_flat(self.flat)
+        self.flat = []
+        return data, len(data)
+
+
+@dataclass
+class MemoryStepInput(StepInput):
+    data: bytes
+    label: str
+
+    def records(self) -> Iterator[tuple[Any, Any]]:
+        for kb, vb in flat_pairs(unpack_flat(self.data)):
+            yield decode_key(kb), decode_value(vb)
+
+    def describe(self) -> str:
+        return self.label
+
+
+class MemoryShuffle(Shuffle):
+    """Map outputs travel through the coordinator's memory; nothing is written to disk."""
+
+    name = "memory"
+
+    def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
+                 sort_values: bool) -> MapSink:
+        return MemoryMapSink(num_partitions, sort_values)
+
+    def commit_map_output(self, output: MapOutput, final_path: str) -> MapOutput:
+        return output
+
+    def reduce_source(self, outputs: list[MapOutput], partition: int, attempt_dir: str,
+                      merge_factor: int, sort_values: bool) -> ReduceSource:
+        runs = [o.location[partition] for o in outputs if o.partition_records[partition]]
+        return MemoryReduceSource(runs, sort_values)
+
+    def pair_sink(self, attempt_dir: str) -> PairSink:
+        return MemoryPairSink()
+
+    def commit_step_output(self, location: Any, final_path: str) -> Any:
+        return location
+
+    def step_input(self, location: Any, label: str) -> StepInput:
+        return MemoryStepInput(location, label)
+
+
+def value_decoder(sort_values: bool):
+    """Values are msgpack normally, order-preserving key bytes under SORT_VALUES."""
+    return decode_key if sort_values else decode_value
+
+
+__all__ = [
+    "MapOutput", "MapSink", "ReduceSource", "PairSink", "StepInput", "Shuffle",
+    "MemoryShuffle", "merge_sorted", "flat_pairs", "merge_into_partitions", "value_decoder",
+]

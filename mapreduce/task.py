@@ -1,0 +1,419 @@
+"""Map and reduce tasks: pure, picklable descriptions and the functions that run them.
+
+A :class:`TaskSpec` carries everything a task needs (the job's :class:`~mapreduce.loader.JobRef`,
+its step, its input split or shuffle source, its sinks and limits); :func:`run_task` runs it in
+a worker process and returns a small :class:`TaskResult`.  Tasks never touch the journal or
+other tasks' state: the coordinator commits what a task returns.
+
+Map task::
+
+    records of the split --> mapper --> encode key/value --> partition --> sort buffer
+         sort buffer full (--sort-buffer bytes) --> per partition: stable sort by key bytes,
+         combiner per key group --> sink.spill(run)         (disk: a run file; memory: RAM)
+    end of task --> combiner_final --> sink.finish()      (merge spills into one map output)
+
+Map-only steps skip the buffer: pairs go straight to the step's output in emission order.
+
+Reduce task: ``source.open()`` gives the partition's records merged by key (stable); records
+are grouped by key bytes and each key's values are streamed to the reducer as a lazy iterator
+(a key with millions of values never needs memory proportional to them).
+
+Buffer accounting: a buffered record is charged ``len(key) + len(value) + RECORD_OVERHEAD``
+bytes, where RECORD_OVERHEAD approximates CPython's cost of the tuple, the two ``bytes``
+objects and the list slot, so ``--sort-buffer`` bounds real memory, not just payload.
+
+User-code failures are raised as :class:`UserCodeError` naming the job method and the record
+(file and line for text input) with the user's traceback chained as ``__cause__``.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, Callable, Iterator, Optional
+from zlib import crc32
+
+from mapreduce.codec import decode_key, encode_key, encode_value
+from mapreduce.errors import MapReduceError, SerializationError
+from mapreduce.inputs import TextSplit, line_number_at, read_lines
+from mapreduce.job import Job, Step, identity_mapper, iter_pairs
+from mapreduce.loader import JobRef, resolve
+from mapreduce.output import TextPartWriter
+from mapreduce.shuffle import MapOutput, MapSink, PairSink, ReduceSource, StepInput, value_decoder
+
+#: Approximate CPython bytes per buffered record beyond its payload: a 2-tuple (56), two
+#: bytes objects' headers (2 x 33) and a list slot (8), rounded up.
+RECORD_OVERHEAD = 136
+
+_KEY = itemgetter(0)
+
+
+class UserCodeError(MapReduceError):
+    """A job method raised; the message names the method and the record."""
+
+
+@dataclass
+class TextOutput:
+    """A final-step task writes a text part file here (a temp name in its attempt dir)."""
+
+    path: str
+
+
+@dataclass
+class TaskSpec:
+    kind: str                      # "map" or "reduce"
+    job: JobRef
+    step: int
+    index: int                     # map task number, or reduce partition
+    attempt: int
+    num_partitions: int            # reducers of this step; 0 for a map-only step
+    sort_buffer: int
+    sort_values: bool
+    decode_errors: str = "strict"
+    split: Any = None              # map: TextSplit or StepInput
+    sink: Optional[MapSink] = None  # map with reducers: where spills go
+    source: Optional[ReduceSource] = None  # reduce: where records come from
+    output: Any = None             # TextOutput (final step) or PairSink (intermediate step)
+
+    @property
+    def name(self) -> str:
+        return f"step {self.step} {self.kind} task {self.index}"
+
+    def describe(self) -> str:
+        if self.kind == "map":
+            return f"{self.name} (input {describe_split(self.split)})"
+        return f"{self.name} (partition {self.index})"
+
+
+@dataclass
+class TaskResult:
+    kind: str
+    step: int
+    index: int
+    attempt: int
+    counters: dict
+    status: Optional[str]
+    map_output: Optional[MapOutput]
+    output: Any                    # temp part path, or a PairSink location
+    output_bytes: int
+    input_bytes: int
+    started: float
+    finished: float
+    pid: int
+    peak_rss: int                  # bytes; the worker process's peak so far
+    extra: dict = field(default_factory=dict)
+
+
+def describe_split(split: Any) -> str:
+    return split.describe()
+
+
+def _bump(counters: dict, name: str, amount: int = 1) -> None:
+    key = ("framework", name)
+    counters[key] = counters.get(key, 0) + amount
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+# --- output writers -------------------------------------------------------------------------
+class _TextWriter:
+    def __init__(self, target: TextOutput) -> None:
+        self._writer = TextPartWriter(target.path)
+        self.write = self._writer.write
+
+    def finish(self) -> tuple[Any, int]:
+        _, size = self._writer.close()
+        return self._writer.path, size
+
+
+class _PairWriter:
+    def __init__(self, sink: PairSink) -> None:
+        self._sink = sink
+
+    def write(self, key: Any, value: Any) -> None:
+        self._sink.write(encode_key(key), encode_value(value))
+
+    def finish(self) -> tuple[Any, int]:
+        return self._sink.finish()
+
+
+def _open_output(target: Any):
+    return _TextWriter(target) if isinstance(target, TextOutput) else _PairWriter(target)
+
+
+# --- the sort buffer --------------------------------------------------------------------------
+class SortBuffer:
+    """Map output collector: encode, partition, buffer; sort + combine + spill when full."""
+
+    def __init__(self, step: Step, num_partitions: int, limit: int, sort_values: bool,
+                 sink: MapSink, counters: dict) -> None:
+        self.step = step
+        self.num_partitions = num_partitions
+        self.limit = limit
+        self.sort_values = sort_values
+        self.sink = sink
+        self.counters = counters
+        self.encode_value = encode_key if sort_values else encode_value
+        self.decode_value = value_decoder(sort_values)
+        self.parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(num_partitions)]
+        self.size = 0
+        self.records = 0            # map output records
+        self.running: Optional[str] = None  # the job method running inside the buffer, if any
+
+    def add(self, key: Any, value: Any) -> None:
+        # Hot path: one call per map output record.  Partitioning is inlined
+        # (== codec.partition_of: crc32 of the key bytes modulo the reducer count).
+        kb = encode_key(key)
+        vb = self.encode_value(value)
+        self.parts[crc32(kb) % self.num_partitions].append((kb, vb))
+        self.records += 1
+        self.size += len(kb) + len(vb) + RECORD_OVERHEAD
+        if self.size >= self.limit:
+            self.spill()
+
+    def _sort(self, parts: list[list[tuple[bytes, bytes]]]) -> None:
+        for records in parts:
+            if self.sort_values:
+                records.sort()
+            else:
+                records.sort(key=_KEY)  # stable: equal keys keep emission order
+
+    def _combine(self, parts: list[list[tuple[bytes, bytes]]]) -> list[list[tuple[bytes, bytes]]]:
+        combiner = self.step.combiner
+        decode_value = self.decode_value
+        combined: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_partitions)]
+        n_in = n_out = 0
+        for records in parts:
+            n_in += len(records)
+            for kb, group in groupby(records, _KEY):
+                key = decode_key(kb)
+                values = (decode_value(vb) for _, vb in group)
+                for k, v in iter_pairs(combiner(key, values)):
+                    okb = encode_key(k)
+                    combined[crc32(okb) % self.num_partitions].append((okb, self.encode_value(v)))
+                    n_out += 1
+        _bump(self.counters, "COMBINE_INPUT_RECORDS", n_in)
+        _bump(self.counters, "COMBINE_OUTPUT_RECORDS", n_out)
+        # The combiner normally keeps its key; sorting again keeps runs sorted even if not.
+        self._sort(combined)
+        return combined
+
+    def spill(self) -> None:
+        parts = self.parts
+        self.parts = [[] for _ in range(self.num_partitions)]
+        self.size = 0
+        self._sort(parts)
+        if self.step.combiner is not None:
+            self.running = "combiner"
+            parts = self._combine(parts)
+            self.running = None  # not reset on error: the error names the combiner
+        self.sink.spill(parts)
+
+    def finish(self) -> MapOutput:
+        if self.size:
+            self.spill()
+        if self.step.combiner_final is not None:
+            # combiner_final's pairs form one last run of their own (not combined again).
+            self.running = "combiner_final"
+            self.parts = [[] for _ in range(self.num_partitions)]
+            self.size = 0
+            for k, v in iter_pairs(self.step.combiner_final()):
+                kb = encode_key(k)
+                self.parts[crc32(kb) % self.num_partitions].append((kb, self.encode_value(v)))
+            if any(self.parts):
+                self._sort(self.parts)
+                self.sink.spill(self.parts)
+            self.parts = []
+            self.running = None
+        output = self.sink.finish()
+        for key, amount in self.sink.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + amount
+        return output
+
+
+class _DirectCollector:
+    """Map-only step: pairs go straight to the output in emission order."""
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.records = 0
+        self.running: Optional[str] = None
+
+    def add(self, key: Any, value: Any) -> None:
+        self.writer.write(key, value)
+        self.records += 1
+
+
+# --- running tasks ---------------------------------------------------------------------------
+def _instantiate(spec: TaskSpec) -> tuple[Job, Step]:
+    job = resolve(spec.job)()
+    steps = job.steps()
+    return job, steps[spec.step]
+
+
+def _split_records(split: Any, decode_errors: str) -> Iterator[tuple[Any, Any]]:
+    if isinstance(split, TextSplit):
+        return ((None, line) for line in read_lines(split, decode_errors))
+    return split.records()
+
+
+def _record_location(split: Any, index: int) -> str:
+    if index < 0:
+        return "before the first record"
+    if isinstance(split, TextSplit):
+        try:
+            return f"{split.path} line {line_number_at(split, index)}"
+        except Exception:  # locating is best effort; never hide the real error
+            return f"record {index + 1} of {split.describe()}"
+    return f"record {index + 1} of {split.describe()}"
+
+
+def _user_error(method: str, where: str, exc: BaseException) -> MapReduceError:
+    if isinstance(exc, SerializationError):
+        return SerializationError(f"{method} output at {where}: {exc}")
+    return UserCodeError(f"{method} raised {type(exc).__name__}: {exc} (at {where})")
+
+
+def run_map_task(spec: TaskSpec) -> TaskResult:
+    started = time.time()
+    job, step = _instantiate(spec)
+    counters: dict = {}
+    if spec.num_partitions:
+        collector: Any = SortBuffer(step, spec.num_partitions, spec.sort_buffer,
+                                    spec.sort_values, spec.sink, counters)
+        writer = None
+    else:
+        writer = _open_output(spec.output)
+        collector = _DirectCollector(writer)
+    add = collector.add
+    mapper: Callable = step.mapper or identity_mapper
+    index = -1
+    method = "combiner_init"
+    try:
+        if step.combiner_init is not None and spec.num_partitions:
+            for k, v in iter_pairs(step.combiner_init()):
+                add(k, v)
+        method = "mapper_init"
+        if step.mapper_init is not None:
+            for k, v in iter_pairs(step.mapper_init()):
+                add(k, v)
+        method = "mapper"
+        for index, (key, value) in enumerate(_split_records(spec.split, spec.decode_errors)):
+            out = mapper(key, value)
+            if out is not None:
+                for k, v in out:
+                    add(k, v)
+        records_in = index + 1
+        method = "mapper_final"
+        if step.mapper_final is not None:
+            for k, v in iter_pairs(step.mapper_final()):
+                add(k, v)
+        method = "map output"
+        if writer is None:
+            map_output, output, output_bytes = collector.finish(), None, 0
+        else:
+            map_output = None
+            output, output_bytes = writer.finish()
+    except MapReduceError as exc:
+        if not isinstance(exc, (SerializationError, UserCodeError)):
+            raise  # the framework's own errors (bad input, corrupt data) are already clear
+        raise _map_error(spec, collector, method, index, exc) from exc
+    except Exception as exc:
+        if collector.running is None and method == "map output":
+            raise  # not user code: writing the map output failed (e.g. disk full)
+        raise _map_error(spec, collector, method, index, exc) from exc
+    _bump(counters, "MAP_INPUT_RECORDS", records_in)
+    _bump(counters, "MAP_OUTPUT_RECORDS", collector.records)
+    input_bytes = _split_bytes(spec.split)
+    _bump(counters, "BYTES_READ", input_bytes)
+    if output is not None:
+        _bump(counters, "OUTPUT_RECORDS", collector.records)
+        _bump(counters, "BYTES_WRITTEN", output_bytes)
+    for key, amount in job._take_counters().items():
+        counters[key] = counters.get(key, 0) + amount
+    return TaskResult("map", spec.step, spec.index, spec.attempt, counters, job._status,
+                      map_output, output, output_bytes, input_bytes, started, time.time(),
+                      os.getpid(), _peak_rss())
+
+
+def _map_error(spec: TaskSpec, collector: Any, method: str, index: int,
+               exc: BaseException) -> MapReduceError:
+    # A combiner runs inside add() when the buffer fills, so the collector knows best
+    # which job method was running when the error came.
+    culprit = collector.running or method
+    where = _record_location(spec.split, index) if culprit == "mapper" else spec.describe()
+    return _user_error(culprit, where, exc)
+
+
+def _split_bytes(split: Any) -> int:
+    if isinstance(split, TextSplit):
+        return split.end - split.start
+    return 0
+
+
+def run_reduce_task(spec: TaskSpec) -> TaskResult:
+    started = time.time()
+    job, step = _instantiate(spec)
+    counters: dict = {}
+    writer = _open_output(spec.output)
+    write = writer.write
+    reducer = step.reducer
+    decode_value = value_decoder(spec.sort_values)
+    groups = 0
+    key: Any = None
+    method = "reducer_init"
+    records_out = 0
+    try:
+        if step.reducer_init is not None:
+            for k, v in iter_pairs(step.reducer_init()):
+                write(k, v)
+                records_out += 1
+        method = "reducer"
+        for kb, group in groupby(spec.source.open(), _KEY):
+            key = decode_key(kb)
+            groups += 1
+            out = reducer(key, (decode_value(vb) for _, vb in group))
+            if out is not None:
+                for k, v in out:
+                    write(k, v)
+                    records_out += 1
+        if step.reducer_final is not None:
+            method = "reducer_final"
+            for k, v in iter_pairs(step.reducer_final()):
+                write(k, v)
+                records_out += 1
+        output, output_bytes = writer.finish()
+    except MapReduceError as exc:
+        if isinstance(exc, (SerializationError, UserCodeError)):
+            raise _user_error(method, f"key {key!r} of partition {spec.index}", exc) from exc
+        raise
+    except Exception as exc:
+        where = (f"key {key!r} of partition {spec.index}" if method == "reducer"
+                 else f"partition {spec.index}")
+        raise _user_error(method, where, exc) from exc
+    for name, amount in spec.source.counters.items():
+        counters[name] = counters.get(name, 0) + amount
+    _bump(counters, "REDUCE_INPUT_GROUPS", groups)
+    _bump(counters, "REDUCE_OUTPUT_RECORDS", records_out)
+    _bump(counters, "OUTPUT_RECORDS", records_out)
+    _bump(counters, "BYTES_WRITTEN", output_bytes)
+    for name, amount in job._take_counters().items():
+        counters[name] = counters.get(name, 0) + amount
+    return TaskResult("reduce", spec.step, spec.index, spec.attempt, counters, job._status,
+                      None, output, output_bytes, 0, started, time.time(), os.getpid(),
+                      _peak_rss())
+
+
+def run_task(spec: TaskSpec) -> TaskResult:
+    """Entry point in a worker process."""
+    return run_map_task(spec) if spec.kind == "map" else run_reduce_task(spec)
+
+
+__all__ = ["TaskSpec", "TaskResult", "TextOutput", "SortBuffer", "UserCodeError", "run_task",
+           "RECORD_OVERHEAD"]
+
