@@ -1,0 +1,462 @@
+"""Input files: finding them, cutting them into splits, and reading a split's lines.
+
+Three steps, each used by the engine:
+
+``expand_inputs(patterns)``
+    Turns the command line's input arguments (files, directories, glob patterns) into a
+    deduplicated, deterministically ordered list of files.  Inside directories and glob
+    matches, names starting with ``_`` or ``.`` are skipped, as Hadoop does, so that the
+    output directory of one job (``part-*`` plus ``_SUCCESS``, ``_job.json``, ``_temporary/``)
+    can be the input of the next.
+
+``plan_splits(files, split_size)`` / ``choose_split_size(total_bytes, workers)``
+    Cut plain files into byte ranges; a ``.gz`` / ``.bz2`` file is a single split because a
+    compressed stream cannot be entered in the middle.
+
+``read_lines(split)``
+    Yields the lines of one split.  A line belongs to the split that holds its *first byte*,
+    so splits can be cut at arbitrary byte offsets and every line of a file is still read
+    exactly once, whatever the split size.
+
+Lines are separated by ``b"\\n"`` only; a ``"\\r"`` right before the ``"\\n"`` is removed too,
+any other ``"\\r"`` is data.  Text is UTF-8; by default a byte that is not valid UTF-8 is an
+:class:`~mapreduce.errors.InputError` naming the file and the byte offset.
+
+This is a leaf module: it imports only the standard library and :mod:`mapreduce.errors`.
+"""
+from __future__ import annotations
+
+import bz2
+import codecs
+import fnmatch
+import glob
+import gzip
+import os
+import stat
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, Sequence
+
+from mapreduce.errors import InputError
+
+__all__ = [
+    "TextSplit",
+    "expand_inputs",
+    "plan_splits",
+    "choose_split_size",
+    "read_lines",
+    "line_number_at",
+    "compression_of",
+]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+#: Bytes read (and decoded) at a time by ``read_lines``.  Module-level so tests can shrink it.
+_CHUNK_SIZE = 1 * MiB
+#: Read size once a split has reached its end and is only finishing its last line.
+_TAIL_CHUNK_SIZE = 64 * KiB
+
+MIN_SPLIT_SIZE = 1 * MiB
+MAX_SPLIT_SIZE = 128 * MiB
+SPLITS_PER_WORKER = 4
+
+_COMPRESSION_SUFFIXES = {".gz": "gz", ".bz2": "bz2"}
+_GLOB_MAGIC = ("*", "?", "[")
+
+
+# --------------------------------------------------------------------------------------------
+# expand_inputs
+# --------------------------------------------------------------------------------------------
+
+def _is_hidden(name: str) -> bool:
+    """Hadoop's rule: ``_SUCCESS``, ``_temporary``, ``.crc`` files ... are not input."""
+    return name.startswith(("_", "."))
+
+
+def _has_magic(pattern: str) -> bool:
+    return any(c in pattern for c in _GLOB_MAGIC)
+
+
+def _check_readable(path: str) -> None:
+    """Raise InputError unless ``path`` is a regular file we can open for reading."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"cannot read input file {path}: not a regular file")
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+
+
+def _walk(top: str, seen_dirs: set[str]) -> Iterator[str]:
+    """Files under directory ``top``, depth first, entries sorted by name, hidden names skipped.
+
+    Symlinks are followed; ``seen_dirs`` (real paths) stops symlink loops and double walks.
+    """
+    real = os.path.realpath(top)
+    if real in seen_dirs:
+        return
+    seen_dirs.add(real)
+    try:
+        with os.scandir(top) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise InputError(f"cannot read input directory {top}: {exc.strerror or exc}") from None
+    for entry in entries:
+        if _is_hidden(entry.name):
+            continue
+        path = os.path.join(top, entry.name)
+        try:
+            if entry.is_dir():  # follows symlinks
+                yield from _walk(path, seen_dirs)
+            elif entry.is_file():
+                yield path
+            # sockets, FIFOs, devices and dangling symlinks inside a directory are ignored
+        except OSError as exc:
+            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+
+
+def _glob_match_allowed(match: str, pattern: str) -> bool:
+    """Whether a glob match survives the hidden-name rule.
+
+    Like the shell's rule for dot files, extended to ``_``: a name starting with ``_`` or
+    ``.`` is only matched by a pattern component that itself starts with that character
+    (``out/_*`` matches ``out/_SUCCESS``; ``out/*`` and ``out/**`` do not).  Only the part of
+    the match produced by the wildcard components is checked; the literal leading directories
+    of the pattern (``./_build/*.txt``) are the user's explicit choice.
+    """
+    pat_parts = os.path.normpath(pattern).split(os.sep)
+    prefix = 0
+    while prefix < len(pat_parts) and not _has_magic(pat_parts[prefix]):
+        prefix += 1
+    wild_parts = pat_parts[prefix:]
+    match_parts = os.path.normpath(match).split(os.sep)[prefix:]
+    for name in match_parts:
+        if not _is_hidden(name):
+            continue
+        if not any(p.startswith(name[0]) and fnmatch.fnmatchcase(name, p)
+                   for p in wild_parts if p != "**"):
+            return False
+    return True
+
+
+def expand_inputs(patterns: Sequence[str]) -> list[str]:
+    """Expand input arguments (files, directories, glob patterns) into a list of files.
+
+    * A file named explicitly is used as is, even if its name starts with ``_`` or ``.``.
+    * A directory is walked recursively; files *and* directories whose names start with
+      ``_`` or ``.`` are skipped.
+    * An argument containing ``*``, ``?`` or ``[`` (and not naming an existing path
+      literally) is a glob pattern (``**`` matches any depth).  Matches that are directories
+      are walked; matched names starting with ``_``/``.`` are skipped unless the pattern
+      component spelled that character (see :func:`_glob_match_allowed`).
+
+    The result is deduplicated by real path (first occurrence wins, under the spelling it was
+    first found with) and ordered deterministically: argument order, and sorted within a
+    directory walk or a glob expansion.
+
+    Raises InputError (one line) for: no arguments, a missing path, a glob matching nothing,
+    a directory holding no input files, a file that cannot be opened for reading.
+    """
+    if isinstance(patterns, (str, bytes, os.PathLike)):
+        patterns = [patterns]  # type: ignore[list-item]
+    patterns = [os.fspath(p) for p in patterns]
+    if not patterns:
+        raise InputError("no input paths given")
+
+    result: list[str] = []
+    seen_files: set[str] = set()
+
+    def add(path: str) -> None:
+        real = os.path.realpath(path)
+        if real in seen_files:
+            return
+        _check_readable(path)
+        seen_files.add(real)
+        result.append(path)
+
+    for arg in patterns:
+        if os.path.lexists(arg) or not _has_magic(arg):
+            # A literal path (even one containing glob characters, if it exists).
+            if not os.path.exists(arg):
+                raise InputError(f"input path does not exist: {arg}")
+            if os.path.isdir(arg):
+                found = list(_walk(arg, set()))
+                if not found:
+                    raise InputError(f"input directory contains no input files: {arg}")
+                for path in found:
+                    add(path)
+            else:
+                add(arg)
+            continue
+
+        matches = sorted(m for m in glob.glob(arg, recursive=True)
+                         if _glob_match_allowed(m, arg))
+        found = []
+        for match in matches:
+            if os.path.isdir(match):
+                found.extend(_walk(match, set()))
+            elif os.path.isfile(match):
+                found.append(match)
+        if not found:
+            raise InputError(f"no files match input pattern: {arg}")
+        for path in found:
+            add(path)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Splits
+# --------------------------------------------------------------------------------------------
+
+def compression_of(path: str) -> str | None:
+    """``"gz"``, ``"bz2"`` or None, from the file name's suffix (case-insensitive)."""
+    return _COMPRESSION_SUFFIXES.get(os.path.splitext(path)[1].lower())
+
+
+@dataclass(frozen=True)
+class TextSplit:
+    """A piece of one input file that one map task reads.
+
+    ``start``/``end`` are byte offsets in the file (``end`` exclusive).  A compressed file is
+    always one split with ``start=0`` and ``end`` = its size on disk; its lines are read from
+    the decompressed stream.
+    """
+
+    path: str
+    start: int
+    end: int
+    compression: str | None = None
+
+    def describe(self) -> str:
+        """Human-readable location, for progress lines and error messages."""
+        if self.compression:
+            return f"{self.path} (whole file, {self.compression})"
+        return f"{self.path} bytes {self.start}-{self.end}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def plan_splits(files: Sequence[str], split_size: int) -> list[TextSplit]:
+    """Cut ``files`` into splits, in file order then offset order.
+
+    A plain file becomes ``ceil(size / split_size)`` byte ranges (the last one shorter); an
+    empty file becomes exactly one empty split ``(0, 0)`` so a map task still runs for it; a
+    ``.gz`` / ``.bz2`` file is one split covering the whole file.
+    """
+    if split_size < 1:
+        raise ValueError(f"split_size must be >= 1, got {split_size}")
+    splits: list[TextSplit] = []
+    for path in files:
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+        comp = compression_of(path)
+        if comp is not None or size == 0:
+            splits.append(TextSplit(path, 0, size, comp))
+            continue
+        for start in range(0, size, split_size):
+            splits.append(TextSplit(path, start, min(start + split_size, size), None))
+    return splits
+
+
+def choose_split_size(total_bytes: int, workers: int) -> int:
+    """Split size for ``total_bytes`` of input run by ``workers`` parallel map workers.
+
+    Rule: ``ceil(total_bytes / (4 * workers))``, clamped to [1 MiB, 128 MiB].
+
+    About four splits per worker keeps every worker busy to the end even when splits run at
+    different speeds (the last wave is short), while the 1 MiB floor keeps per-task overhead
+    (process hand-off, spill files, bookkeeping) small next to the work, and the 128 MiB
+    ceiling (Hadoop's block size) bounds a single task's duration and a retry's cost.
+    """
+    workers = max(1, int(workers))
+    target = -(-max(0, int(total_bytes)) // (SPLITS_PER_WORKER * workers))
+    return max(MIN_SPLIT_SIZE, min(MAX_SPLIT_SIZE, target))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading lines
+# --------------------------------------------------------------------------------------------
+
+def _open_raw(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb", buffering=0)  # type: ignore[return-value]
+    except OSError as exc:
+        raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+
+
+def _open_stream(split: TextSplit) -> BinaryIO:
+    """The split's file, decompressed if needed (the caller closes it)."""
+    raw = _open_raw(split.path)
+    if split.compression == "gz":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if split.compression == "bz2":
+        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+    if split.compression is not None:
+        raw.close()
+        raise InputError(f"{split.path}: unsupported compression {split.compression!r}")
+    return raw
+
+
+def _read(f: BinaryIO, n: int, split: TextSplit) -> bytes:
+    """``f.read(n)`` with I/O and decompression failures turned into InputError."""
+    try:
+        return f.read(n)
+    except (EOFError, zlib.error) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise InputError(f"{split.path}: truncated or corrupt {split.compression} file ({detail})"
+                         ) from None
+    except OSError as exc:
+        # BadGzipFile and bz2's "Invalid data stream" are OSErrors without an errno.
+        if split.compression is not None and exc.errno is None:
+            detail = str(exc) or type(exc).__name__
+            raise InputError(
+                f"{split.path}: truncated or corrupt {split.compression} file ({detail})"
+            ) from None
+        raise InputError(f"cannot read input file {split.path}: {exc.strerror or exc}") from None
+
+
+def _iter_blocks(f: BinaryIO, split: TextSplit) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, block)``: runs of whole lines of the split, with their stream offset.
+
+    Every block but possibly the last ends with ``b"\\n"``; the last block may be the file's
+    final line without a newline.  Lines whose first byte is before ``split.start`` or at/after
+    ``split.end`` are excluded (no end limit for a compressed split: it is the whole stream).
+    """
+    chunk = max(1, _CHUNK_SIZE)
+    tail = max(1, min(chunk, _TAIL_CHUNK_SIZE))
+    compressed = split.compression is not None
+    start = 0 if compressed else split.start
+    end = None if compressed else split.end
+    if end is not None and start >= end:
+        return
+
+    # A line starts at offset 0 or right after a b"\n".  When start > 0 we read from start-1
+    # and drop everything up to and including the first b"\n": if the byte at start-1 is that
+    # newline, the split's first line begins exactly at start; otherwise the partial line
+    # belongs to the previous split.
+    pos = start - 1 if start > 0 else 0  # stream offset of the next read
+    if pos:
+        f.seek(pos)
+    skipping = start > 0
+    line_start = pos  # stream offset of pending[0] (the start of the current line)
+    pending: list[bytes] = []
+    while True:
+        if end is None:
+            n = chunk
+        else:
+            if not skipping and line_start >= end:
+                return
+            n = min(chunk, end - pos) if pos < end else tail
+        data = _read(f, n, split)
+        if not data:
+            if pending and not skipping:
+                yield line_start, b"".join(pending)
+            return
+        data_pos = pos
+        pos += len(data)
+        if skipping:
+            i = data.find(b"\n")
+            if i < 0:
+                continue
+            skipping = False
+            line_start = data_pos + i + 1
+            if end is not None and line_start >= end:
+                return
+            data = data[i + 1:]
+            if not data:
+                continue
+        j = data.rfind(b"\n")
+        if j < 0:
+            pending.append(data)
+            continue
+        head = data if j + 1 == len(data) else data[: j + 1]
+        if pending:
+            pending.append(head)
+            block = b"".join(pending)
+        else:
+            block = head
+        if end is not None:
+            lim = end - line_start  # >= 1 here: lines starting before end are ours
+            if lim < len(block):
+                k = block.find(b"\n", lim - 1)  # ends the last line starting before end
+                yield line_start, block[: k + 1]
+                return
+        yield line_start, block
+        line_start += len(block)
+        rest = data[j + 1:]
+        pending = [rest] if rest else []
+
+
+def read_lines(split: TextSplit, errors: str = "strict") -> Iterator[str]:
+    """Yield the lines of ``split`` as ``str``, without their line endings.
+
+    A line belongs to the split holding its first byte: if ``start > 0`` and the byte before
+    ``start`` is not a newline, the split's first line starts after the first ``b"\\n"`` at
+    or after ``start``; and the split reads past ``end`` to finish the last line that began
+    before ``end``.  Over all splits of a file every line comes out exactly once, in order.
+
+    Lines end at ``b"\\n"``; a ``"\\r"`` right before it is removed too; any other ``"\\r"``
+    (and ``\\x0b``, ``\\x1c``, ``\\u2028`` ...) is kept as data.  A last line without a newline
+    is a line; an empty file yields nothing.
+
+    Decoding is UTF-8 with the given ``errors`` handler.  With ``"strict"``, invalid UTF-8
+    raises InputError naming the file and the byte offset (in the decompressed stream for a
+    compressed file).  ``"replace"`` substitutes U+FFFD.
+
+    The file is read and decoded in large chunks cut at newline boundaries; memory is bounded
+    by the chunk size plus the longest line.
+    """
+    try:
+        codecs.lookup_error(errors)
+    except LookupError:
+        raise ValueError(f"unknown decode error handler: {errors!r}") from None
+    f = _open_stream(split)
+    with f:
+        for offset, block in _iter_blocks(f, split):
+            try:
+                text = block.decode("utf-8", errors)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{split.path}: invalid UTF-8 at byte offset {offset + exc.start} "
+                    f"(use --decode-errors=replace to decode leniently)"
+                ) from None
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            lines = text.split("\n")
+            if text.endswith("\n"):
+                lines.pop()
+            yield from lines
+
+
+def line_number_at(split: TextSplit, index_in_split: int) -> int:
+    """1-based line number in the file of the ``index_in_split``-th line of ``read_lines(split)``.
+
+    Counts the newlines before the split's first line (a scan of the file up to ``start``,
+    meant for error reports only).  A compressed split starts at line 1.
+    """
+    if index_in_split < 0:
+        raise ValueError(f"index_in_split must be >= 0, got {index_in_split}")
+    if split.compression is not None or split.start <= 0:
+        return index_in_split + 1
+    newlines = 0
+    with _open_raw(split.path) as f:
+        remaining = split.start
+        last = b""
+        while remaining > 0:
+            data = _read(f, min(max(1, _CHUNK_SIZE), remaining), split)
+            if not data:
+                break
+            newlines += data.count(b"\n")
+            remaining -= len(data)
+            last = data[-1:]
+    # If the byte before start is not a newline, the split skips the partial line that
+    # begins before start; its terminating newline (at or after start) precedes our first line.
+    if last != b"\n":
+        newlines += 1
+    return newlines + index_in_split + 1
