@@ -20,7 +20,9 @@ class UsageError(MapReduceError):
 
 
 class JobDefinitionError(MapReduceError):
-    """The job file cannot be loaded or does not define a usable Job."""
+    """The job file cannot be loaded or does not define a usable Job (exit status 2)."""
+
+    exit_status = 2
 
 
 class InputError(MapReduceError):
