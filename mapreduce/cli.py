@@ -51,6 +51,16 @@ def _positive(option: str, minimum: int = 1):
     return parse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive (got {text})")
+    return value
+
+
 def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="input files, directories (recursive; names starting with _ or . "
@@ -77,6 +87,17 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
                         help="where intermediate files go (default OUT/_temporary)")
     parser.add_argument("--decode-errors", choices=["strict", "replace"], default="strict",
                         help="invalid UTF-8 in text input: fail (default) or use U+FFFD")
+    parser.add_argument("--max-attempts", type=_positive("--max-attempts"), default=4,
+                        metavar="N", help="attempts per task before the job fails (default 4)")
+    parser.add_argument("--task-timeout", type=_seconds, metavar="SECONDS",
+                        help="kill and retry a task attempt running longer than this")
+    parser.add_argument("--skip-bad-records", type=_positive("--skip-bad-records", 0),
+                        default=0, metavar="N",
+                        help="tolerate up to N input records whose mapper raises (default 0)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted job in OUT from its journal")
+    parser.add_argument("--keep-work", action="store_true",
+                        help="keep the work directory (journal, logs) after success")
     parser.add_argument("-q", "--quiet", action="store_true", help="print no summary")
 
 
@@ -101,7 +122,9 @@ def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
         reducers=args.reducers, sort_buffer=parse_size(args.sort_buffer, "--sort-buffer"),
         merge_factor=args.merge_factor,
         split_size=parse_size(args.split_size, "--split-size") if args.split_size else None,
-        overwrite=args.overwrite, work_dir=args.work_dir, decode_errors=args.decode_errors)
+        overwrite=args.overwrite, work_dir=args.work_dir, decode_errors=args.decode_errors,
+        max_attempts=args.max_attempts, task_timeout=args.task_timeout,
+        skip_bad_records=args.skip_bad_records, resume=args.resume, keep_work=args.keep_work)
 
 
 def _print_summary(result: JobResult, name: str) -> None:
@@ -123,6 +146,8 @@ def _report_error(exc: MapReduceError) -> int:
 
 
 def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other; pick one")
     if args.output:
         result = run_job(job_class, job_ref, _config(args, args.output))
         if not args.quiet:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from mapreduce.codec import decode_key, decode_value
+from mapreduce.errors import CorruptDataError
 from mapreduce.layout import commit_file
 from mapreduce.runfile import RunReader, RunWriter, read_partition
 from mapreduce.shuffle import (MapOutput, MapSink, PairSink, Record, ReduceSource, Shuffle,
@@ -209,6 +210,17 @@ class DiskStepInput(StepInput):
 
 class DiskShuffle(Shuffle):
     name = "disk"
+    durable = True
+
+    def verify(self, location: Any) -> bool:
+        try:
+            with RunReader(location) as reader:
+                for p in range(reader.num_partitions):
+                    for _ in reader.iter_partition_flat(p):
+                        pass
+        except CorruptDataError:
+            return False
+        return True
 
     def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
                  sort_values: bool) -> MapSink:

@@ -9,11 +9,18 @@ Output directory (Hadoop's FileOutputCommitter layout)::
 
 Work directory::
 
-    step-S/map-NNNNN.out                 committed map output of step S, map task N
-    step-S/map-NNNNN/attempt-A/          attempt A's private files (spills, output before commit)
-    step-S/reduce-NNNNN/attempt-A/       reduce attempt's intermediate merges and output
+    journal                              the coordinator's append-only progress log
+    logs/step-S-KIND-NNNNN-attempt-T.log stdout+stderr of one task attempt
+    step-S/map-NNNNN.T.out               committed map output of step S, map task N (by attempt T)
+    step-S/map-NNNNN/attempt-T/          attempt T's private files (spills, output before commit)
+    step-S/reduce-NNNNN/attempt-T/       reduce attempt's intermediate merges and output
     step-S/output-NNNNN.run              committed output of an intermediate (non-final) step
     committed/part-NNNNN                 a final-step task's committed output, awaiting job commit
+
+An attempt tag T is ``RUN-N``: the coordinator run (1, then +1 per ``--resume``) and the
+attempt number within that run, so a file written by an attempt of an earlier, killed run can
+never be mistaken for one of the current run.  A map output's final name carries the tag of
+the attempt that committed it, so a reducer's "this file is corrupt" names exactly one commit.
 
 Invariant: a file under a final name is complete and durable.  Writers write under the
 attempt directory, fsync, and :func:`commit_file` renames into place (``os.replace`` is atomic
@@ -43,14 +50,19 @@ class WorkLayout:
     def step_dir(self, step: int) -> str:
         return os.path.join(self.work_dir, f"step-{step}")
 
-    def map_attempt_dir(self, step: int, task: int, attempt: int) -> str:
-        return os.path.join(self.step_dir(step), f"map-{task:05d}", f"attempt-{attempt}")
+    @property
+    def journal(self) -> str:
+        return os.path.join(self.work_dir, "journal")
 
-    def map_output(self, step: int, task: int) -> str:
-        return os.path.join(self.step_dir(step), f"map-{task:05d}.out")
+    def attempt_dir(self, step: int, kind: str, index: int, tag: str) -> str:
+        return os.path.join(self.step_dir(step), f"{kind}-{index:05d}", f"attempt-{tag}")
 
-    def reduce_attempt_dir(self, step: int, partition: int, attempt: int) -> str:
-        return os.path.join(self.step_dir(step), f"reduce-{partition:05d}", f"attempt-{attempt}")
+    def attempt_log(self, step: int, kind: str, index: int, tag: str) -> str:
+        return os.path.join(self.work_dir, "logs",
+                            f"step-{step}-{kind}-{index:05d}-attempt-{tag}.log")
+
+    def map_output(self, step: int, task: int, tag: str) -> str:
+        return os.path.join(self.step_dir(step), f"map-{task:05d}.{tag}.out")
 
     def step_output(self, step: int, index: int) -> str:
         return os.path.join(self.step_dir(step), f"output-{index:05d}.run")

@@ -9,20 +9,33 @@ status or signal, and replaced.  This is the shape of CPython's
 one worker dies.
 
 Workers are forked, not spawned: they inherit the already-imported job class (see
-:mod:`mapreduce.loader`), which keeps start-up in the milliseconds.  In a worker, ``print``
-output goes to stderr so it can never corrupt output written to stdout, and SIGINT is ignored
-(the coordinator handles Ctrl-C and terminates the workers).
+:mod:`mapreduce.loader`), which keeps start-up in the milliseconds.  In a worker, SIGINT is
+ignored (the coordinator handles Ctrl-C and terminates the workers), and the worker asks the
+kernel to SIGKILL it if the coordinator dies (``PR_SET_PDEATHSIG``), so a killed coordinator
+leaves no orphan writing into the work directory.
+
+Each task may name a log file: for the duration of the task the worker points its file
+descriptors 1 and 2 there (so ``print``, ``logging``, C extensions and a segfault's
+faulthandler dump all land in the attempt's log, never in the job's output).  Without a log
+file, ``print`` goes to stderr.
+
+A task may also have a deadline (``--task-timeout``): a task still running when it passes is
+killed with its worker and reported as a failure.
 
 Events returned by :meth:`WorkerPool.next_event`: ``("ok", task_id, result)``,
 ``("error", task_id, TaskFailure)``.
 """
 from __future__ import annotations
 
+import ctypes
+import errno as errno_module
+import faulthandler
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
+import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
@@ -39,6 +52,13 @@ class TaskFailure:
     detail: str
     worker_died: bool = False
     pid: Optional[int] = None
+    errno: Optional[int] = None          # an OSError's errno (ENOSPC fails the job at once)
+    corrupt_path: Optional[str] = None   # a CorruptDataError's file (a bad map output)
+    timed_out: bool = False
+
+    @property
+    def disk_full(self) -> bool:
+        return self.errno in (errno_module.ENOSPC, errno_module.EDQUOT)
 
 
 def _describe_exit(exitcode: Optional[int]) -> str:
@@ -53,19 +73,69 @@ def _describe_exit(exitcode: Optional[int]) -> str:
 
 
 def _failure_from(exc: BaseException) -> TaskFailure:
-    from mapreduce.errors import MapReduceError
+    from mapreduce.errors import CorruptDataError, MapReduceError
 
     detail = "".join(traceback.format_exception(exc))
     if isinstance(exc, MapReduceError):
         message = str(exc)
     else:
         message = f"{type(exc).__name__}: {exc}"
-    return TaskFailure(message, detail, pid=os.getpid())
+    failure = TaskFailure(message, detail, pid=os.getpid())
+    # The interesting cause may be chained under a wrapper (e.g. a user-code error).
+    cause: Optional[BaseException] = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno and failure.errno is None:
+            failure.errno = cause.errno
+        if isinstance(cause, CorruptDataError) and failure.corrupt_path is None:
+            failure.corrupt_path = cause.path
+        cause = cause.__cause__
+    return failure
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the coordinator dies (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class _LogRedirect:
+    """Point fds 1 and 2 at a log file for the duration of one task."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        self.saved: list[int] = []
+
+    def __enter__(self) -> "_LogRedirect":
+        if self.path:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self.saved = [os.dup(1), os.dup(2)]
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(self.saved[0], 1)
+            os.dup2(self.saved[1], 2)
+            for fd in self.saved:
+                os.close(fd)
+            self.saved = []
 
 
 def _worker_main(conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.stdout = sys.stderr  # user prints must not corrupt output on stdout
+    _die_with_parent()
+    faulthandler.enable()  # a segfault's traceback goes to fd 2, i.e. the attempt's log
+    sys.stdout = sys.stderr  # without a log file, prints must not corrupt stdout output
     while True:
         try:
             message = conn.recv()
@@ -73,11 +143,13 @@ def _worker_main(conn) -> None:
             break
         if message is None:
             break
-        task_id, fn, arg = message
-        try:
-            reply = ("ok", task_id, fn(arg))
-        except BaseException as exc:  # report everything; the coordinator decides
-            reply = ("error", task_id, _failure_from(exc))
+        task_id, fn, arg, log_path = message
+        with _LogRedirect(log_path):
+            try:
+                reply = ("ok", task_id, fn(arg))
+            except BaseException as exc:  # report everything; the coordinator decides
+                traceback.print_exception(exc)  # into the attempt's log too
+                reply = ("error", task_id, _failure_from(exc))
         try:
             conn.send(reply)
         except Exception as exc:  # e.g. an unpicklable result
@@ -93,6 +165,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.task_id: Any = None
+        self.deadline: Optional[float] = None
 
     @property
     def pid(self) -> int:
@@ -102,14 +175,16 @@ class _Worker:
 class WorkerPool:
     """``submit`` tasks, then call ``next_event`` until every submitted task has reported."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, task_timeout: Optional[float] = None) -> None:
         self.size = workers
+        self.task_timeout = task_timeout
         self._workers = [_Worker() for _ in range(workers)]
         self._queue: deque = deque()
         self.running: dict[Any, int] = {}  # task id -> worker pid
 
-    def submit(self, task_id: Any, fn: Callable[[Any], Any], arg: Any) -> None:
-        self._queue.append((task_id, fn, arg))
+    def submit(self, task_id: Any, fn: Callable[[Any], Any], arg: Any,
+               log_path: Optional[str] = None) -> None:
+        self._queue.append((task_id, fn, arg, log_path))
 
     @property
     def pending(self) -> int:
@@ -120,10 +195,12 @@ class WorkerPool:
             if not self._queue:
                 return
             if worker.task_id is None:
-                task_id, fn, arg = self._queue.popleft()
+                task_id, fn, arg, log_path = self._queue.popleft()
                 worker.task_id = task_id
+                if self.task_timeout:
+                    worker.deadline = time.monotonic() + self.task_timeout
                 self.running[task_id] = worker.pid
-                worker.conn.send((task_id, fn, arg))
+                worker.conn.send((task_id, fn, arg, log_path))
 
     def next_event(self, timeout: Optional[float] = None) -> Optional[tuple]:
         """Block until a task finishes or fails; ``None`` on timeout or nothing pending."""
@@ -135,9 +212,13 @@ class WorkerPool:
         for w in busy:
             waitables[w.conn] = w
             waitables[w.process.sentinel] = w
+        deadlines = [w.deadline for w in busy if w.deadline is not None]
+        if deadlines:
+            until_deadline = max(0.0, min(deadlines) - time.monotonic())
+            timeout = until_deadline if timeout is None else min(timeout, until_deadline)
         ready = multiprocessing.connection.wait(list(waitables), timeout)
         if not ready:
-            return None
+            return self._expire(busy)
         # Prefer a worker's reply over its sentinel: a reply sent just before exiting counts.
         for obj in ready:
             worker = waitables[obj]
@@ -154,6 +235,21 @@ class WorkerPool:
     def _release(self, worker: _Worker) -> None:
         self.running.pop(worker.task_id, None)
         worker.task_id = None
+        worker.deadline = None
+
+    def _expire(self, busy: list[_Worker]) -> Optional[tuple]:
+        """Kill the first worker whose task ran past its deadline and report it."""
+        now = time.monotonic()
+        for worker in busy:
+            if worker.deadline is not None and worker.deadline <= now:
+                worker.process.kill()
+                event = self._worker_died(worker)
+                failure = event[2]
+                failure.message = (f"task timed out after {self.task_timeout:g} s; worker "
+                                   f"process {failure.pid} was killed")
+                failure.timed_out = True
+                return event
+        return None
 
     def _worker_died(self, worker: _Worker) -> tuple:
         worker.process.join(timeout=5)

@@ -110,6 +110,12 @@ class Shuffle(ABC):
     """Coordinator-side factory of the specs above."""
 
     name: str
+    #: Do committed map and step outputs survive the coordinator (so they may be journaled)?
+    durable: bool
+
+    @abstractmethod
+    def verify(self, location: Any) -> bool:
+        """Is a committed output still intact (every checksum read and checked)?"""
 
     @abstractmethod
     def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
@@ -205,6 +211,10 @@ class MemoryShuffle(Shuffle):
     """Map outputs travel through the coordinator's memory; nothing is written to disk."""
 
     name = "memory"
+    durable = False
+
+    def verify(self, location: Any) -> bool:
+        return False  # lost with the coordinator that held it
 
     def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
                  sort_values: bool) -> MapSink:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -68,11 +69,12 @@ class TaskSpec:
     job: JobRef
     step: int
     index: int                     # map task number, or reduce partition
-    attempt: int
+    attempt: str                   # the attempt tag, "RUN-N" (see mapreduce.layout)
     num_partitions: int            # reducers of this step; 0 for a map-only step
     sort_buffer: int
     sort_values: bool
     decode_errors: str = "strict"
+    skip_bad_records: int = 0      # map: tolerate this many records whose mapper raises
     split: Any = None              # map: TextSplit or StepInput
     sink: Optional[MapSink] = None  # map with reducers: where spills go
     source: Optional[ReduceSource] = None  # reduce: where records come from
@@ -93,7 +95,7 @@ class TaskResult:
     kind: str
     step: int
     index: int
-    attempt: int
+    attempt: str
     counters: dict
     status: Optional[str]
     map_output: Optional[MapOutput]
@@ -292,6 +294,7 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
         collector = _DirectCollector(writer)
     add = collector.add
     mapper: Callable = step.mapper or identity_mapper
+    skipped: list[str] = []
     index = -1
     method = "combiner_init"
     try:
@@ -303,11 +306,15 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
             for k, v in iter_pairs(step.mapper_init()):
                 add(k, v)
         method = "mapper"
-        for index, (key, value) in enumerate(_split_records(spec.split, spec.decode_errors)):
-            out = mapper(key, value)
-            if out is not None:
-                for k, v in out:
-                    add(k, v)
+        records = _split_records(spec.split, spec.decode_errors)
+        if spec.skip_bad_records:
+            index = _map_skipping(spec, mapper, add, records, skipped)
+        else:
+            for index, (key, value) in enumerate(records):
+                out = mapper(key, value)
+                if out is not None:
+                    for k, v in out:
+                        add(k, v)
         records_in = index + 1
         method = "mapper_final"
         if step.mapper_final is not None:
@@ -328,6 +335,8 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
             raise  # not user code: writing the map output failed (e.g. disk full)
         raise _map_error(spec, collector, method, index, exc) from exc
     _bump(counters, "MAP_INPUT_RECORDS", records_in)
+    if skipped:
+        _bump(counters, "SKIPPED_RECORDS", len(skipped))
     _bump(counters, "MAP_OUTPUT_RECORDS", collector.records)
     input_bytes = _split_bytes(spec.split)
     _bump(counters, "BYTES_READ", input_bytes)
@@ -338,7 +347,34 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
         counters[key] = counters.get(key, 0) + amount
     return TaskResult("map", spec.step, spec.index, spec.attempt, counters, job._status,
                       map_output, output, output_bytes, input_bytes, started, time.time(),
-                      os.getpid(), _peak_rss())
+                      os.getpid(), _peak_rss(), {"skipped": skipped})
+
+
+class TooManyBadRecords(MapReduceError):
+    """More mapper failures in one task than --skip-bad-records allows."""
+
+
+def _map_skipping(spec: TaskSpec, mapper: Callable, add: Callable, records: Iterator,
+                  skipped: list[str]) -> int:
+    """The map loop under --skip-bad-records: a record whose mapper raises is logged,
+    counted and dropped whole (its pairs are buffered per record, so none leak out)."""
+    index = -1
+    for index, (key, value) in enumerate(records):
+        try:
+            pairs = list(iter_pairs(mapper(key, value)))
+        except Exception as exc:
+            where = _record_location(spec.split, index)
+            skipped.append(f"{where}: {type(exc).__name__}: {exc}")
+            print(f"mapreduce: skipping bad record at {where}: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            if len(skipped) > spec.skip_bad_records:
+                raise TooManyBadRecords(
+                    f"more than --skip-bad-records={spec.skip_bad_records} bad records in "
+                    f"{spec.describe()}; last: {skipped[-1]}") from exc
+            continue
+        for k, v in pairs:
+            add(k, v)
+    return index
 
 
 def _map_error(spec: TaskSpec, collector: Any, method: str, index: int,

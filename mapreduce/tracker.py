@@ -1,45 +1,65 @@
 """The JobTracker: the one stateful object of a job run.
 
 It plans the tasks of every step, hands them to an injected executor (a
-:class:`~mapreduce.pool.WorkerPool`), commits what each task returns, and at the end commits
-the job's output.  The shuffle back end is injected too (:mod:`mapreduce.shuffle`,
-:mod:`mapreduce.diskshuffle`), so disk and memory mode are the same code path.
+:class:`~mapreduce.pool.WorkerPool`), commits what each task attempt returns, journals every
+commit, retries failed attempts, and at the end commits the job's output.  The shuffle back
+end is injected too (:mod:`mapreduce.shuffle`, :mod:`mapreduce.diskshuffle`), so disk and
+memory mode are the same code path.
 
 Per step::
 
     inputs (text splits, or the previous step's committed outputs)
-      -> map phase: one map task per split; each committed map output is renamed to its
-         final name in the work dir (only the coordinator commits, so only one attempt can)
+      -> map phase: one map task per split; a finished attempt's map output is renamed to
+         its final name (tagged with the attempt) and a TASK_COMMITTED record is journaled
       -> reduce phase (unless map-only): reduce task r reads partition r of every map output
       -> the step's outputs: text part files (last step) or pair runs (the next step's input)
+
+Attempts and retries (Hadoop's rules): every task runs as numbered attempts, each writing
+only under its own attempt directory.  Only the coordinator commits, and only the first
+successful attempt of a task; a later duplicate is discarded.  A failed attempt (the user code
+raised, the worker died, or it passed ``--task-timeout``) is retried up to
+``--max-attempts``.  Counters come only from committed attempts.  A reducer that finds a map
+output corrupt or missing (a fetch failure) is not charged for it in vain: the map task that
+produced the file is un-committed and re-run, and the reducer runs again after it.  A full
+disk fails the job at once with a message saying to free space and ``--resume``.
+
+Journal and resume: the journal (``WORK/journal``, see ``docs/journal-format.md``) starts with
+a fingerprint of the job file, the options that shape output, and the inputs (path, size,
+mtime).  Each commit is journaled after the file it names is durable.  ``--resume`` replays
+it, refuses a changed job or input, deletes orphaned attempt files, verifies the committed
+map outputs still needed (a full checksum read), and runs only what is missing.  In memory
+mode only final part files are durable, so a resumed memory-mode job recomputes the rest.
 
 Job commit (Hadoop's FileOutputCommitter, "v1"): final tasks commit their part files into
 ``WORK/committed/``; when every task of the last step has committed, the coordinator renames
 them into the output directory, writes ``_job.json``, then ``_SUCCESS`` last, and removes the
-work directory.  A failed job leaves no ``_SUCCESS`` and no part files in the output directory.
-
-A task attempt that fails ends the job with :class:`~mapreduce.errors.TaskFailedError`, whose
-message names the task and its split or partition and whose ``detail`` carries the user's
-traceback.
+work directory (unless ``--keep-work``).  A failed job leaves no ``_SUCCESS`` and no part
+files in the output directory.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from mapreduce.errors import OutputError, TaskFailedError, UsageError
+from mapreduce.errors import MapReduceError, OutputError, TaskFailedError, UsageError
 from mapreduce.inputs import choose_split_size, expand_inputs, plan_splits
 from mapreduce.job import Job
+from mapreduce.journal import RUN_START, TASK_COMMITTED, TASK_FAILED, Journal
 from mapreduce.layout import (JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout, commit_file,
                               part_name, remove_tree, write_file_atomically)
 from mapreduce.loader import JobRef
+from mapreduce.lock import LOCK_FILE, OutputLock
 from mapreduce.pool import TaskFailure, WorkerPool
 from mapreduce.shuffle import MapOutput, Shuffle
 from mapreduce.task import TaskResult, TaskSpec, TextOutput, run_task
 
+TaskKey = tuple  # (step, kind, index)
 
 @dataclass
 class JobConfig:
@@ -56,6 +76,11 @@ class JobConfig:
     overwrite: bool = False
     work_dir: Optional[str] = None
     decode_errors: str = "strict"
+    max_attempts: int = 4
+    task_timeout: Optional[float] = None
+    skip_bad_records: int = 0
+    resume: bool = False
+    keep_work: bool = False
 
 
 @dataclass
@@ -74,9 +99,23 @@ def _counter_tree(flat: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]
     return tree
 
 
-def _add_counters(total: dict, more: dict) -> None:
-    for key, amount in more.items():
-        total[key] = total.get(key, 0) + amount
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 class JobTracker:
@@ -92,21 +131,76 @@ class JobTracker:
         self.reducers = config.reducers if config.reducers is not None else job_class.REDUCERS
         if self.reducers < 1:
             raise UsageError(f"--reducers must be at least 1 (got {self.reducers})")
+        self.sort_values = bool(job_class.SORT_VALUES)
         self.output_dir = os.path.abspath(config.output_dir)
         self.layout = WorkLayout(os.path.abspath(
             config.work_dir or os.path.join(self.output_dir, "_temporary")))
-        self.counters: dict[tuple[str, str], int] = {}
-        self.tasks: list[dict[str, Any]] = []
+        self.journal: Optional[Journal] = None
+        self.run_number = 1
+        self.committed: dict[TaskKey, dict] = {}      # key -> journaled commit payload
+        self.task_counters: dict[TaskKey, dict] = {}  # committed attempts' counters only
+        self.tasks: list[dict[str, Any]] = []          # every attempt, for _job.json
         self.phases: list[dict[str, Any]] = []
-        self._final_parts: list[int] = []
+        self.skipped: list[str] = []
+        # State of the step being run.
+        self.step_inputs: list[Any] = []
+        self.map_outputs: dict[int, MapOutput] = {}
+        self.step_outputs: dict[int, Any] = {}
 
-    # --- output directory ---------------------------------------------------------------
-    def _prepare_output(self, files: list[str]) -> None:
+    # --- fingerprint, output directory, journal ---------------------------------------------
+    def _fingerprint(self, files: list[str], split_size: int) -> dict[str, Any]:
+        options = {"mode": self.shuffle.name, "reducers": self.reducers,
+                   "sort_buffer": self.config.sort_buffer,
+                   "merge_factor": self.config.merge_factor, "split_size": split_size,
+                   "decode_errors": self.config.decode_errors,
+                   "skip_bad_records": self.config.skip_bad_records}
+        inputs = []
+        for path in files:
+            st = os.stat(path)
+            inputs.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
+        parts = {"job_file": self.job_ref.path, "job_class": self.job_ref.class_name,
+                 "job_sha256": _file_sha256(self.job_ref.path), "options": options,
+                 "inputs": inputs}
+        parts["fingerprint"] = hashlib.sha256(
+            json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+        return parts
+
+    def _refuse_changed(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if old.get("fingerprint") == new["fingerprint"]:
+            return
+        why = "the job or its inputs changed"
+        if old.get("job_sha256") != new["job_sha256"] or old.get("job_class") != new["job_class"]:
+            why = f"job file {self.job_ref.path} changed"
+        elif old.get("options") != new["options"]:
+            changed = [f"--{k.replace('_', '-')} was {old['options'].get(k)!r}, now {v!r}"
+                       for k, v in new["options"].items() if old["options"].get(k) != v]
+            why = "options changed (" + "; ".join(changed) + ")"
+        elif old.get("inputs") != new["inputs"]:
+            before = {p: (s, m) for p, s, m in old.get("inputs", [])}
+            after = {p: (s, m) for p, s, m in new["inputs"]}
+            diff = sorted(set(before) ^ set(after)) or [p for p in after if before[p] != after[p]]
+            why = f"input {diff[0]} changed (added, removed, or its size/mtime differ)"
+        raise OutputError(f"cannot --resume the job in {self.output_dir}: {why}; run with "
+                          "--overwrite to start over")
+
+    def _open_output(self, files: list[str], fingerprint: dict[str, Any]) -> bool:
+        """Prepare OUT and the journal; True when there is a job to run (not yet complete)."""
         out = self.output_dir
-        if os.path.exists(out) and not os.path.isdir(out):
-            raise OutputError(f"output path exists and is not a directory: {out}")
-        if os.path.isdir(out) and os.listdir(out):
+        entries = [e for e in os.listdir(out) if e != LOCK_FILE]
+        journal_path = self.layout.journal
+        if self.config.resume:
+            if SUCCESS_FILE in entries:
+                remove_tree(self.layout.work_dir)
+                return False
+            if not os.path.exists(journal_path):
+                raise OutputError(f"nothing to resume in {out}: no journal at {journal_path}")
+            return self._resume_journal(fingerprint)
+        unfinished = os.path.exists(journal_path) and SUCCESS_FILE not in entries
+        if entries or unfinished:
             if not self.config.overwrite:
+                if unfinished:
+                    raise OutputError(f"output directory {out} holds an unfinished job: pass "
+                                      "--resume to continue it or --overwrite to start over")
                 raise OutputError(f"output directory is not empty: {out} (pass --overwrite "
                                   "to replace it)")
             for f in files:
@@ -114,110 +208,314 @@ class JobTracker:
                     raise OutputError(f"refusing to --overwrite {out}: it contains input file {f}")
             if out in (os.path.abspath(os.sep), os.path.expanduser("~"), os.getcwd()):
                 raise OutputError(f"refusing to --overwrite {out}: not a job output directory")
-            remove_tree(out)
-        try:
-            os.makedirs(out, exist_ok=True)
-            os.makedirs(self.layout.work_dir, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create output directory {out}: {exc.strerror}") from None
-        if not os.access(out, os.W_OK):
-            raise OutputError(f"output directory is not writable: {out}")
+            for entry in entries:
+                path = os.path.join(out, entry)
+                remove_tree(path) if os.path.isdir(path) else os.remove(path)
+            remove_tree(self.layout.work_dir)
+        os.makedirs(self.layout.work_dir, exist_ok=True)
+        header = dict(fingerprint)
+        header["config"] = {k: v for k, v in asdict(self.config).items()}
+        self.journal = Journal.create(journal_path, header)
+        self.journal.append(RUN_START, {"run": 1, "pid": os.getpid(), "time": time.time(),
+                                        "host": socket.gethostname()})
+        return True
 
-    # --- running phases ---------------------------------------------------------------------
-    def _run_phase(self, pool: WorkerPool, name: str, specs: list[TaskSpec]) -> list[TaskResult]:
-        started = time.time()
-        for spec in specs:
-            pool.submit(spec.index, run_task, spec)
-        # Task indexes are 0..n-1 within a phase, so they double as positions.
-        results: list[Optional[TaskResult]] = [None] * len(specs)
-        while pool.pending:
-            event = pool.next_event()
-            if event is None:
-                continue
-            status, index, payload = event
-            if status != "ok":
-                raise self._task_failed(specs[index], payload)
-            results[index] = payload
-            self._record_task(specs[index], payload)
-        self.phases.append({"phase": name, "start": started, "end": time.time(),
-                            "tasks": len(specs)})
-        return results  # type: ignore[return-value]
+    def _resume_journal(self, fingerprint: dict[str, Any]) -> bool:
+        self.journal, records, _torn = Journal.resume(self.layout.journal)
+        self._refuse_changed(records[0].payload, fingerprint)
+        runs = [r.payload["run"] for r in records if r.type == RUN_START]
+        self.run_number = max(runs, default=0) + 1
+        for record in records:
+            if record.type == TASK_COMMITTED:
+                p = record.payload
+                key = (p["step"], p["kind"], p["index"])
+                self.committed[key] = p
+                self.task_counters[key] = {(g, n): v for g, n, v in p["counters"]}
+                self.tasks.append(dict(p["task"], recovered=True))
+        self.journal.append(RUN_START, {"run": self.run_number, "pid": os.getpid(),
+                                        "time": time.time(), "host": socket.gethostname()})
+        self._remove_orphans()
+        return True
 
-    def _task_failed(self, spec: TaskSpec, failure: TaskFailure) -> TaskFailedError:
-        error = TaskFailedError(f"{spec.describe()} failed: {failure.message}")
-        error.detail = failure.detail  # type: ignore[attr-defined]
-        return error
+    def _remove_orphans(self) -> None:
+        """Delete every file in the work dir that no journaled commit names."""
+        keep = {self.layout.journal}
+        for p in self.committed.values():
+            out = p["output"]
+            keep.add(out.get("path") or out.get("part"))
+        for root, dirs, files in os.walk(self.layout.work_dir):
+            if root == self.layout.work_dir:
+                dirs[:] = [d for d in dirs if d != "logs"]
+            for name in files:
+                path = os.path.join(root, name)
+                if path not in keep:
+                    os.remove(path)
+        for name in os.listdir(self.layout.work_dir):
+            step_dir = os.path.join(self.layout.work_dir, name)
+            if name.startswith("step-"):
+                for entry in os.listdir(step_dir):
+                    if os.path.isdir(os.path.join(step_dir, entry)):
+                        remove_tree(os.path.join(step_dir, entry))
 
-    def _record_task(self, spec: TaskSpec, result: TaskResult) -> None:
-        _add_counters(self.counters, result.counters)
-        c = {name: v for (group, name), v in result.counters.items() if group == "framework"}
-        self.tasks.append({
-            "kind": result.kind, "step": result.step, "index": result.index,
-            "attempt": result.attempt, "start": result.started, "end": result.finished,
-            "worker_pid": result.pid, "peak_rss_bytes": result.peak_rss,
-            "input": spec.split.describe() if spec.kind == "map" else f"partition {spec.index}",
-            "records_in": c.get("MAP_INPUT_RECORDS" if spec.kind == "map"
-                                else "REDUCE_INPUT_RECORDS", 0),
-            "records_out": c.get("MAP_OUTPUT_RECORDS" if spec.kind == "map"
-                                 else "REDUCE_OUTPUT_RECORDS", 0),
-            "bytes_in": result.input_bytes if spec.kind == "map" else c.get("SHUFFLE_BYTES", 0),
-            "bytes_out": result.output_bytes or sum(
-                (result.map_output.partition_bytes if result.map_output else [])),
-            "spills": c.get("SPILL_FILES", 0),
-            "status": result.status,
-        })
+    # --- specs, commits, failures -------------------------------------------------------------
+    def _tag(self, attempt: int) -> str:
+        return f"{self.run_number}-{attempt}"
 
     def _output_target(self, step: int, attempt_dir: str, part: int) -> Any:
         if step == len(self.steps) - 1:
             return TextOutput(os.path.join(attempt_dir, part_name(part)))
         return self.shuffle.pair_sink(attempt_dir)
 
-    def _commit_output(self, step: int, index: int, location: Any, label: str) -> Any:
-        if step == len(self.steps) - 1:
-            commit_file(location, self.layout.committed_part(index))
-            self._final_parts.append(index)
+    def _make_spec(self, key: TaskKey, attempt: int) -> TaskSpec:
+        s, kind, index = key
+        cfg = self.config
+        tag = self._tag(attempt)
+        attempt_dir = self.layout.attempt_dir(s, kind, index, tag)
+        partitions = 0 if self.steps[s].map_only else self.reducers
+        common = dict(job=self.job_ref, step=s, index=index, attempt=tag,
+                      num_partitions=partitions, sort_buffer=cfg.sort_buffer,
+                      sort_values=self.sort_values, decode_errors=cfg.decode_errors)
+        if kind == "map":
+            return TaskSpec(
+                "map", **common, skip_bad_records=cfg.skip_bad_records,
+                split=self.step_inputs[index],
+                sink=(self.shuffle.map_sink(attempt_dir, partitions, cfg.merge_factor,
+                                            self.sort_values) if partitions else None),
+                output=None if partitions else self._output_target(s, attempt_dir, index))
+        outputs = [self.map_outputs[i] for i in range(len(self.step_inputs))]
+        source = self.shuffle.reduce_source(outputs, index, attempt_dir, cfg.merge_factor,
+                                            self.sort_values)
+        source.counters[("framework", "SHUFFLE_BYTES")] = sum(
+            o.partition_bytes[index] for o in outputs)
+        source.counters[("framework", "REDUCE_INPUT_RECORDS")] = sum(
+            o.partition_records[index] for o in outputs)
+        return TaskSpec("reduce", **common, source=source,
+                        output=self._output_target(s, attempt_dir, index))
+
+    def _task_record(self, spec: TaskSpec, status: str, result: Optional[TaskResult] = None,
+                     failure: Optional[TaskFailure] = None, log: str = "") -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "kind": spec.kind, "step": spec.step, "index": spec.index, "attempt": spec.attempt,
+            "run": self.run_number, "status": status, "log": log,
+            "input": spec.split.describe() if spec.kind == "map" else f"partition {spec.index}",
+        }
+        if result is not None:
+            c = {name: v for (group, name), v in result.counters.items() if group == "framework"}
+            mo = result.map_output
+            record.update({
+                "start": result.started, "end": result.finished, "worker_pid": result.pid,
+                "peak_rss_bytes": result.peak_rss, "status_message": result.status,
+                "records_in": c.get("MAP_INPUT_RECORDS" if spec.kind == "map"
+                                    else "REDUCE_INPUT_RECORDS", 0),
+                "records_out": c.get("MAP_OUTPUT_RECORDS" if spec.kind == "map"
+                                     else "REDUCE_OUTPUT_RECORDS", 0),
+                "bytes_in": (result.input_bytes if spec.kind == "map"
+                             else c.get("SHUFFLE_BYTES", 0)),
+                "bytes_out": result.output_bytes or (sum(mo.partition_bytes) if mo else 0),
+                "spills": c.get("SPILL_FILES", 0),
+            })
+        if failure is not None:
+            record.update({"error": failure.message, "worker_pid": failure.pid,
+                           "end": time.time()})
+        return record
+
+    def _commit(self, key: TaskKey, spec: TaskSpec, result: TaskResult, log: str) -> None:
+        s, kind, index = key
+        last = s == len(self.steps) - 1
+        durable = self.shuffle.durable
+        if kind == "map" and result.map_output is not None:
+            final = self.shuffle.commit_map_output(
+                result.map_output, self.layout.map_output(s, index, spec.attempt))
+            self.map_outputs[index] = final
+            output = {"path": final.location if durable else None,
+                      "records": final.partition_records, "bytes": final.partition_bytes}
+        elif last:
+            part = self.layout.committed_part(index)
+            commit_file(result.output, part)
+            output = {"part": part}
+            durable = True
+        else:
+            location = self.shuffle.commit_step_output(result.output,
+                                                       self.layout.step_output(s, index))
+            self.step_outputs[index] = location
+            output = {"path": location if durable else None}
+        remove_tree(self.layout.attempt_dir(s, kind, index, spec.attempt))
+        task = self._task_record(spec, "committed", result, log=log)
+        self.tasks.append(task)
+        self.task_counters[key] = result.counters
+        self.skipped.extend(result.extra.get("skipped", []))
+        payload = {"run": self.run_number, "step": s, "kind": kind, "index": index,
+                   "attempt": spec.attempt, "output": output, "task": task,
+                   "counters": [[g, n, v] for (g, n), v in sorted(result.counters.items())]}
+        self.committed[key] = payload
+        if durable:
+            assert self.journal is not None
+            self.journal.append(TASK_COMMITTED, payload)
+
+    def _uncommit_map(self, s: int, index: int) -> None:
+        key = (s, "map", index)
+        self.committed.pop(key, None)
+        self.task_counters.pop(key, None)
+        output = self.map_outputs.pop(index, None)
+        if output is not None and isinstance(output.location, str):
+            try:
+                os.remove(output.location)
+            except FileNotFoundError:
+                pass
+
+    def _task_failed(self, spec: TaskSpec, failure: TaskFailure, attempts: int,
+                     log: str) -> TaskFailedError:
+        where = f" (log: {log})" if log else ""
+        error = TaskFailedError(f"{spec.describe()} failed after {attempts} attempt"
+                                f"{'s' if attempts != 1 else ''}: {failure.message}{where}")
+        detail = failure.detail.rstrip("\n")
+        tail = _tail(log)
+        if tail and tail.strip() not in detail:
+            detail += f"\n--- last lines of the attempt's log ({log}) ---\n{tail}"
+        error.detail = detail  # type: ignore[attr-defined]
+        return error
+
+    # --- the scheduler -------------------------------------------------------------------------
+    def _execute(self, pool: WorkerPool, name: str, todo: list[TaskKey]) -> None:
+        """Run ``todo`` to commit, with retries and map re-runs on fetch failures."""
+        started = time.time()
+        attempts: dict[TaskKey, int] = {}
+        inflight: dict[TaskKey, tuple[TaskSpec, str]] = {}
+        waiting_for_map: dict[int, list[TaskKey]] = {}
+
+        def submit(key: TaskKey) -> None:
+            if key[1] == "reduce":
+                missing = [i for i in range(len(self.step_inputs)) if i not in self.map_outputs]
+                if missing:  # a map is being re-run after a fetch failure: wait for it
+                    waiting_for_map.setdefault(missing[0], []).append(key)
+                    return
+            attempts[key] = attempts.get(key, 0) + 1
+            spec = self._make_spec(key, attempts[key])
+            log = self.layout.attempt_log(key[0], key[1], key[2], spec.attempt)
+            inflight[key] = (spec, log)
+            pool.submit(key, run_task, spec, log)
+
+        for key in todo:
+            submit(key)
+        while pool.pending or waiting_for_map:
+            if not pool.pending:  # cannot happen: a waited-for map is always in flight
+                raise AssertionError(f"reduce tasks wait for maps never run: {waiting_for_map}")
+            event = pool.next_event()
+            if event is None:
+                continue
+            status, key, payload = event
+            spec, log = inflight.pop(key)
+            if status == "ok":
+                if key in self.committed:  # a late duplicate: only one attempt commits
+                    remove_tree(self.layout.attempt_dir(key[0], key[1], key[2], spec.attempt))
+                    continue
+                self._commit(key, spec, payload, log)
+                for waiting in waiting_for_map.pop(key[2], []) if key[1] == "map" else []:
+                    submit(waiting)
+                continue
+            failure: TaskFailure = payload
+            self.tasks.append(self._task_record(spec, "failed", failure=failure, log=log))
+            if self.journal is not None:
+                self.journal.append(TASK_FAILED, {
+                    "run": self.run_number, "step": key[0], "kind": key[1], "index": key[2],
+                    "attempt": spec.attempt, "message": failure.message})
+            if failure.disk_full:
+                raise MapReduceError(
+                    f"{spec.describe()} failed: disk full ({failure.message}); free some space "
+                    "and run the same command with --resume to finish the job")
+            bad_map = self._bad_map_output(key, failure)
+            if bad_map is not None:
+                map_key = (key[0], "map", bad_map)
+                if attempts[key] >= self.config.max_attempts:
+                    raise self._task_failed(spec, failure, attempts[key], log)
+                if map_key in self.committed and \
+                        self.map_outputs[bad_map].location == failure.corrupt_path:
+                    self._uncommit_map(key[0], bad_map)
+                    submit(map_key)
+                submit(key)  # waits for the map re-run if it is not committed yet
+                continue
+            if attempts[key] >= self.config.max_attempts:
+                raise self._task_failed(spec, failure, attempts[key], log)
+            submit(key)
+        self.phases.append({"phase": name, "start": started, "end": time.time(),
+                            "tasks": len(todo), "run": self.run_number})
+
+    def _bad_map_output(self, key: TaskKey, failure: TaskFailure) -> Optional[int]:
+        """The map task whose output a failed reducer found corrupt or missing, if any."""
+        if key[1] != "reduce" or not failure.corrupt_path:
             return None
-        return self.shuffle.step_input(
-            self.shuffle.commit_step_output(location, self.layout.step_output(step, index)),
-            label)
+        for index, output in self.map_outputs.items():
+            if output.location == failure.corrupt_path:
+                return index
+        # An older commit of a map that has been re-run since: find it by its name.
+        base = os.path.basename(failure.corrupt_path)
+        if base.startswith("map-") and base.endswith(".out"):
+            try:
+                return int(base[4:9])
+            except ValueError:
+                return None
+        return None
+
+    # --- steps -----------------------------------------------------------------------------
+    def _restore_step(self, s: int, inputs: list[Any]) -> None:
+        """Rebuild the state of step ``s`` from journaled commits, dropping broken ones."""
+        self.step_inputs = inputs
+        self.map_outputs, self.step_outputs = {}, {}
+        for (step, kind, index), p in list(self.committed.items()):
+            if step != s:
+                continue
+            out = p["output"]
+            if kind == "map" and "records" in out:
+                if out["path"] and self.shuffle.verify(out["path"]):
+                    self.map_outputs[index] = MapOutput(out["path"], out["records"], out["bytes"])
+                else:
+                    self._uncommit_map(s, index)
+            elif "path" in out:
+                if out["path"] and self.shuffle.verify(out["path"]):
+                    self.step_outputs[index] = out["path"]
+                else:
+                    self._drop((step, kind, index))
+            elif "part" in out:
+                moved = os.path.join(self.output_dir, part_name(index))
+                if not (os.path.exists(out["part"]) or os.path.exists(moved)):
+                    self._drop((step, kind, index))
+
+    def _drop(self, key: TaskKey) -> None:
+        self.committed.pop(key, None)
+        self.task_counters.pop(key, None)
+
+    def _step_needed(self, s: int, outputs: int) -> bool:
+        """Does step s still have to run (or hand its outputs to a step that does)?"""
+        out_kind = "map" if self.steps[s].map_only else "reduce"
+        if any((s, out_kind, i) not in self.committed for i in range(outputs)):
+            return True
+        if s == len(self.steps) - 1:
+            return False
+        return any((s + 1, "map", i) not in self.committed for i in range(outputs))
 
     def _run_step(self, pool: WorkerPool, s: int, inputs: list[Any]) -> list[Any]:
         step = self.steps[s]
-        partitions = 0 if step.map_only else self.reducers
-        sort_values = bool(self.job_class.SORT_VALUES)
-        cfg = self.config
-        specs = []
-        for i, split in enumerate(inputs):
-            attempt_dir = self.layout.map_attempt_dir(s, i, 0)
-            specs.append(TaskSpec(
-                "map", self.job_ref, s, i, 0, partitions, cfg.sort_buffer, sort_values,
-                cfg.decode_errors, split=split,
-                sink=(self.shuffle.map_sink(attempt_dir, partitions, cfg.merge_factor,
-                                            sort_values) if partitions else None),
-                output=None if partitions else self._output_target(s, attempt_dir, i)))
-        results = self._run_phase(pool, f"step {s} map", specs)
+        n_out = len(inputs) if step.map_only else self.reducers
+        if not self._step_needed(s, n_out):
+            # Complete, and the next step has consumed its output: only the labels matter.
+            return [self.shuffle.step_input(self.committed[(s, "map" if step.map_only
+                                                             else "reduce", i)]["output"]
+                                            .get("path"), f"step {s} output {i}")
+                    for i in range(n_out)]
+        self._restore_step(s, inputs)
         if step.map_only:
-            return [self._commit_output(s, r.index, r.output, f"step {s} output {r.index}")
-                    for r in results]
-        map_outputs: list[MapOutput] = [
-            self.shuffle.commit_map_output(r.map_output, self.layout.map_output(s, r.index))
-            for r in results]
-        specs = []
-        for p in range(partitions):
-            attempt_dir = self.layout.reduce_attempt_dir(s, p, 0)
-            source = self.shuffle.reduce_source(map_outputs, p, attempt_dir, cfg.merge_factor,
-                                                sort_values)
-            source.counters[("framework", "SHUFFLE_BYTES")] = sum(
-                o.partition_bytes[p] for o in map_outputs)
-            source.counters[("framework", "REDUCE_INPUT_RECORDS")] = sum(
-                o.partition_records[p] for o in map_outputs)
-            specs.append(TaskSpec("reduce", self.job_ref, s, p, 0, partitions, cfg.sort_buffer,
-                                  sort_values, cfg.decode_errors, source=source,
-                                  output=self._output_target(s, attempt_dir, p)))
-        results = self._run_phase(pool, f"step {s} reduce", specs)
-        outputs = [self._commit_output(s, r.index, r.output, f"step {s} output {r.index}")
-                   for r in results]
-        return outputs
+            self._execute(pool, f"step {s} map",
+                          [(s, "map", i) for i in range(len(inputs))
+                           if (s, "map", i) not in self.committed])
+        else:
+            reduces = [(s, "reduce", p) for p in range(self.reducers)
+                       if (s, "reduce", p) not in self.committed]
+            maps = [(s, "map", i) for i in range(len(inputs))
+                    if reduces and (s, "map", i) not in self.committed]
+            self._execute(pool, f"step {s} map", maps)
+            self._execute(pool, f"step {s} reduce", reduces)
+        return [self.shuffle.step_input(self.step_outputs.get(i), f"step {s} output {i}")
+                for i in range(n_out)]
 
     # --- the job ------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -225,42 +523,91 @@ class JobTracker:
         files = expand_inputs(self.config.inputs)
         total = sum(os.path.getsize(f) for f in files)
         split_size = self.config.split_size or choose_split_size(total, self.config.workers)
-        inputs: list[Any] = plan_splits(files, split_size)
-        self._prepare_output(files)
-        with WorkerPool(self.config.workers) as pool:
-            for s in range(len(self.steps)):
-                previous_step_dir = self.layout.step_dir(s - 1) if s else None
-                inputs = self._run_step(pool, s, inputs)
-                if previous_step_dir:
-                    remove_tree(previous_step_dir)  # its outputs were this step's input
-        summary = self._commit_job(files, started)
-        return JobResult(self.output_dir, _counter_tree(self.counters), summary,
-                         time.time() - started, self.phases)
+        fingerprint = self._fingerprint(files, split_size)
+        out = self.output_dir
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise OutputError(f"output path exists and is not a directory: {out}")
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output directory {out}: {exc.strerror}") from None
+        if not os.access(out, os.W_OK):
+            raise OutputError(f"output directory is not writable: {out}")
+        try:
+            with OutputLock(out):
+                summary = self._run_locked(files, split_size, fingerprint, started)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise MapReduceError(f"disk full: {exc}; free some space and run the same "
+                                     "command with --resume to finish the job") from None
+            raise OutputError(f"cannot write {exc.filename or out}: {exc.strerror}") from None
+        finally:
+            if self.journal is not None:
+                self.journal.close()
+        return JobResult(out, summary["counters"], summary, time.time() - started, self.phases)
 
-    def _commit_job(self, files: list[str], started: float) -> dict[str, Any]:
-        for index in sorted(self._final_parts):
-            commit_file(self.layout.committed_part(index),
-                        os.path.join(self.output_dir, part_name(index)))
+    def _run_locked(self, files: list[str], split_size: int, fingerprint: dict[str, Any],
+                    started: float) -> dict[str, Any]:
+        if not self._open_output(files, fingerprint):
+            with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
+                return json.load(f)  # already complete: nothing to do
+        inputs: list[Any] = plan_splits(files, split_size)
+        with WorkerPool(self.config.workers, self.config.task_timeout) as pool:
+            for s in range(len(self.steps)):
+                inputs = self._run_step(pool, s, inputs)
+                if s:
+                    remove_tree(self.layout.step_dir(s - 1))  # consumed by step s
+        if len(self.skipped) > self.config.skip_bad_records:
+            raise TaskFailedError(
+                f"{len(self.skipped)} bad records were skipped, more than "
+                f"--skip-bad-records={self.config.skip_bad_records}; first: {self.skipped[0]}")
+        return self._commit_job(files, fingerprint, started)
+
+    def _counters(self) -> dict[tuple[str, str], int]:
+        total: dict[tuple[str, str], int] = {}
+        for counters in self.task_counters.values():
+            for key, amount in counters.items():
+                total[key] = total.get(key, 0) + amount
+        return total
+
+    def _commit_job(self, files: list[str], fingerprint: dict[str, Any],
+                    started: float) -> dict[str, Any]:
+        last = len(self.steps) - 1
+        parts = sorted(i for (s, kind, i), p in self.committed.items()
+                       if s == last and "part" in p["output"])
+        for index in parts:
+            src = self.layout.committed_part(index)
+            if os.path.exists(src):  # else moved already by a run that was killed mid-commit
+                commit_file(src, os.path.join(self.output_dir, part_name(index)))
         summary = {
-            "job": {"path": self.job_ref.path, "class": self.job_ref.class_name},
+            "job": {"path": self.job_ref.path, "class": self.job_ref.class_name,
+                    "fingerprint": fingerprint["fingerprint"]},
             "mode": self.shuffle.name,
             "workers": self.config.workers,
             "reducers": self.reducers,
             "steps": [st.describe() for st in self.steps],
             "inputs": files,
             "output_dir": self.output_dir,
-            "config": {"sort_buffer": self.config.sort_buffer,
-                       "merge_factor": self.config.merge_factor,
-                       "split_size": self.config.split_size,
-                       "decode_errors": self.config.decode_errors},
+            "work_dir": self.layout.work_dir,
+            "config": {k: v for k, v in asdict(self.config).items()
+                       if k not in ("inputs", "output_dir")},
+            "runs": self.run_number,
             "start": started,
             "end": time.time(),
-            "counters": _counter_tree(self.counters),
+            "counters": _counter_tree(self._counters()),
+            "skipped_records": self.skipped,
             "phases": self.phases,
             "tasks": self.tasks,
         }
         write_file_atomically(os.path.join(self.output_dir, JOB_SUMMARY_FILE),
                               json.dumps(summary, indent=2, default=str).encode("utf-8"))
         write_file_atomically(os.path.join(self.output_dir, SUCCESS_FILE), b"")
-        remove_tree(self.layout.work_dir)
+        if not self.config.keep_work:
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+            remove_tree(self.layout.work_dir)
         return summary
+
+
+__all__ = ["JobTracker", "JobConfig", "JobResult"]
