@@ -8,9 +8,16 @@ from __future__ import annotations
 
 
 class MapReduceError(Exception):
-    """Base class: a failure with a message meant for the user (exit status 1)."""
+    """Base class: a failure with a message meant for the user (exit status 1).
+
+    Inside a task, two class attributes steer what the coordinator does with it:
+    ``retryable`` (would another attempt possibly succeed?) and ``show_traceback`` (is the
+    traceback of the chained ``__cause__`` -- the user's code -- worth showing?).
+    """
 
     exit_status = 1
+    retryable = True
+    show_traceback = False
 
 
 class UsageError(MapReduceError):
@@ -23,10 +30,13 @@ class JobDefinitionError(MapReduceError):
     """The job file cannot be loaded or does not define a usable Job (exit status 2)."""
 
     exit_status = 2
+    retryable = False
 
 
 class InputError(MapReduceError):
     """An input path, file or record that cannot be read (missing, truncated, not UTF-8)."""
+
+    retryable = False  # the same bytes will be just as bad next time
 
 
 class OutputError(MapReduceError):
@@ -51,6 +61,8 @@ class CorruptDataError(MapReduceError):
 
 class SerializationError(MapReduceError):
     """A key or value a job method produced cannot be encoded."""
+
+    show_traceback = True
 
 
 class TaskFailedError(MapReduceError):

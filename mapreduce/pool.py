@@ -55,6 +55,7 @@ class TaskFailure:
     errno: Optional[int] = None          # an OSError's errno (ENOSPC fails the job at once)
     corrupt_path: Optional[str] = None   # a CorruptDataError's file (a bad map output)
     timed_out: bool = False
+    retryable: bool = True               # False: another attempt cannot do better (bad input)
 
     @property
     def disk_full(self) -> bool:
@@ -72,15 +73,35 @@ def _describe_exit(exitcode: Optional[int]) -> str:
     return f"exited with status {exitcode}"
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` with the framework's own frames left out."""
+    te = traceback.TracebackException.from_exception(exc, capture_locals=False)
+    frames = [f for f in te.stack if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)]
+    te.stack = traceback.StackSummary.from_list(frames)
+    te.__cause__ = te.__context__ = None
+    return "".join(te.format())
+
+
 def _failure_from(exc: BaseException) -> TaskFailure:
     from mapreduce.errors import CorruptDataError, MapReduceError
 
-    detail = "".join(traceback.format_exception(exc))
     if isinstance(exc, MapReduceError):
+        # A failure the framework understands: its message says it all, plus the user's
+        # own frames when user code raised.
         message = str(exc)
-    else:
+        cause = exc.__cause__
+        detail = user_traceback(cause) if exc.show_traceback and cause is not None else ""
+        retryable = exc.retryable
+    elif isinstance(exc, OSError):
+        message, detail, retryable = f"{exc.strerror or exc}: {exc.filename or ''}", "", True
+    else:  # unexpected: a framework bug or an environment problem; show everything
         message = f"{type(exc).__name__}: {exc}"
-    failure = TaskFailure(message, detail, pid=os.getpid())
+        detail = "".join(traceback.format_exception(exc))
+        retryable = True
+    failure = TaskFailure(message, detail, pid=os.getpid(), retryable=retryable)
     # The interesting cause may be chained under a wrapper (e.g. a user-code error).
     cause: Optional[BaseException] = exc
     while cause is not None:
@@ -148,8 +169,9 @@ def _worker_main(conn) -> None:
             try:
                 reply = ("ok", task_id, fn(arg))
             except BaseException as exc:  # report everything; the coordinator decides
-                traceback.print_exception(exc)  # into the attempt's log too
-                reply = ("error", task_id, _failure_from(exc))
+                failure = _failure_from(exc)
+                print(failure.detail or failure.message, file=sys.stderr)  # the attempt's log
+                reply = ("error", task_id, failure)
         try:
             conn.send(reply)
         except Exception as exc:  # e.g. an unpicklable result

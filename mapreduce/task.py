@@ -55,6 +55,8 @@ _KEY = itemgetter(0)
 class UserCodeError(MapReduceError):
     """A job method raised; the message names the method and the record."""
 
+    show_traceback = True
+
 
 @dataclass
 class TextOutput:

@@ -203,10 +203,12 @@ class JobTracker:
                                       "--resume to continue it or --overwrite to start over")
                 raise OutputError(f"output directory is not empty: {out} (pass --overwrite "
                                   "to replace it)")
+            real_out = os.path.realpath(out)
             for f in files:
-                if os.path.abspath(f).startswith(out + os.sep):
+                if os.path.realpath(f).startswith(real_out + os.sep):
                     raise OutputError(f"refusing to --overwrite {out}: it contains input file {f}")
-            if out in (os.path.abspath(os.sep), os.path.expanduser("~"), os.getcwd()):
+            if real_out in (os.path.realpath(p) for p in (os.sep, os.path.expanduser("~"),
+                                                           os.getcwd())):
                 raise OutputError(f"refusing to --overwrite {out}: not a job output directory")
             for entry in entries:
                 path = os.path.join(out, entry)
@@ -370,7 +372,7 @@ class JobTracker:
                                 f"{'s' if attempts != 1 else ''}: {failure.message}{where}")
         detail = failure.detail.rstrip("\n")
         tail = _tail(log)
-        if tail and tail.strip() not in detail:
+        if tail and tail.strip() not in detail and tail.strip() != failure.message:
             detail += f"\n--- last lines of the attempt's log ({log}) ---\n{tail}"
         error.detail = detail  # type: ignore[attr-defined]
         return error
@@ -434,7 +436,7 @@ class JobTracker:
                     submit(map_key)
                 submit(key)  # waits for the map re-run if it is not committed yet
                 continue
-            if attempts[key] >= self.config.max_attempts:
+            if attempts[key] >= self.config.max_attempts or not failure.retryable:
                 raise self._task_failed(spec, failure, attempts[key], log)
             submit(key)
         self.phases.append({"phase": name, "start": started, "end": time.time(),
