@@ -60,7 +60,8 @@ def _import_file(path: str):
         del sys.modules[name]
         where = f"{exc.filename or path}:{exc.lineno}" if exc.lineno else path
         raise JobDefinitionError(f"{where}: syntax error in job file: {exc.msg}") from None
-    except Exception as exc:  # the job file's own top-level code failed
+    except (Exception, SystemExit) as exc:  # the job file's own top-level code failed
+        # (SystemExit: typically an unguarded ``MyJob.run()`` without ``if __name__ ...``.)
         del sys.modules[name]
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if os.path.abspath(f.filename) == path]

@@ -213,16 +213,25 @@ class WorkerPool:
         return len(self._queue) + sum(1 for w in self._workers if w.task_id is not None)
 
     def _dispatch(self) -> None:
-        for worker in self._workers:
+        for slot, worker in enumerate(self._workers):
             if not self._queue:
                 return
-            if worker.task_id is None:
-                task_id, fn, arg, log_path = self._queue.popleft()
-                worker.task_id = task_id
-                if self.task_timeout:
-                    worker.deadline = time.monotonic() + self.task_timeout
-                self.running[task_id] = worker.pid
-                worker.conn.send((task_id, fn, arg, log_path))
+            if worker.task_id is not None:
+                continue
+            message = self._queue[0]
+            try:
+                worker.conn.send(message)
+            except OSError:
+                # The worker died while idle (e.g. the OOM killer): replace it and retry.
+                worker.process.join(timeout=5)
+                worker.conn.close()
+                worker = self._workers[slot] = _Worker()
+                worker.conn.send(message)
+            self._queue.popleft()
+            worker.task_id = message[0]
+            if self.task_timeout:
+                worker.deadline = time.monotonic() + self.task_timeout
+            self.running[message[0]] = worker.pid
 
     def next_event(self, timeout: Optional[float] = None) -> Optional[tuple]:
         """Block until a task finishes or fails; ``None`` on timeout or nothing pending."""

@@ -1,0 +1,202 @@
+"""A naive, single-process reference implementation of a job run (the test oracle).
+
+It re-implements the documented semantics with plain Python and no engine code except the
+codec (key/value encodings) and the output line format:
+
+* Input: each text file is read as lines (split on ``\\n``; one ``\\r`` before a ``\\n`` is
+  dropped; a last line without newline is a line).  A plain file of ``size`` bytes is cut into
+  ``ceil(size / split_size)`` map tasks, an empty file into one; a line belongs to the task
+  whose byte range holds its *first byte*.  Map tasks run in file order, then offset order.
+* Every task gets a fresh Job instance: ``*_init`` / ``*_final`` run once per task.
+* Map output of a step with a reducer is grouped by encoded key with a *stable* sort of all
+  map emissions in task order (no combiner: the jobs we check have associative, commutative
+  combiners that cannot change the result).  Partition = ``crc32(encode_key(key)) % R``.
+  With ``SORT_VALUES`` each key's values are sorted in their natural order instead.
+* A reducer sees the canonical key (``decode_key(encode_key(k))``) and the values as they
+  come back from the value encoding (msgpack; under SORT_VALUES the key encoding).
+* Final step: part file per reduce partition (or per map task when map-only) holding
+  ``format_line(k, v)`` for every output pair in order.  Intermediate step: each output
+  (partition order, or map task order when map-only) becomes one map task of the next step,
+  its records round-tripped through the encodings.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+from mapreduce.codec import decode_key, decode_value, encode_key, encode_value
+from mapreduce.output import format_line
+
+FRAMEWORK = "framework"
+
+
+# --- input ---------------------------------------------------------------------------------
+def file_lines(data: bytes) -> list[tuple[int, str]]:
+    """``(offset of the line's first byte, text)`` for every line of a file's content."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            raw, nxt = data[pos:], len(data)
+        else:
+            raw, nxt = data[pos:nl], nl + 1
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+        out.append((pos, raw.decode("utf-8")))
+        pos = nxt
+    return out
+
+
+def text_map_tasks(files: list[bytes], split_size: int) -> list[list[tuple[Any, Any]]]:
+    """The records ``(None, line)`` of every map task of a text input, in task order."""
+    tasks: list[list[tuple[Any, Any]]] = []
+    for data in files:
+        if not data:
+            tasks.append([])
+            continue
+        n = math.ceil(len(data) / split_size)
+        mine: list[list[tuple[Any, Any]]] = [[] for _ in range(n)]
+        for offset, line in file_lines(data):
+            mine[offset // split_size].append((None, line))
+        tasks.extend(mine)
+    return tasks
+
+
+# --- natural order for SORT_VALUES (independent of the key encoding) -----------------------
+def natural_key(v: Any) -> tuple:
+    if v is None:
+        return (0,)
+    if isinstance(v, (bool, int, float)):
+        return (1, v)
+    if isinstance(v, str):
+        return (2, v)
+    if isinstance(v, bytes):
+        return (3, v)
+    if isinstance(v, (tuple, list)):
+        return (4, tuple(natural_key(e) for e in v))
+    raise TypeError(f"not an orderable value: {v!r}")
+
+
+# --- running ---------------------------------------------------------------------------------
+@dataclass
+class Expected:
+    parts: dict[str, bytes]                    # part file name -> content
+    counters: dict[str, int]                   # framework counters the oracle can predict
+    user_counters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _pairs(result: Optional[Iterable[Any]]) -> list[tuple[Any, Any]]:
+    return [] if result is None else [(k, v) for k, v in result]
+
+
+def _roundtrip(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    return [(decode_key(encode_key(k)), decode_value(encode_value(v))) for k, v in pairs]
+
+
+def part_name(i: int) -> str:
+    return f"part-{i:05d}"
+
+
+def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: int) -> Expected:
+    counters: dict[str, int] = {}
+    user: dict[tuple[str, str], int] = {}
+
+    def bump(name: str, n: int) -> None:
+        counters[name] = counters.get(name, 0) + n
+
+    def take_user(job: Any) -> None:
+        for k, n in job._take_counters().items():
+            user[k] = user.get(k, 0) + n
+
+    nsteps = len(job_class().steps())
+    has_combiner = False
+    tasks = text_map_tasks(files, split_size)
+    parts: dict[str, bytes] = {}
+    for s in range(nsteps):
+        final = s == nsteps - 1
+        # --- map phase: one fresh job per task ---------------------------------------------
+        emitted: list[list[tuple[Any, Any]]] = []
+        map_only = None
+        for records in tasks:
+            job = job_class()
+            step = job.steps()[s]
+            map_only = step.reducer is None
+            has_combiner |= step.combiner is not None
+            out: list[tuple[Any, Any]] = []
+            if step.combiner_init is not None and not map_only:
+                out += _pairs(step.combiner_init())
+            if step.mapper_init is not None:
+                out += _pairs(step.mapper_init())
+            for key, value in records:
+                if step.mapper is None:
+                    out.append((key, value))
+                else:
+                    out += _pairs(step.mapper(key, value))
+            if step.mapper_final is not None:
+                out += _pairs(step.mapper_final())
+            if step.combiner_final is not None and not map_only:
+                out += _pairs(step.combiner_final())
+            take_user(job)
+            bump("MAP_INPUT_RECORDS", len(records))
+            bump("MAP_OUTPUT_RECORDS", len(out))
+            emitted.append(out)
+        if map_only:
+            bump("OUTPUT_RECORDS", sum(len(o) for o in emitted))
+            outputs = emitted
+        else:
+            # --- shuffle: stable sort of every emission, in task order ---------------------
+            sort_values = bool(job_class.SORT_VALUES)
+            everything = [(encode_key(k), v) for o in emitted for k, v in o]
+            bump("REDUCE_INPUT_RECORDS", len(everything))
+            by_part: list[list[tuple[bytes, Any]]] = [[] for _ in range(reducers)]
+            for kb, v in everything:
+                by_part[zlib.crc32(kb) % reducers].append((kb, v))
+            outputs = []
+            for p in range(reducers):
+                records = sorted(by_part[p], key=lambda r: r[0])  # stable
+                job = job_class()
+                step = job.steps()[s]
+                out = []
+                if step.reducer_init is not None:
+                    out += _pairs(step.reducer_init())
+                groups = 0
+                for kb, group in itertools.groupby(records, key=lambda r: r[0]):
+                    groups += 1
+                    if sort_values:
+                        values = sorted((decode_key(encode_key(v)) for _, v in group),
+                                        key=natural_key)
+                    else:
+                        values = [decode_value(encode_value(v)) for _, v in group]
+                    out += _pairs(step.reducer(decode_key(kb), iter(values)))
+                if step.reducer_final is not None:
+                    out += _pairs(step.reducer_final())
+                take_user(job)
+                bump("REDUCE_INPUT_GROUPS", groups)
+                bump("REDUCE_OUTPUT_RECORDS", len(out))
+                bump("OUTPUT_RECORDS", len(out))
+                outputs.append(out)
+        if final:
+            for i, out in enumerate(outputs):
+                parts[part_name(i)] = "".join(format_line(k, v) for k, v in out).encode("utf-8")
+        else:
+            tasks = [_roundtrip(o) for o in outputs]
+    if has_combiner:
+        counters.pop("REDUCE_INPUT_RECORDS", None)  # the combiner shrinks it
+    tree: dict[str, dict[str, int]] = {}
+    for (group, name), n in sorted(user.items()):
+        tree.setdefault(group, {})[name] = n
+    return Expected(parts, counters, tree)
+
+
+def read_parts(output_dir: str) -> dict[str, bytes]:
+    out = {}
+    for name in sorted(os.listdir(output_dir)):
+        if name.startswith("part-"):
+            with open(os.path.join(output_dir, name), "rb") as f:
+                out[name] = f.read()
+    return out
