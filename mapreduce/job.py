@@ -85,14 +85,19 @@ class Job:
     * ``REDUCERS`` (default 4): number of reduce tasks, overridden by ``--reducers``.
     * ``SORT_VALUES`` (default False): reducers see each key's values in sorted order.
       Values must then be orderable keys (None, numbers, str, bytes, tuples of these).
+    * ``OUTPUT_PROTOCOL`` (default ``"json"``): part-file lines are ``json(key) TAB
+      json(value)``; ``"raw_value"`` writes each value alone as a line (str or bytes).
     """
 
     REDUCERS: int = 4
     SORT_VALUES: bool = False
+    OUTPUT_PROTOCOL: str = "json"
 
     def __init__(self) -> None:
         self._counters: dict[tuple[str, str], int] = {}
         self._status: Optional[str] = None
+        #: What :meth:`prepare` returned in the coordinator (empty dict if nothing).
+        self.side_data: dict = {}
 
     # --- methods users override -----------------------------------------------------
     def mapper(self, key: Any, value: Any) -> Iterable[Pair]:
@@ -121,6 +126,24 @@ class Job:
         return None
 
     def reducer_final(self) -> Optional[Iterable[Pair]]:
+        return None
+
+    def partitioner(self, key: Any, num_partitions: int) -> int:
+        """Which reduce partition (0 <= p < num_partitions) a map output key goes to.
+
+        Absent unless overridden (Hadoop's Partitioner, mrjob's PARTITIONER): the default is
+        a stable hash of the encoded key.  Override it for e.g. a total order (TeraSort);
+        it must be a pure function of the key.  It is called once per map output record.
+        """
+        raise NotImplementedError
+
+    def prepare(self, inputs: list[str]) -> Optional[dict]:
+        """Called once, in the coordinator, before any task runs, with the input files.
+
+        Whatever dict it returns (picklable) is available in every task as
+        ``self.side_data`` -- e.g. split points sampled from the input for a total-order
+        partitioner.  Default: nothing.
+        """
         return None
 
     def steps(self) -> list[Step]:

@@ -9,7 +9,10 @@ either, by ``cut``/``sort``, or by this framework as the next job's text input. 
   Latin-1 (one code point U+0000..U+00FF per byte, lossless: ``s.encode("latin-1")``
   gives the bytes back).  NaN and infinities are written as ``NaN``/``Infinity``/``-Infinity``
   as Python's json module does.
-* Lines end with ``\\n``.  A task writes its part file under a temporary name and fsyncs it;
+* Lines end with ``\\n``.
+* A job may set ``OUTPUT_PROTOCOL = "raw_value"`` (mrjob's RawValueProtocol): each line is
+  then just the value -- a ``str`` written as UTF-8 or ``bytes`` written as they are -- and
+  the key is dropped.  This is how TeraGen/TeraSort write records GNU ``sort`` can read.  A task writes its part file under a temporary name and fsyncs it;
   the coordinator renames it into place (see :mod:`mapreduce.layout`).
 """
 from __future__ import annotations
@@ -30,6 +33,10 @@ def _json_default(obj: Any) -> Any:
 _encode = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
 
 
+def _json_line(key: Any, value: Any) -> bytes:
+    return format_line(key, value).encode("utf-8", "backslashreplace")
+
+
 def format_line(key: Any, value: Any) -> str:
     """The output line (with its newline) for one pair."""
     try:
@@ -38,18 +45,34 @@ def format_line(key: Any, value: Any) -> str:
         raise SerializationError(f"output pair cannot be written as JSON: {exc}") from None
 
 
+def format_raw_value(key: Any, value: Any) -> bytes:
+    """The ``raw_value`` protocol's line for one pair: the value alone."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape") + b"\n"
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value) + b"\n"
+    raise SerializationError(f"OUTPUT_PROTOCOL raw_value needs str or bytes values, got "
+                             f"{type(value).__name__}")
+
+
+PROTOCOLS = ("json", "raw_value")
+
+
 class TextPartWriter:
     """Writes one part file; ``close()`` fsyncs it and returns (records, bytes)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, protocol: str = "json") -> None:
+        if protocol not in PROTOCOLS:
+            raise SerializationError(f"unknown OUTPUT_PROTOCOL {protocol!r} "
+                                     f"(use one of {', '.join(PROTOCOLS)})")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
-        self._file = open(path, "w", encoding="utf-8", errors="backslashreplace",
-                          newline="\n", buffering=1 << 20)
+        self._file = open(path, "wb", buffering=1 << 20)
         self.records = 0
+        self._format = format_raw_value if protocol == "raw_value" else _json_line
 
     def write(self, key: Any, value: Any) -> None:
-        self._file.write(format_line(key, value))
+        self._file.write(self._format(key, value))
         self.records += 1
 
     def close(self) -> tuple[int, int]:

@@ -63,6 +63,7 @@ class TextOutput:
     """A final-step task writes a text part file here (a temp name in its attempt dir)."""
 
     path: str
+    protocol: str = "json"   # the job's OUTPUT_PROTOCOL
 
 
 @dataclass
@@ -77,6 +78,7 @@ class TaskSpec:
     sort_values: bool
     decode_errors: str = "strict"
     skip_bad_records: int = 0      # map: tolerate this many records whose mapper raises
+    side_data: dict = field(default_factory=dict)  # what Job.prepare() returned
     split: Any = None              # map: TextSplit or StepInput
     sink: Optional[MapSink] = None  # map with reducers: where spills go
     source: Optional[ReduceSource] = None  # reduce: where records come from
@@ -127,7 +129,7 @@ def _peak_rss() -> int:
 # --- output writers -------------------------------------------------------------------------
 class _TextWriter:
     def __init__(self, target: TextOutput) -> None:
-        self._writer = TextPartWriter(target.path)
+        self._writer = TextPartWriter(target.path, target.protocol)
         self.write = self._writer.write
 
     def finish(self) -> tuple[Any, int]:
@@ -155,8 +157,10 @@ class SortBuffer:
     """Map output collector: encode, partition, buffer; sort + combine + spill when full."""
 
     def __init__(self, step: Step, num_partitions: int, limit: int, sort_values: bool,
-                 sink: MapSink, counters: dict) -> None:
+                 sink: MapSink, counters: dict,
+                 partitioner: Optional[Callable[[Any, int], int]] = None) -> None:
         self.step = step
+        self.partitioner = partitioner
         self.num_partitions = num_partitions
         self.limit = limit
         self.sort_values = sort_values
@@ -168,6 +172,26 @@ class SortBuffer:
         self.size = 0
         self.records = 0            # map output records
         self.running: Optional[str] = None  # the job method running inside the buffer, if any
+        if partitioner is not None:
+            self.add = self._add_custom  # type: ignore[method-assign]
+
+    def partition(self, kb: bytes, key: Any) -> int:
+        if self.partitioner is None:
+            return crc32(kb) % self.num_partitions
+        p = self.partitioner(key, self.num_partitions)
+        if type(p) is not int or not 0 <= p < self.num_partitions:
+            raise ValueError(f"partitioner returned {p!r} for key {key!r}; expected an int "
+                             f"in 0..{self.num_partitions - 1}")
+        return p
+
+    def _add_custom(self, key: Any, value: Any) -> None:
+        kb = encode_key(key)
+        vb = self.encode_value(value)
+        self.parts[self.partition(kb, key)].append((kb, vb))
+        self.records += 1
+        self.size += len(kb) + len(vb) + RECORD_OVERHEAD
+        if self.size >= self.limit:
+            self.spill()
 
     def add(self, key: Any, value: Any) -> None:
         # Hot path: one call per map output record.  Partitioning is inlined
@@ -199,7 +223,7 @@ class SortBuffer:
                 values = (decode_value(vb) for _, vb in group)
                 for k, v in iter_pairs(combiner(key, values)):
                     okb = encode_key(k)
-                    combined[crc32(okb) % self.num_partitions].append((okb, self.encode_value(v)))
+                    combined[self.partition(okb, k)].append((okb, self.encode_value(v)))
                     n_out += 1
         _bump(self.counters, "COMBINE_INPUT_RECORDS", n_in)
         _bump(self.counters, "COMBINE_OUTPUT_RECORDS", n_out)
@@ -228,7 +252,7 @@ class SortBuffer:
             self.size = 0
             for k, v in iter_pairs(self.step.combiner_final()):
                 kb = encode_key(k)
-                self.parts[crc32(kb) % self.num_partitions].append((kb, self.encode_value(v)))
+                self.parts[self.partition(kb, k)].append((kb, self.encode_value(v)))
             if any(self.parts):
                 self._sort(self.parts)
                 self.sink.spill(self.parts)
@@ -256,6 +280,7 @@ class _DirectCollector:
 # --- running tasks ---------------------------------------------------------------------------
 def _instantiate(spec: TaskSpec) -> tuple[Job, Step]:
     job = resolve(spec.job)()
+    job.side_data = spec.side_data
     steps = job.steps()
     return job, steps[spec.step]
 
@@ -288,8 +313,9 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     job, step = _instantiate(spec)
     counters: dict = {}
     if spec.num_partitions:
+        partitioner = job.partitioner if type(job)._overrides("partitioner") else None
         collector: Any = SortBuffer(step, spec.num_partitions, spec.sort_buffer,
-                                    spec.sort_values, spec.sink, counters)
+                                    spec.sort_values, spec.sink, counters, partitioner)
         writer = None
     else:
         writer = _open_output(spec.output)

@@ -55,7 +55,8 @@ from mapreduce.layout import (JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout, commit
                               part_name, remove_tree, write_file_atomically)
 from mapreduce.loader import JobRef
 from mapreduce.lock import LOCK_FILE, OutputLock
-from mapreduce.pool import TaskFailure, WorkerPool
+from mapreduce.output import PROTOCOLS
+from mapreduce.pool import TaskFailure, WorkerPool, user_traceback
 from mapreduce.shuffle import MapOutput, Shuffle
 from mapreduce.task import TaskResult, TaskSpec, TextOutput, run_task
 
@@ -132,6 +133,9 @@ class JobTracker:
         if self.reducers < 1:
             raise UsageError(f"--reducers must be at least 1 (got {self.reducers})")
         self.sort_values = bool(job_class.SORT_VALUES)
+        if job_class.OUTPUT_PROTOCOL not in PROTOCOLS:
+            raise UsageError(f"{job_ref.path}: OUTPUT_PROTOCOL must be one of "
+                             f"{', '.join(PROTOCOLS)} (got {job_class.OUTPUT_PROTOCOL!r})")
         self.output_dir = os.path.abspath(config.output_dir)
         self.layout = WorkLayout(os.path.abspath(
             config.work_dir or os.path.join(self.output_dir, "_temporary")))
@@ -142,6 +146,7 @@ class JobTracker:
         self.tasks: list[dict[str, Any]] = []          # every attempt, for _job.json
         self.phases: list[dict[str, Any]] = []
         self.skipped: list[str] = []
+        self.side_data: dict = {}
         # State of the step being run.
         self.step_inputs: list[Any] = []
         self.map_outputs: dict[int, MapOutput] = {}
@@ -265,7 +270,8 @@ class JobTracker:
 
     def _output_target(self, step: int, attempt_dir: str, part: int) -> Any:
         if step == len(self.steps) - 1:
-            return TextOutput(os.path.join(attempt_dir, part_name(part)))
+            return TextOutput(os.path.join(attempt_dir, part_name(part)),
+                              self.job_class.OUTPUT_PROTOCOL)
         return self.shuffle.pair_sink(attempt_dir)
 
     def _make_spec(self, key: TaskKey, attempt: int) -> TaskSpec:
@@ -276,7 +282,8 @@ class JobTracker:
         partitions = 0 if self.steps[s].map_only else self.reducers
         common = dict(job=self.job_ref, step=s, index=index, attempt=tag,
                       num_partitions=partitions, sort_buffer=cfg.sort_buffer,
-                      sort_values=self.sort_values, decode_errors=cfg.decode_errors)
+                      sort_values=self.sort_values, decode_errors=cfg.decode_errors,
+                      side_data=self.side_data)
         if kind == "map":
             return TaskSpec(
                 "map", **common, skip_bad_records=cfg.skip_bad_records,
@@ -554,6 +561,7 @@ class JobTracker:
             with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
                 return json.load(f)  # already complete: nothing to do
         inputs: list[Any] = plan_splits(files, split_size)
+        self.side_data = self._prepare(files)
         with WorkerPool(self.config.workers, self.config.task_timeout) as pool:
             for s in range(len(self.steps)):
                 inputs = self._run_step(pool, s, inputs)
@@ -564,6 +572,22 @@ class JobTracker:
                 f"{len(self.skipped)} bad records were skipped, more than "
                 f"--skip-bad-records={self.config.skip_bad_records}; first: {self.skipped[0]}")
         return self._commit_job(files, fingerprint, started)
+
+    def _prepare(self, files: list[str]) -> dict:
+        """Run the job's coordinator-side ``prepare`` hook (e.g. sampling split points)."""
+        try:
+            side = self.job_class().prepare(list(files))
+        except MapReduceError:
+            raise
+        except Exception as exc:
+            error = TaskFailedError(f"{self.job_ref.path}: prepare() raised "
+                                    f"{type(exc).__name__}: {exc}")
+            error.detail = user_traceback(exc)  # type: ignore[attr-defined]
+            raise error from None
+        if side is not None and not isinstance(side, dict):
+            raise TaskFailedError(f"{self.job_ref.path}: prepare() must return a dict or None, "
+                                  f"not {type(side).__name__}")
+        return side or {}
 
     def _counters(self) -> dict[tuple[str, str], int]:
         total: dict[tuple[str, str], int] = {}
