@@ -37,7 +37,7 @@ from operator import itemgetter
 from typing import Any, Callable, Iterator, Optional
 from zlib import crc32
 
-from mapreduce.codec import decode_key, encode_key, encode_value
+from mapreduce.codec import decode_key, decode_value, encode_key, encode_value
 from mapreduce.errors import MapReduceError, SerializationError
 from mapreduce.inputs import TextSplit, line_number_at, read_lines
 from mapreduce.job import Job, Step, identity_mapper, iter_pairs
@@ -264,6 +264,82 @@ class SortBuffer:
         return output
 
 
+#: Value types a CombiningBuffer keeps by reference: immutable, and msgpack gives back an
+#: equal object of the same type, so the combiner sees what a decode would have produced.
+_SCALARS = frozenset((int, float, str, bytes, bool, type(None)))
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1   # msgpack's integer range
+#: Estimated CPython bytes of one distinct key's group (dict entry, list, key object).
+GROUP_OVERHEAD = 200
+
+
+class CombiningBuffer(SortBuffer):
+    """Map-side combining for steps with a combiner (Spark's map-side combine).
+
+    Instead of encoding every pair and decoding it again for the combiner, emitted values are
+    grouped per key in a dict as they arrive; when the buffer is full the combiner runs once
+    per distinct key -- in key-byte order, with the canonical decoded key and the values in
+    emission order, exactly as :class:`SortBuffer` would call it -- and only its output is
+    encoded, partitioned, sorted and spilled.  That takes the per-pair cost from an encode,
+    a CRC, a tuple and a decode down to a dict lookup and a list append.
+
+    Keys are validated and encoded once per distinct key per spill.  Scalar values are kept by
+    reference (they are immutable); any other value is snapshotted through msgpack on arrival,
+    which both checks that it can be encoded and protects against a mapper that mutates an
+    object after yielding it.  Unhashable keys (lists) are canonicalised to tuples first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups: dict[Any, list] = {}   # key -> [key bytes, value, value, ...]
+        self.add = self._add_grouped  # type: ignore[method-assign]
+
+    def _add_grouped(self, key: Any, value: Any) -> None:
+        tv = type(value)
+        if tv not in _SCALARS or (tv is int and not _INT_MIN <= value <= _INT_MAX):
+            vb = encode_value(value)
+            value = decode_value(vb)
+            self.size += len(vb) + 64
+        elif tv is str or tv is bytes:
+            self.size += len(value) + 57
+        else:
+            self.size += 16
+        try:
+            group = self.groups.get(key)
+        except TypeError:  # unhashable (a list key): use its canonical tuple form
+            key = decode_key(encode_key(key))
+            group = self.groups.get(key)
+        if group is None:
+            kb = encode_key(key)
+            group = self.groups[key] = [kb]
+            self.size += len(kb) + GROUP_OVERHEAD
+        group.append(value)
+        self.records += 1
+        if self.size >= self.limit:
+            self.spill()
+
+    def spill(self) -> None:
+        groups = sorted(self.groups.values(), key=_KEY)  # combiner calls in key-byte order
+        self.groups = {}
+        self.size = 0
+        self.running = "combiner"
+        combiner = self.step.combiner
+        parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_partitions)]
+        n_in = n_out = 0
+        for group in groups:
+            n_in += len(group) - 1
+            values = iter(group)
+            kb = next(values)
+            for k, v in iter_pairs(combiner(decode_key(kb), values)):
+                okb = encode_key(k)
+                parts[self.partition(okb, k)].append((okb, encode_value(v)))
+                n_out += 1
+        self.running = None
+        _bump(self.counters, "COMBINE_INPUT_RECORDS", n_in)
+        _bump(self.counters, "COMBINE_OUTPUT_RECORDS", n_out)
+        self._sort(parts)  # a no-op reorder when the combiner keeps its keys
+        self.sink.spill(parts)
+
+
 class _DirectCollector:
     """Map-only step: pairs go straight to the output in emission order."""
 
@@ -314,8 +390,12 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     counters: dict = {}
     if spec.num_partitions:
         partitioner = job.partitioner if type(job)._overrides("partitioner") else None
-        collector: Any = SortBuffer(step, spec.num_partitions, spec.sort_buffer,
-                                    spec.sort_values, spec.sink, counters, partitioner)
+        # Map-side combining needs a combiner; under SORT_VALUES values are sorted (and so
+        # encoded) before the combiner sees them, which only SortBuffer does.
+        buffer_class = (CombiningBuffer if step.combiner is not None and not spec.sort_values
+                        else SortBuffer)
+        collector: Any = buffer_class(step, spec.num_partitions, spec.sort_buffer,
+                                      spec.sort_values, spec.sink, counters, partitioner)
         writer = None
     else:
         writer = _open_output(spec.output)

@@ -27,7 +27,7 @@ from mapreduce.pool import TaskFailure, WorkerPool
 from mapreduce.runfile import RunWriter, read_partition
 from mapreduce.runners import run_job
 from mapreduce.shuffle import MapOutput, MapSink, MemoryShuffle, merge_sorted
-from mapreduce.task import RECORD_OVERHEAD, SortBuffer
+from mapreduce.task import RECORD_OVERHEAD, CombiningBuffer, SortBuffer
 from mapreduce.tracker import JobConfig
 
 FAST = settings(max_examples=60, deadline=None,
@@ -809,3 +809,106 @@ def test_layer_check_sees_imports_and_ignores_lazy_ones():
     assert "pool" not in top_level_imports("task")
     assert "diskshuffle" not in top_level_imports("task")
     assert top_level_imports("errors") == set()
+
+
+# --- CombiningBuffer: map-side combining must not change what the combiner computes -------
+class _ListSink:
+    """Collects spills; counters like a real sink."""
+
+    def __init__(self):
+        self.spills = []
+        self.counters = {}
+
+    def spill(self, parts):
+        self.spills.append([list(p) for p in parts])
+
+    def finish(self):
+        return self.spills
+
+
+def _sum_combiner(key, values):
+    total = 0
+    for v in values:
+        total += v if isinstance(v, (int, float)) and not isinstance(v, bool) else len(repr(v))
+    yield key, total
+
+
+_cb_keys = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from([1.0, 2.5, -0.0, 2.0]),
+    st.sampled_from(["a", "b", "é", ""]), st.sampled_from([b"a", b"\x00"]),
+    st.lists(st.integers(0, 2), max_size=2), st.tuples(st.integers(0, 2), st.text("ab", max_size=1)))
+_cb_values = st.one_of(st.integers(-3, 3), st.floats(-1, 1), st.text("xy", max_size=2),
+                       st.lists(st.integers(0, 3), max_size=2), st.booleans(), st.none(),
+                       st.dictionaries(st.text("k", max_size=1), st.integers(0, 2), max_size=1))
+
+
+def _feed(cls, pairs, limit, partitions=3):
+    step = Step(combiner=_sum_combiner)
+    sink = _ListSink()
+    counters = {}
+    buf = cls(step, partitions, limit, False, sink, counters)
+    for k, v in pairs:
+        buf.add(k, v)
+    return buf.finish(), counters
+
+
+def _reduced(spills, partitions=3):
+    """Merge every spill's partitions and sum per key (what reducers would compute)."""
+    out = []
+    for p in range(partitions):
+        runs = [s[p] for s in spills]
+        merged = merge_sorted(runs, False) if runs else []
+        for kb, group in groupby(merged, key=lambda r: r[0]):
+            out.append((kb, sum(decode_value(vb) for _, vb in group)))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_cb_keys, _cb_values), max_size=60))
+def test_combining_buffer_single_spill_identical_to_sort_buffer(pairs):
+    a, ca = _feed(SortBuffer, pairs, 1 << 40)
+    b, cb = _feed(CombiningBuffer, pairs, 1 << 40)
+    assert a == b  # same runs, byte for byte
+    assert ca == cb  # same combine input/output counts
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_cb_keys, st.integers(-3, 3)), max_size=80), st.integers(1, 600))
+def test_combining_buffer_small_buffers_same_reduced_result(pairs, limit):
+    a, _ = _feed(SortBuffer, pairs, limit)
+    b, _ = _feed(CombiningBuffer, pairs, limit)
+    assert _reduced(a) == _reduced(b)
+    # every spill is sorted by key bytes within each partition
+    for spill in b:
+        for part in spill:
+            assert [r[0] for r in part] == sorted(r[0] for r in part)
+
+
+def test_combining_buffer_snapshots_mutable_values():
+    """A mapper that mutates a list after yielding it must not change what was emitted."""
+    seen = []
+
+    def combiner(key, values):
+        seen.extend(values)
+        yield key, 0
+
+    sink = _ListSink()
+    buf = CombiningBuffer(Step(combiner=combiner), 1, 1 << 40, False, sink, {})
+    row = [1]
+    buf.add("k", row)
+    row.append(2)
+    buf.add("k", row)
+    buf.finish()
+    assert seen == [(1,), (1, 2)]
+
+
+def test_combining_buffer_rejects_bad_key_and_value_at_emission():
+    buf = CombiningBuffer(Step(combiner=_sum_combiner), 2, 1 << 40, False, _ListSink(), {})
+    with pytest.raises(SerializationError, match="dict"):
+        buf.add({"a": 1}, 1)  # unhashable and not a supported key
+    with pytest.raises(SerializationError, match="set"):
+        buf.add("k", {1, 2})
+    with pytest.raises(SerializationError):
+        buf.add("k", 1 << 70)  # beyond msgpack's integer range
+    with pytest.raises(SerializationError, match="frozenset"):
+        buf.add(frozenset([1]), 1)  # hashable but not a supported key type
