@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -28,7 +29,7 @@ from mapreduce.errors import CorruptDataError
 from mapreduce.layout import commit_file
 from mapreduce.runfile import RunReader, RunWriter, read_partition
 from mapreduce.shuffle import (MapOutput, MapSink, PairSink, Record, ReduceSource, Shuffle,
-                               StepInput, merge_sorted)
+                               StepInput, flat_pairs, merge_blocks, merge_block_runs)
 
 #: Flush a pair sink's buffered records to its run file every this many raw bytes.
 PAIR_SINK_FLUSH_BYTES = 1 << 20
@@ -50,11 +51,22 @@ def _merge_files(paths: list[str], out_path: str, partitions: list[int], out_par
         readers = [stack.enter_context(RunReader(p)) for p in paths]
         with RunWriter(out_path, out_partitions) as writer:
             for p in partitions:
-                runs = [r.iter_partition(p) for r in readers if r.partition_records(p)]
-                if runs:
-                    writer.write_partition(p if out_partitions > 1 else 0,
-                                           merge_sorted(runs, sort_values))
+                runs = [pair_blocks(r, p) for r in readers if r.partition_records(p)]
+                _write_merged(writer, p if out_partitions > 1 else 0, runs, sort_values)
             return writer.close(fsync=fsync)
+
+
+def pair_blocks(reader: RunReader, partition: int) -> Iterator[list[Record]]:
+    """A partition of a run file as blocks of (key, value) pairs (one run-file block each)."""
+    for flat in reader.iter_partition_flat(partition):
+        yield list(flat_pairs(flat))
+
+
+def _write_merged(writer: RunWriter, partition: int, runs: list[Iterator[list[Record]]],
+                  sort_values: bool) -> None:
+    """Merge ``runs`` into ``partition`` of ``writer`` a batch at a time (no per-record loop)."""
+    for batch in merge_blocks(runs, sort_values):
+        writer.write_flat(partition, list(chain.from_iterable(batch)))
 
 
 @dataclass
@@ -147,9 +159,9 @@ class DiskReduceSource(ReduceSource):
                                    f"merge-{level}-{i // self.merge_factor:05d}.run")
                 with ExitStack() as stack:
                     readers = [stack.enter_context(RunReader(path)) for path, _ in group]
-                    iters = [r.iter_partition(p) for r, (_, p) in zip(readers, group)]
+                    runs_ = [pair_blocks(r, p) for r, (_, p) in zip(readers, group)]
                     with RunWriter(out, 1) as writer:
-                        writer.write_partition(0, merge_sorted(iters, self.sort_values))
+                        _write_merged(writer, 0, runs_, self.sort_values)
                         writer.close(fsync=False)
                 for path, _ in group:  # only our own intermediate files, never map outputs
                     if path.startswith(self.attempt_dir + os.sep):
@@ -163,8 +175,8 @@ class DiskReduceSource(ReduceSource):
     def _final_merge(self, runs: list[tuple[str, int]]) -> Iterator[Record]:
         with ExitStack() as stack:
             readers = [stack.enter_context(RunReader(path)) for path, _ in runs]
-            iters = [r.iter_partition(p) for r, (_, p) in zip(readers, runs)]
-            yield from merge_sorted(iters, self.sort_values) if iters else ()
+            blocks = [pair_blocks(r, p) for r, (_, p) in zip(readers, runs)]
+            yield from merge_block_runs(blocks, self.sort_values)
 
 
 @dataclass

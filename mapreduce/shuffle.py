@@ -27,9 +27,10 @@ calls are exactly those of the disk back end, so both modes produce byte-identic
 """
 from __future__ import annotations
 
-import heapq
 from abc import ABC, abstractmethod
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any, Iterable, Iterator
 
@@ -40,13 +41,88 @@ Record = tuple  # (key_bytes, value_bytes)
 _KEY = itemgetter(0)
 
 
+def merge_blocks(runs: list[Iterator[list[Record]]], sort_values: bool) -> Iterator[list[Record]]:
+    """Stable k-way merge of sorted runs given as blocks (lists of records); yields batches.
+
+    Instead of a per-record heap (``heapq.merge`` runs Python code for every record), each
+    round holds one block per run and emits everything that is already final, letting
+    Timsort -- which finds the sorted slices and merges them in C -- order the batch:
+
+    * ``bound`` = the smallest last key among the current blocks; every record of any run
+      with a key below ``bound`` is final;
+    * records *equal* to ``bound`` are final for runs up to and including ``first``, the
+      first run whose block ends at ``bound`` (runs before it hold all their ``bound``
+      records already; ``first``'s later blocks follow its current ones, and runs after it
+      must wait, which keeps equal keys in run order -- stability);
+    * ``first``'s block is then used up and its next block is read.
+
+    Each round consumes a whole block, so memory stays at one block per run, even when one
+    key spans many blocks.  Under ``sort_values`` records compare as whole (key, value)
+    tuples; otherwise by key bytes only.
+    """
+    key = None if sort_values else _KEY
+    blocks: list[list[Record]] = []
+    sources: list[Iterator[list[Record]]] = []
+    for run in runs:
+        it = iter(run)
+        for block in it:
+            if block:
+                blocks.append(block)
+                sources.append(it)
+                break
+    while len(blocks) > 1:
+        lasts = [b[-1] if sort_values else b[-1][0] for b in blocks]
+        bound = min(lasts)
+        first = lasts.index(bound)
+        batch: list[Record] = []
+        for i, block in enumerate(blocks):
+            if i == first:
+                batch.extend(block)
+                blocks[i] = []
+                continue
+            cut = (bisect_right if i < first else bisect_left)(block, bound, key=key)
+            if cut:
+                batch.extend(block[:cut])
+                blocks[i] = block[cut:]
+        batch.sort(key=key)  # stable; the slices are sorted runs in run order
+        yield batch
+        kept_blocks, kept_sources = [], []
+        for block, source in zip(blocks, sources):
+            if not block:
+                block = next((b for b in source if b), None)
+                if block is None:
+                    continue
+            kept_blocks.append(block)
+            kept_sources.append(source)
+        blocks, sources = kept_blocks, kept_sources
+    if blocks:  # one run left: pass its blocks through
+        yield blocks[0]
+        yield from sources[0]
+
+
+def record_blocks(records: Iterable[Record], size: int = 4096) -> Iterator[list[Record]]:
+    """Cut a record iterable into blocks for :func:`merge_blocks`."""
+    if isinstance(records, list):
+        yield records
+        return
+    it = iter(records)
+    while True:
+        block = list(islice(it, size))
+        if not block:
+            return
+        yield block
+
+
 def merge_sorted(runs: list[Iterable[Record]], sort_values: bool) -> Iterator[Record]:
-    """Stable k-way merge of sorted runs (heapq.merge keeps run order among equal keys)."""
+    """Stable k-way merge of sorted record runs (records with equal keys keep run order)."""
     if len(runs) == 1:
         return iter(runs[0])
-    if sort_values:
-        return heapq.merge(*runs)
-    return heapq.merge(*runs, key=_KEY)
+    return chain.from_iterable(merge_blocks([record_blocks(r) for r in runs], sort_values))
+
+
+def merge_block_runs(runs: list[Iterator[list[Record]]], sort_values: bool) -> Iterator[Record]:
+    """:func:`merge_blocks`, flattened to records."""
+    return chain.from_iterable(merge_blocks(runs, sort_values))
 
 
 def flat_pairs(flat: list[bytes]) -> Iterator[Record]:
@@ -176,8 +252,8 @@ class MemoryReduceSource(ReduceSource):
     counters: dict = field(default_factory=dict)
 
     def open(self) -> Iterator[Record]:
-        runs = [flat_pairs(unpack_flat(data)) for data in self.packed_runs]
-        return merge_sorted(runs, self.sort_values) if runs else iter(())
+        runs = [[list(flat_pairs(unpack_flat(data)))] for data in self.packed_runs]
+        return merge_block_runs(runs, self.sort_values)
 
 
 @dataclass
@@ -245,5 +321,6 @@ def value_decoder(sort_values: bool):
 
 __all__ = [
     "MapOutput", "MapSink", "ReduceSource", "PairSink", "StepInput", "Shuffle",
-    "MemoryShuffle", "merge_sorted", "flat_pairs", "merge_into_partitions", "value_decoder",
+    "MemoryShuffle", "merge_sorted", "merge_blocks", "merge_block_runs", "record_blocks",
+    "flat_pairs", "merge_into_partitions", "value_decoder",
 ]

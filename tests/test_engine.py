@@ -912,3 +912,35 @@ def test_combining_buffer_rejects_bad_key_and_value_at_emission():
         buf.add("k", 1 << 70)  # beyond msgpack's integer range
     with pytest.raises(SerializationError, match="frozenset"):
         buf.add(frozenset([1]), 1)  # hashable but not a supported key type
+
+
+# --- merge_blocks: the block-wise stable merge every shuffle merge goes through ---------------
+from mapreduce.shuffle import merge_blocks  # noqa: E402
+
+
+@st.composite
+def _block_runs(draw, sort_values):
+    runs = []
+    for r in range(draw(st.integers(1, 5))):
+        keys = sorted(draw(st.lists(st.sampled_from([b"a", b"b", b"bb", b"c"]), max_size=25)))
+        if sort_values:
+            recs = sorted((k, draw(st.sampled_from([b"0", b"1", b"2"]))) for k in keys)
+        else:
+            recs = [(k, f"{r}:{i:03d}".encode()) for i, k in enumerate(keys)]
+        size = draw(st.integers(1, 6))
+        runs.append([recs[i:i + size] for i in range(0, len(recs), size)])
+    return runs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_merge_blocks_is_a_stable_bounded_merge(data):
+    sort_values = data.draw(st.booleans())
+    runs = data.draw(_block_runs(sort_values))
+    flat = [rec for run in runs for block in run for rec in block]
+    expected = sorted(flat) if sort_values else sorted(flat, key=lambda rec: rec[0])
+    largest = max((len(b) for run in runs for b in run), default=0)
+    batches = list(merge_blocks([iter(run) for run in runs], sort_values))
+    assert [rec for batch in batches for rec in batch] == expected
+    # memory: a batch never holds more than one block's worth from each run
+    assert all(len(batch) <= largest * len(runs) for batch in batches)
