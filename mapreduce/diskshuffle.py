@@ -71,7 +71,7 @@ def _write_merged(writer: RunWriter, partition: int, runs: list[Iterator[list[Re
 
 @dataclass
 class DiskMapSink(MapSink):
-    attempt_dir: str
+    prefix: str               # the attempt's file-name prefix (see mapreduce.layout)
     num_partitions: int
     merge_factor: int
     sort_values: bool
@@ -79,8 +79,9 @@ class DiskMapSink(MapSink):
     counters: dict = field(default_factory=dict)
 
     def spill(self, partitions: list[list[Record]]) -> None:
-        os.makedirs(self.attempt_dir, exist_ok=True)
-        path = os.path.join(self.attempt_dir, f"spill-{len(self.spill_paths):05d}.run")
+        if not self.spill_paths:
+            os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
+        path = f"{self.prefix}spill-{len(self.spill_paths):05d}.run"
         with RunWriter(path, self.num_partitions) as writer:
             for p, records in enumerate(partitions):
                 if records:
@@ -101,7 +102,7 @@ class DiskMapSink(MapSink):
             if len(group) == 1:
                 merged.append(group[0])
                 continue
-            out = os.path.join(self.attempt_dir, f"merge-{tag}-{i // self.merge_factor:05d}.run")
+            out = f"{self.prefix}merge-{tag}-{i // self.merge_factor:05d}.run"
             _merge_files(group, out, everything, self.num_partitions, self.sort_values, False)
             for p in group:
                 os.remove(p)
@@ -110,8 +111,8 @@ class DiskMapSink(MapSink):
         return merged
 
     def finish(self) -> MapOutput:
-        os.makedirs(self.attempt_dir, exist_ok=True)
-        out = os.path.join(self.attempt_dir, "map.out")
+        os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
+        out = f"{self.prefix}map.out"
         paths, level = self.spill_paths, 0
         while len(paths) > self.merge_factor:
             paths = self._merge_pass(paths, str(level))
@@ -139,7 +140,7 @@ class DiskMapSink(MapSink):
 class DiskReduceSource(ReduceSource):
     paths: list[str]          # committed map outputs with records in this partition, map order
     partition: int
-    attempt_dir: str
+    prefix: str               # the attempt's file-name prefix
     merge_factor: int
     sort_values: bool
     counters: dict = field(default_factory=dict)
@@ -147,16 +148,16 @@ class DiskReduceSource(ReduceSource):
     def open(self) -> Iterator[Record]:
         runs = [(path, self.partition) for path in self.paths]
         level = 0
+        if len(runs) > self.merge_factor:
+            os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
         while len(runs) > self.merge_factor:
-            os.makedirs(self.attempt_dir, exist_ok=True)
             next_runs = []
             for i in range(0, len(runs), self.merge_factor):
                 group = runs[i:i + self.merge_factor]
                 if len(group) == 1:
                     next_runs.append(group[0])
                     continue
-                out = os.path.join(self.attempt_dir,
-                                   f"merge-{level}-{i // self.merge_factor:05d}.run")
+                out = f"{self.prefix}merge-{level}-{i // self.merge_factor:05d}.run"
                 with ExitStack() as stack:
                     readers = [stack.enter_context(RunReader(path)) for path, _ in group]
                     runs_ = [pair_blocks(r, p) for r, (_, p) in zip(readers, group)]
@@ -164,7 +165,7 @@ class DiskReduceSource(ReduceSource):
                         _write_merged(writer, 0, runs_, self.sort_values)
                         writer.close(fsync=False)
                 for path, _ in group:  # only our own intermediate files, never map outputs
-                    if path.startswith(self.attempt_dir + os.sep):
+                    if path.startswith(self.prefix):
                         os.remove(path)
                 next_runs.append((out, 0))
             runs = next_runs
@@ -234,24 +235,24 @@ class DiskShuffle(Shuffle):
             return False
         return True
 
-    def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
+    def map_sink(self, prefix: str, num_partitions: int, merge_factor: int,
                  sort_values: bool) -> MapSink:
-        return DiskMapSink(attempt_dir, num_partitions, merge_factor, sort_values)
+        return DiskMapSink(prefix, num_partitions, merge_factor, sort_values)
 
     def commit_map_output(self, output: MapOutput, final_path: str) -> MapOutput:
-        commit_file(output.location, final_path)
+        commit_file(output.location, final_path, sync_dir=False)  # the tracker fsyncs the dir
         return MapOutput(final_path, output.partition_records, output.partition_bytes)
 
-    def reduce_source(self, outputs: list[MapOutput], partition: int, attempt_dir: str,
+    def reduce_source(self, outputs: list[MapOutput], partition: int, prefix: str,
                       merge_factor: int, sort_values: bool) -> ReduceSource:
         paths = [o.location for o in outputs if o.partition_records[partition]]
-        return DiskReduceSource(paths, partition, attempt_dir, merge_factor, sort_values)
+        return DiskReduceSource(paths, partition, prefix, merge_factor, sort_values)
 
-    def pair_sink(self, attempt_dir: str) -> PairSink:
-        return DiskPairSink(os.path.join(attempt_dir, "output.run"))
+    def pair_sink(self, prefix: str) -> PairSink:
+        return DiskPairSink(f"{prefix}output.run")
 
     def commit_step_output(self, location: Any, final_path: str) -> Any:
-        commit_file(location, final_path)
+        commit_file(location, final_path, sync_dir=False)  # the tracker fsyncs the dir
         return final_path
 
     def step_input(self, location: Any, label: str) -> StepInput:

@@ -321,13 +321,23 @@ class Journal:
         If the write or the fsync fails, the file is truncated back to the last good record
         (best effort), the error is raised, and the journal refuses further appends.
         """
+        self.append_many([(type, payload)])
+
+    def append_many(self, records: list[tuple[int, dict]]) -> None:
+        """Append several records with one ``os.write`` and one ``os.fsync`` (group commit).
+
+        A crash may leave any prefix of them (the last one possibly torn); replay keeps the
+        intact prefix, which is all the coordinator relies on.
+        """
         if self._fd is None:
             raise ValueError(f"{self.path}: journal is closed")
         if self._broken is not None:
             raise OSError(f"{self.path}: journal unusable after a failed append: {self._broken}")
-        if type == HEADER:
+        if not records:
+            return
+        if any(type == HEADER for type, _ in records):
             raise ValueError("only Journal.create writes the HEADER record")
-        frame = _encode_record(type, payload)
+        frame = b"".join(_encode_record(type, payload) for type, payload in records)
         fd = self._fd
         try:
             written = os.write(fd, frame)

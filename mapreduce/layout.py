@@ -12,8 +12,10 @@ Work directory::
     journal                              the coordinator's append-only progress log
     logs/step-S-KIND-NNNNN-attempt-T.log stdout+stderr of one task attempt
     step-S/map-NNNNN.T.out               committed map output of step S, map task N (by attempt T)
-    step-S/map-NNNNN/attempt-T/          attempt T's private files (spills, output before commit)
-    step-S/reduce-NNNNN/attempt-T/       reduce attempt's intermediate merges and output
+    step-S/attempts/KIND-NNNNN.T.*       attempt T's private files: spills, merges, its output
+                                         before commit (a name prefix, not a directory: creating
+                                         and removing a directory per attempt costs more than a
+                                         tiny task)
     step-S/output-NNNNN.run              committed output of an intermediate (non-final) step
     committed/part-NNNNN                 a final-step task's committed output, awaiting job commit
 
@@ -54,8 +56,12 @@ class WorkLayout:
     def journal(self) -> str:
         return os.path.join(self.work_dir, "journal")
 
-    def attempt_dir(self, step: int, kind: str, index: int, tag: str) -> str:
-        return os.path.join(self.step_dir(step), f"{kind}-{index:05d}", f"attempt-{tag}")
+    def attempts_dir(self, step: int) -> str:
+        return os.path.join(self.step_dir(step), "attempts")
+
+    def attempt_prefix(self, step: int, kind: str, index: int, tag: str) -> str:
+        """Every file of one attempt starts with this path prefix."""
+        return os.path.join(self.attempts_dir(step), f"{kind}-{index:05d}.{tag}.")
 
     def attempt_log(self, step: int, kind: str, index: int, tag: str) -> str:
         return os.path.join(self.work_dir, "logs",
@@ -83,11 +89,33 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def commit_file(tmp_path: str, final_path: str) -> None:
-    """Atomically move a complete, fsynced file to its final name."""
-    os.makedirs(os.path.dirname(final_path), exist_ok=True)
+def commit_file(tmp_path: str, final_path: str, sync_dir: bool = True) -> str:
+    """Atomically move a complete, fsynced file to its final name.
+
+    Returns the directory whose fsync makes the rename durable; with ``sync_dir=False`` the
+    caller fsyncs it later (the coordinator batches those fsyncs in a group commit).
+    """
+    directory = os.path.dirname(final_path)
+    os.makedirs(directory, exist_ok=True)
     os.replace(tmp_path, final_path)
-    fsync_dir(os.path.dirname(final_path))
+    if sync_dir:
+        fsync_dir(directory)
+    return directory
+
+
+def remove_prefix(prefix: str) -> None:
+    """Delete every file whose path starts with ``prefix`` (one attempt's leftovers)."""
+    directory, start = os.path.split(prefix)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith(start):
+            try:
+                os.remove(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
 
 
 def write_file_atomically(path: str, data: bytes) -> None:

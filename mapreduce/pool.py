@@ -16,8 +16,8 @@ leaves no orphan writing into the work directory.
 
 Each task may name a log file: for the duration of the task the worker points its file
 descriptors 1 and 2 there (so ``print``, ``logging``, C extensions and a segfault's
-faulthandler dump all land in the attempt's log, never in the job's output).  Without a log
-file, ``print`` goes to stderr.
+faulthandler dump all land in the attempt's log, never in the job's output); a log left empty
+is removed.  Without a log file, ``print`` goes to stderr.
 
 A task may also have a deadline (``--task-timeout``): a task still running when it passes is
 killed with its worker and reported as a failure.
@@ -150,6 +150,11 @@ class _LogRedirect:
             for fd in self.saved:
                 os.close(fd)
             self.saved = []
+            try:  # most attempts print nothing: leave no empty log behind
+                if os.path.getsize(self.path) == 0:
+                    os.remove(self.path)
+            except OSError:
+                pass
 
 
 def _worker_main(conn) -> None:

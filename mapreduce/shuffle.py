@@ -194,18 +194,18 @@ class Shuffle(ABC):
         """Is a committed output still intact (every checksum read and checked)?"""
 
     @abstractmethod
-    def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
+    def map_sink(self, prefix: str, num_partitions: int, merge_factor: int,
                  sort_values: bool) -> MapSink: ...
 
     @abstractmethod
     def commit_map_output(self, output: MapOutput, final_path: str) -> MapOutput: ...
 
     @abstractmethod
-    def reduce_source(self, outputs: list[MapOutput], partition: int, attempt_dir: str,
+    def reduce_source(self, outputs: list[MapOutput], partition: int, prefix: str,
                       merge_factor: int, sort_values: bool) -> ReduceSource: ...
 
     @abstractmethod
-    def pair_sink(self, attempt_dir: str) -> PairSink: ...
+    def pair_sink(self, prefix: str) -> PairSink: ...
 
     @abstractmethod
     def commit_step_output(self, location: Any, final_path: str) -> Any: ...
@@ -292,19 +292,19 @@ class MemoryShuffle(Shuffle):
     def verify(self, location: Any) -> bool:
         return False  # lost with the coordinator that held it
 
-    def map_sink(self, attempt_dir: str, num_partitions: int, merge_factor: int,
+    def map_sink(self, prefix: str, num_partitions: int, merge_factor: int,
                  sort_values: bool) -> MapSink:
         return MemoryMapSink(num_partitions, sort_values)
 
     def commit_map_output(self, output: MapOutput, final_path: str) -> MapOutput:
         return output
 
-    def reduce_source(self, outputs: list[MapOutput], partition: int, attempt_dir: str,
+    def reduce_source(self, outputs: list[MapOutput], partition: int, prefix: str,
                       merge_factor: int, sort_values: bool) -> ReduceSource:
         runs = [o.location[partition] for o in outputs if o.partition_records[partition]]
         return MemoryReduceSource(runs, sort_values)
 
-    def pair_sink(self, attempt_dir: str) -> PairSink:
+    def pair_sink(self, prefix: str) -> PairSink:
         return MemoryPairSink()
 
     def commit_step_output(self, location: Any, final_path: str) -> Any:

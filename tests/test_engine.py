@@ -221,7 +221,7 @@ def shuffle_through(shuffle, root, tasks, n, merge_factor, sort_values):
     """Spill every map task into the shuffle, commit, and read every partition back."""
     outputs = []
     for m, spills in enumerate(tasks):
-        sink = shuffle.map_sink(os.path.join(root, f"map-{m}", "attempt"), n, merge_factor,
+        sink = shuffle.map_sink(os.path.join(root, f"map-{m}", "attempt", ""), n, merge_factor,
                                 sort_values)
         for records in spills:
             sink.spill(partitioned(records, n, sort_values))
@@ -231,7 +231,7 @@ def shuffle_through(shuffle, root, tasks, n, merge_factor, sort_values):
         outputs.append(shuffle.commit_map_output(out, os.path.join(root, f"map-{m}.out")))
     streams = []
     for p in range(n):
-        source = shuffle.reduce_source(outputs, p, os.path.join(root, f"reduce-{p}"),
+        source = shuffle.reduce_source(outputs, p, os.path.join(root, f"reduce-{p}", ""),
                                        merge_factor, sort_values)
         streams.append(list(source.open()))
     return streams
@@ -274,7 +274,7 @@ def test_disk_reduce_source_merges_in_passes(tmp_path, merge_factor, passes):
     maps = tmp_path / "maps"
     maps.mkdir()
     paths = write_runs(str(maps), SEVEN_RUNS, 1, 2)
-    attempt = str(tmp_path / "reduce-1" / "attempt")
+    attempt = os.path.join(tmp_path, "reduce-1", "attempt", "")  # a file-name prefix
     source = DiskReduceSource(paths, 1, attempt, merge_factor, False)
     got = list(source.open())
     assert got == list(merge_sorted([iter(r) for r in SEVEN_RUNS], False))
@@ -284,7 +284,7 @@ def test_disk_reduce_source_merges_in_passes(tmp_path, merge_factor, passes):
 
 
 def test_disk_map_sink_merges_spills_in_passes(tmp_path):
-    attempt = str(tmp_path / "map-0" / "attempt")
+    attempt = os.path.join(tmp_path, "map-0", "attempt", "")  # a file-name prefix
     sink = DiskMapSink(attempt, 2, 2, False)
     spills = [partitioned(run, 2, False) for run in SEVEN_RUNS]
     for parts in spills:
@@ -301,7 +301,7 @@ def test_disk_map_sink_merges_spills_in_passes(tmp_path):
 
 
 def test_disk_map_sink_without_spills_writes_an_empty_output(tmp_path):
-    sink = DiskMapSink(str(tmp_path / "a"), 3, 2, False)
+    sink = DiskMapSink(os.path.join(tmp_path, "a", ""), 3, 2, False)
     out = sink.finish()
     assert out.partition_records == [0, 0, 0]
     assert [list(read_partition(out.location, p)) for p in range(3)] == [[], [], []]
