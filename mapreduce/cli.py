@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--job", dest="job_name", metavar="NAME",
                      help="which Job subclass to run when the file defines several")
     _add_run_options(run, output_required=True)
+    from mapreduce.bench import add_bench_parser  # lazy: bench is in the same (entry) layer
+    add_bench_parser(sub)
     return parser
 
 
@@ -175,6 +177,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command == "bench":
+            from mapreduce.bench import run_bench_command
+            return run_bench_command(args)
         job_class, job_ref = load_job_class(args.job, args.job_name)
         return _run(job_class, job_ref, args)
     except MapReduceError as exc:

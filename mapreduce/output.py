@@ -47,7 +47,7 @@ def format_line(key: Any, value: Any) -> str:
 
 def format_raw_value(key: Any, value: Any) -> bytes:
     """The ``raw_value`` protocol's line for one pair: the value alone."""
-    if isinstance(value, str):
+    if value.__class__ is str or isinstance(value, str):
         return value.encode("utf-8", "surrogateescape") + b"\n"
     if isinstance(value, (bytes, bytearray)):
         return bytes(value) + b"\n"
@@ -68,19 +68,21 @@ class TextPartWriter:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         self._file = open(path, "wb", buffering=1 << 20)
-        self.records = 0
-        self._format = format_raw_value if protocol == "raw_value" else _json_line
+        fmt = format_raw_value if protocol == "raw_value" else _json_line
+        file_write = self._file.write
 
-    def write(self, key: Any, value: Any) -> None:
-        self._file.write(self._format(key, value))
-        self.records += 1
+        def write(key: Any, value: Any) -> None:  # a closure: the per-record path
+            file_write(fmt(key, value))
 
-    def close(self) -> tuple[int, int]:
+        self.write = write
+
+    def close(self) -> int:
+        """Flush, fsync and close; returns the file's size in bytes."""
         self._file.flush()
         os.fsync(self._file.fileno())
         size = self._file.tell()
         self._file.close()
-        return self.records, size
+        return size
 
     def abort(self) -> None:
         self._file.close()

@@ -50,6 +50,7 @@ from mapreduce.shuffle import MapOutput, MapSink, PairSink, ReduceSource, StepIn
 RECORD_OVERHEAD = 136
 
 _KEY = itemgetter(0)
+_VALUE = itemgetter(1)
 
 
 class UserCodeError(MapReduceError):
@@ -133,8 +134,7 @@ class _TextWriter:
         self.write = self._writer.write
 
     def finish(self) -> tuple[Any, int]:
-        _, size = self._writer.close()
-        return self._writer.path, size
+        return self._writer.path, self._writer.close()
 
 
 class _PairWriter:
@@ -187,7 +187,10 @@ class SortBuffer:
     def _add_custom(self, key: Any, value: Any) -> None:
         kb = encode_key(key)
         vb = self.encode_value(value)
-        self.parts[self.partition(kb, key)].append((kb, vb))
+        p = self.partitioner(key, self.num_partitions)  # type: ignore[misc]
+        if p.__class__ is not int or not 0 <= p < self.num_partitions:
+            p = self.partition(kb, key)  # raises the explanatory error
+        self.parts[p].append((kb, vb))
         self.records += 1
         self.size += len(kb) + len(vb) + RECORD_OVERHEAD
         if self.size >= self.limit:
@@ -521,7 +524,8 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
         for kb, group in groupby(spec.source.open(), _KEY):
             key = decode_key(kb)
             groups += 1
-            out = reducer(key, (decode_value(vb) for _, vb in group))
+            # A lazy iterator over the group: map/itemgetter run in C, no Python frame per value.
+            out = reducer(key, map(decode_value, map(_VALUE, group)))
             if out is not None:
                 for k, v in out:
                     write(k, v)
