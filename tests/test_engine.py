@@ -718,7 +718,7 @@ def test_format_line_rejects_unserializable():
 #: ``errors`` from anywhere, and the exceptions below).  Function-level (lazy) imports are
 #: allowed and not checked: e.g. Job.run imports the CLI lazily, as documented.
 LAYERS = [
-    ("entry", {"cli", "__main__", "__init__"}),
+    ("entry", {"cli", "__main__", "__init__", "bench"}),
     ("assembly", {"runners"}),
     ("coordinator", {"tracker"}),
     ("work", {"task", "diskshuffle", "pool"}),
