@@ -17,9 +17,9 @@ import sys
 import tempfile
 from typing import Optional, Sequence
 
-from mapreduce.errors import MapReduceError, UsageError
+from mapreduce.errors import JobDefinitionError, MapReduceError, UsageError
 from mapreduce.job import Job
-from mapreduce.loader import load_job_class, register_job_class
+from mapreduce.loader import JobRef, load_job_class, register_job_class
 from mapreduce.runners import SHUFFLES, run_job
 from mapreduce.tracker import JobConfig, JobResult
 
@@ -101,7 +101,8 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
     parser.add_argument("-q", "--quiet", action="store_true", help="print no summary")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(job_class: Optional[type[Job]] = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with ``job_class``, ``run`` also takes that job's own options."""
     parser = argparse.ArgumentParser(
         prog="python -m mapreduce",
         description="A MapReduce framework for Python whose shuffle goes through disk.")
@@ -113,9 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--job", dest="job_name", metavar="NAME",
                      help="which Job subclass to run when the file defines several")
     _add_run_options(run, output_required=True)
+    if job_class is not None:
+        run.set_defaults(job_option_dests=add_job_options(run, job_class))
     from mapreduce.bench import add_bench_parser  # lazy: bench is in the same (entry) layer
     add_bench_parser(sub)
     return parser
+
+
+def add_job_options(parser: argparse.ArgumentParser, job_class: type[Job]) -> list[str]:
+    """Add the job's own options (``configure_args``) as an argument group; their dests."""
+    group = parser.add_argument_group(f"options of the job ({job_class.__name__})")
+    before = len(group._group_actions)
+    try:
+        job_class.__new__(job_class).configure_args(group)  # type: ignore[arg-type]
+    except argparse.ArgumentError as exc:
+        raise JobDefinitionError(f"{job_class.__name__}.configure_args: {exc} (the name is "
+                                 "taken by a framework option; pick another)") from None
+    return [a.dest for a in group._group_actions[before:]]
 
 
 def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
@@ -126,7 +141,8 @@ def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
         split_size=parse_size(args.split_size, "--split-size") if args.split_size else None,
         overwrite=args.overwrite, work_dir=args.work_dir, decode_errors=args.decode_errors,
         max_attempts=args.max_attempts, task_timeout=args.task_timeout,
-        skip_bad_records=args.skip_bad_records, resume=args.resume, keep_work=args.keep_work)
+        skip_bad_records=args.skip_bad_records, resume=args.resume, keep_work=args.keep_work,
+        job_options={dest: getattr(args, dest) for dest in getattr(args, "job_option_dests", [])})
 
 
 def _print_summary(result: JobResult, name: str) -> None:
@@ -170,8 +186,30 @@ def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_named_in(argv: Sequence[str]) -> Optional[tuple[type[Job], JobRef]]:
+    """The job a ``run`` command line names, loaded early so that its own options can be
+    parsed (and listed by --help); None when there is none or it does not load (the full
+    parse then reports the problem)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("command", nargs="?")
+    pre.add_argument("job", nargs="?")
+    pre.add_argument("--job", dest="job_name")
+    known, _ = pre.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    if known.command != "run" or not known.job:
+        return None
+    try:
+        return load_job_class(known.job, known.job_name)
+    except MapReduceError:
+        return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        loaded = _job_named_in(argv)
+        parser = build_parser(loaded[0] if loaded else None)
+    except MapReduceError as exc:
+        return _report_error(exc)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -180,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "bench":
             from mapreduce.bench import run_bench_command
             return run_bench_command(args)
-        job_class, job_ref = load_job_class(args.job, args.job_name)
+        job_class, job_ref = loaded or load_job_class(args.job, args.job_name)
         return _run(job_class, job_ref, args)
     except MapReduceError as exc:
         return _report_error(exc)
@@ -194,7 +232,12 @@ def run_job_class_main(job_class: type[Job], argv: Optional[Sequence[str]] = Non
     parser = argparse.ArgumentParser(prog=os.path.basename(sys.argv[0]),
                                      description=(job_class.__doc__ or "").strip() or None)
     _add_run_options(parser, output_required=False)
+    try:
+        dests = add_job_options(parser, job_class)
+    except MapReduceError as exc:
+        return _report_error(exc)
     args = parser.parse_args(argv)
+    args.job_option_dests = dests
     try:
         return _run(job_class, register_job_class(job_class), args)
     except MapReduceError as exc:

@@ -460,3 +460,39 @@ def line_number_at(split: TextSplit, index_in_split: int) -> int:
     if last != b"\n":
         newlines += 1
     return newlines + index_in_split + 1
+
+
+@dataclass(frozen=True)
+class WholeFileSplit:
+    """One whole input file as one record (``INPUT_FORMAT = "whole_file"``, Hadoop's
+    WholeFileInputFormat): the mapper gets ``(path, contents)`` with the contents as bytes,
+    decompressed for ``.gz``/``.bz2``."""
+
+    path: str
+    compression: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.path} (whole file)"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def plan_whole_files(files: Sequence[str]) -> list[WholeFileSplit]:
+    """One split per file, in file order."""
+    return [WholeFileSplit(path, compression_of(path)) for path in files]
+
+
+def read_whole_file(split: WholeFileSplit) -> bytes:
+    """The file's bytes (decompressed), with failures turned into one-line InputErrors."""
+    text_split = TextSplit(split.path, 0, 0, split.compression)
+    f = _open_stream(text_split)
+    try:
+        chunks = []
+        while True:
+            chunk = _read(f, 1 << 24, text_split)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        f.close()

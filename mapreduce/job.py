@@ -27,6 +27,7 @@ Policy decisions that live here:
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -87,17 +88,31 @@ class Job:
       Values must then be orderable keys (None, numbers, str, bytes, tuples of these).
     * ``OUTPUT_PROTOCOL`` (default ``"json"``): part-file lines are ``json(key) TAB
       json(value)``; ``"raw_value"`` writes each value alone as a line (str or bytes).
+    * ``INPUT_FORMAT`` (default ``"lines"``): the mapper gets ``(None, line)`` per line;
+      ``"whole_file"`` gives one record per input file, ``(path, contents as bytes)``.
+
+    In a task, ``self.options`` holds the job's own command-line options (see
+    :meth:`configure_args`), ``self.side_data`` what :meth:`prepare` returned, and, in a map
+    task of the first step, ``self.input_path`` / ``self.input_start`` / ``self.input_end``
+    say which file and byte range the current records come from.
     """
 
     REDUCERS: int = 4
     SORT_VALUES: bool = False
     OUTPUT_PROTOCOL: str = "json"
+    INPUT_FORMAT: str = "lines"
 
     def __init__(self) -> None:
         self._counters: dict[tuple[str, str], int] = {}
         self._status: Optional[str] = None
         #: What :meth:`prepare` returned in the coordinator (empty dict if nothing).
         self.side_data: dict = {}
+        #: The job's own options (from :meth:`configure_args`), parsed from the command line.
+        self.options = argparse.Namespace(**self.default_options())
+        #: Task context: the input file and byte range of the current map task (first step).
+        self.input_path: Optional[str] = None
+        self.input_start: Optional[int] = None
+        self.input_end: Optional[int] = None
 
     # --- methods users override -----------------------------------------------------
     def mapper(self, key: Any, value: Any) -> Iterable[Pair]:
@@ -137,12 +152,31 @@ class Job:
         """
         raise NotImplementedError
 
+    def configure_args(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the job's own command-line options (mrjob's ``configure_args``).
+
+        ``parser`` is an argument group of the ``run`` command: call ``parser.add_argument``
+        as with argparse (e.g. ``parser.add_argument("--top", type=int, default=10)``).  The
+        values reach every task as ``self.options.top``; ``--help`` lists them.  Options must
+        be optional (``--name``) and their values picklable.
+        """
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """The job options' defaults (what ``self.options`` holds without a command line)."""
+        parser = argparse.ArgumentParser(add_help=False)
+        cls.__new__(cls).configure_args(parser)
+        return vars(parser.parse_args([]))
+
     def prepare(self, inputs: list[str]) -> Optional[dict]:
         """Called once, in the coordinator, before any task runs, with the input files.
 
         Whatever dict it returns (picklable) is available in every task as
         ``self.side_data`` -- e.g. split points sampled from the input for a total-order
-        partitioner.  Default: nothing.
+        partitioner, or a data set every task reads.  It is stored once per job, not copied
+        into each task: NumPy arrays in it are shared by all workers as read-only memory-
+        mapped files (see :mod:`mapreduce.sidedata`).  ``self.options``
+        is set here too.  Default: nothing.
         """
         return None
 

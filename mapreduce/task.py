@@ -27,6 +27,7 @@ User-code failures are raised as :class:`UserCodeError` naming the job method an
 """
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import sys
@@ -39,10 +40,12 @@ from zlib import crc32
 
 from mapreduce.codec import decode_key, decode_value, encode_key, encode_value
 from mapreduce.errors import MapReduceError, SerializationError
-from mapreduce.inputs import TextSplit, line_number_at, read_lines
+from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_lines,
+                              read_whole_file)
 from mapreduce.job import Job, Step, identity_mapper, iter_pairs
 from mapreduce.loader import JobRef, resolve
 from mapreduce.output import TextPartWriter
+from mapreduce.sidedata import SideDataRef, load_side_data
 from mapreduce.shuffle import MapOutput, MapSink, PairSink, ReduceSource, StepInput, value_decoder
 
 #: Approximate CPython bytes per buffered record beyond its payload: a 2-tuple (56), two
@@ -79,7 +82,8 @@ class TaskSpec:
     sort_values: bool
     decode_errors: str = "strict"
     skip_bad_records: int = 0      # map: tolerate this many records whose mapper raises
-    side_data: dict = field(default_factory=dict)  # what Job.prepare() returned
+    side_data: Optional[SideDataRef] = None        # where what Job.prepare() returned is
+    job_options: dict = field(default_factory=dict)  # the job's own command-line options
     split: Any = None              # map: TextSplit or StepInput
     sink: Optional[MapSink] = None  # map with reducers: where spills go
     source: Optional[ReduceSource] = None  # reduce: where records come from
@@ -359,7 +363,13 @@ class _DirectCollector:
 # --- running tasks ---------------------------------------------------------------------------
 def _instantiate(spec: TaskSpec) -> tuple[Job, Step]:
     job = resolve(spec.job)()
-    job.side_data = spec.side_data
+    job.options = argparse.Namespace(**spec.job_options)
+    job.side_data = load_side_data(spec.side_data)
+    split = spec.split
+    if isinstance(split, (TextSplit, WholeFileSplit)):  # the task context of a map task
+        job.input_path = split.path
+        job.input_start = getattr(split, "start", 0)
+        job.input_end = getattr(split, "end", None)
     steps = job.steps()
     return job, steps[spec.step]
 
@@ -367,6 +377,8 @@ def _instantiate(spec: TaskSpec) -> tuple[Job, Step]:
 def _split_records(split: Any, decode_errors: str) -> Iterator[tuple[Any, Any]]:
     if isinstance(split, TextSplit):
         return ((None, line) for line in read_lines(split, decode_errors))
+    if isinstance(split, WholeFileSplit):
+        return iter([(split.path, read_whole_file(split))])
     return split.records()
 
 
@@ -500,6 +512,8 @@ def _map_error(spec: TaskSpec, collector: Any, method: str, index: int,
 def _split_bytes(split: Any) -> int:
     if isinstance(split, TextSplit):
         return split.end - split.start
+    if isinstance(split, WholeFileSplit):
+        return os.path.getsize(split.path)
     return 0
 
 

@@ -38,19 +38,19 @@ files in the output directory.
 """
 from __future__ import annotations
 
-import base64
+import argparse
 import errno
 import hashlib
 import json
 import os
-import pickle
 import socket
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from mapreduce.errors import MapReduceError, OutputError, TaskFailedError, UsageError
-from mapreduce.inputs import choose_split_size, expand_inputs, plan_splits
+from mapreduce.errors import (CorruptDataError, MapReduceError, OutputError, TaskFailedError,
+                              UsageError)
+from mapreduce.inputs import choose_split_size, expand_inputs, plan_splits, plan_whole_files
 from mapreduce.job import Job
 from mapreduce.journal import RUN_START, TASK_COMMITTED, TASK_FAILED, Journal
 from mapreduce.layout import (JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout, commit_file,
@@ -61,6 +61,7 @@ from mapreduce.lock import LOCK_FILE, OutputLock
 from mapreduce.output import PROTOCOLS
 from mapreduce.pool import TaskFailure, WorkerPool, user_traceback
 from mapreduce.shuffle import MapOutput, Shuffle
+from mapreduce.sidedata import SideDataRef, store_side_data, verify_side_data
 from mapreduce.task import TaskResult, TaskSpec, TextOutput, run_task
 
 TaskKey = tuple  # (step, kind, index)
@@ -88,6 +89,7 @@ class JobConfig:
     skip_bad_records: int = 0
     resume: bool = False
     keep_work: bool = False
+    job_options: dict = field(default_factory=dict)   # the job's own options (configure_args)
 
 
 @dataclass
@@ -139,6 +141,9 @@ class JobTracker:
         if self.reducers < 1:
             raise UsageError(f"--reducers must be at least 1 (got {self.reducers})")
         self.sort_values = bool(job_class.SORT_VALUES)
+        if job_class.INPUT_FORMAT not in ("lines", "whole_file"):
+            raise UsageError(f"{job_ref.path}: INPUT_FORMAT must be 'lines' or 'whole_file' "
+                             f"(got {job_class.INPUT_FORMAT!r})")
         if job_class.OUTPUT_PROTOCOL not in PROTOCOLS:
             raise UsageError(f"{job_ref.path}: OUTPUT_PROTOCOL must be one of "
                              f"{', '.join(PROTOCOLS)} (got {job_class.OUTPUT_PROTOCOL!r})")
@@ -152,7 +157,8 @@ class JobTracker:
         self.tasks: list[dict[str, Any]] = []          # every attempt, for _job.json
         self.phases: list[dict[str, Any]] = []
         self.skipped: list[str] = []
-        self.side_data: dict = {}
+        self.side_data: Optional[SideDataRef] = None
+        self.job_options = dict(job_class.default_options(), **config.job_options)
         # Group commit state (see _flush_journal).
         self._pending_records: list[tuple[int, dict]] = []
         self._unsynced_dirs: set[str] = set()
@@ -168,7 +174,8 @@ class JobTracker:
                    "sort_buffer": self.config.sort_buffer,
                    "merge_factor": self.config.merge_factor, "split_size": split_size,
                    "decode_errors": self.config.decode_errors,
-                   "skip_bad_records": self.config.skip_bad_records}
+                   "skip_bad_records": self.config.skip_bad_records,
+                   "job_options": self.job_options}
         inputs = []
         for path in files:
             st = os.stat(path)
@@ -176,6 +183,7 @@ class JobTracker:
         parts = {"job_file": self.job_ref.path, "job_class": self.job_ref.class_name,
                  "job_sha256": _file_sha256(self.job_ref.path), "options": options,
                  "inputs": inputs}
+        parts = json.loads(json.dumps(parts, default=repr))  # as the journal will hold it
         parts["fingerprint"] = hashlib.sha256(
             json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
         return parts
@@ -232,10 +240,11 @@ class JobTracker:
         os.makedirs(self.layout.work_dir, exist_ok=True)
         # prepare() runs once per job: its result is journaled and reused by --resume, so
         # tasks of every run see the same side data (e.g. the same split points).
-        self.side_data = self._prepare(files)
+        self.side_data = store_side_data(self._prepare(files),
+                                         os.path.join(self.layout.work_dir, "side"))
         header = dict(fingerprint)
-        header["config"] = {k: v for k, v in asdict(self.config).items()}
-        header["side_data"] = base64.b64encode(pickle.dumps(self.side_data)).decode("ascii")
+        header["config"] = json.loads(json.dumps(asdict(self.config), default=repr))
+        header["side_data"] = asdict(self.side_data) if self.side_data else None
         self.journal = Journal.create(journal_path, header)
         self.journal.append(RUN_START, {"run": 1, "pid": os.getpid(), "time": time.time(),
                                         "host": socket.gethostname()})
@@ -244,7 +253,13 @@ class JobTracker:
     def _resume_journal(self, fingerprint: dict[str, Any]) -> bool:
         self.journal, records, _torn = Journal.resume(self.layout.journal)
         self._refuse_changed(records[0].payload, fingerprint)
-        self.side_data = pickle.loads(base64.b64decode(records[0].payload["side_data"]))
+        side = records[0].payload.get("side_data")
+        self.side_data = SideDataRef(**side) if side else None
+        try:
+            verify_side_data(self.side_data)
+        except CorruptDataError as exc:
+            raise OutputError(f"cannot --resume the job in {self.output_dir}: {exc.reason} "
+                              f"({exc.path}); run with --overwrite to start over") from None
         runs = [r.payload["run"] for r in records if r.type == RUN_START]
         self.run_number = max(runs, default=0) + 1
         for record in records:
@@ -298,7 +313,7 @@ class JobTracker:
         common = dict(job=self.job_ref, step=s, index=index, attempt=tag,
                       num_partitions=partitions, sort_buffer=cfg.sort_buffer,
                       sort_values=self.sort_values, decode_errors=cfg.decode_errors,
-                      side_data=self.side_data)
+                      side_data=self.side_data, job_options=self.job_options)
         if kind == "map":
             return TaskSpec(
                 "map", **common, skip_bad_records=cfg.skip_bad_records,
@@ -600,7 +615,10 @@ class JobTracker:
         if not self._open_output(files, fingerprint):
             with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
                 return json.load(f)  # already complete: nothing to do
-        inputs: list[Any] = plan_splits(files, split_size)
+        if self.job_class.INPUT_FORMAT == "whole_file":
+            inputs: list[Any] = plan_whole_files(files)
+        else:
+            inputs = plan_splits(files, split_size)
         with WorkerPool(self.config.workers, self.config.task_timeout) as pool:
             for s in range(len(self.steps)):
                 inputs = self._run_step(pool, s, inputs)
@@ -614,8 +632,10 @@ class JobTracker:
 
     def _prepare(self, files: list[str]) -> dict:
         """Run the job's coordinator-side ``prepare`` hook (e.g. sampling split points)."""
+        job = self.job_class()
+        job.options = argparse.Namespace(**self.job_options)
         try:
-            side = self.job_class().prepare(list(files))
+            side = job.prepare(list(files))
         except MapReduceError:
             raise
         except Exception as exc:

@@ -723,7 +723,7 @@ LAYERS = [
     ("coordinator", {"tracker"}),
     ("work", {"task", "diskshuffle", "pool"}),
     ("protocols", {"shuffle"}),
-    ("formats", {"runfile", "inputs", "job", "loader", "output", "journal", "lock"}),
+    ("formats", {"runfile", "inputs", "job", "loader", "output", "journal", "lock", "sidedata"}),
     ("leaves", {"codec", "layout", "errors"}),
 ]
 #: Allowed imports within one layer.
