@@ -177,10 +177,13 @@ def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
         result = run_job(job_class, job_ref, _config(args, os.path.join(tmp, "out")))
         parts = sorted(f for f in os.listdir(result.output_dir) if f.startswith("part-"))
         out = sys.stdout.buffer
-        for name in parts:
-            with open(os.path.join(result.output_dir, name), "rb") as f:
-                shutil.copyfileobj(f, out)
-        out.flush()
+        try:
+            for name in parts:
+                with open(os.path.join(result.output_dir, name), "rb") as f:
+                    shutil.copyfileobj(f, out)
+            out.flush()
+        except BrokenPipeError:  # e.g. `python jobs/wordcount.py data | head`: fine, stop
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -134,7 +134,11 @@ class JobTracker:
         self.job_ref = job_ref
         self.config = config
         self.shuffle = shuffle
-        self.steps = job_class().steps()
+        # The job's own options first: steps() may depend on them (e.g. --iterations).
+        self.job_options = dict(job_class.default_options(), **config.job_options)
+        planner = job_class()
+        planner.options = argparse.Namespace(**self.job_options)
+        self.steps = planner.steps()
         if not self.steps:
             raise UsageError(f"{job_ref.path}: steps() returned no steps")
         self.reducers = config.reducers if config.reducers is not None else job_class.REDUCERS
@@ -158,7 +162,6 @@ class JobTracker:
         self.phases: list[dict[str, Any]] = []
         self.skipped: list[str] = []
         self.side_data: Optional[SideDataRef] = None
-        self.job_options = dict(job_class.default_options(), **config.job_options)
         # Group commit state (see _flush_journal).
         self._pending_records: list[tuple[int, dict]] = []
         self._unsynced_dirs: set[str] = set()
