@@ -341,10 +341,9 @@ class Journal:
         fd = self._fd
         try:
             written = os.write(fd, frame)
-            if written != len(frame):
-                raise OSError(
-                    f"{self.path}: short write to journal ({written} of {len(frame)} bytes)"
-                )
+            if written != len(frame):  # what a full disk does to a write that fits partly
+                raise OSError(errno.ENOSPC, f"short write to journal ({written} of "
+                                            f"{len(frame)} bytes)", self.path)
             os.fsync(fd)
         except BaseException as exc:
             self._broken = str(exc) or exc.__class__.__name__

@@ -113,13 +113,19 @@ def _failure_from(exc: BaseException) -> TaskFailure:
     return failure
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when the coordinator dies (no-op elsewhere)."""
+def _die_with_parent(coordinator_pid: int) -> None:
+    """Ask Linux to SIGKILL this worker when the coordinator dies (no-op elsewhere).
+
+    The request only covers deaths after it is made: if the coordinator died between the
+    fork and here, nobody would ever signal us, so check the parent and leave at once.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != coordinator_pid:
+        os._exit(1)
 
 
 class _LogRedirect:
@@ -157,9 +163,10 @@ class _LogRedirect:
                 pass
 
 
-def _worker_main(conn) -> None:
+def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    coordinator_end.close()  # so that recv() sees EOF once the coordinator's end is gone
+    _die_with_parent(coordinator_pid)
     faulthandler.enable()  # a segfault's traceback goes to fd 2, i.e. the attempt's log
     sys.stdout = sys.stderr  # without a log file, prints must not corrupt stdout output
     while True:
@@ -170,13 +177,25 @@ def _worker_main(conn) -> None:
         if message is None:
             break
         task_id, fn, arg, log_path = message
-        with _LogRedirect(log_path):
+        redirect = _LogRedirect(log_path)
+        try:
+            redirect.__enter__()
+        except OSError:  # e.g. the disk is full: run the task without its log file
+            redirect = _LogRedirect(None)
+        try:
+            reply = ("ok", task_id, fn(arg))
+        except BaseException as exc:  # report everything; the coordinator decides
+            failure = _failure_from(exc)
             try:
-                reply = ("ok", task_id, fn(arg))
-            except BaseException as exc:  # report everything; the coordinator decides
-                failure = _failure_from(exc)
                 print(failure.detail or failure.message, file=sys.stderr)  # the attempt's log
-                reply = ("error", task_id, failure)
+                sys.stderr.flush()
+            except OSError:  # the log's disk may be the full one: the reply still goes out
+                pass
+            reply = ("error", task_id, failure)
+        try:
+            redirect.__exit__(None, None, None)
+        except OSError:
+            pass
         try:
             conn.send(reply)
         except Exception as exc:  # e.g. an unpicklable result
@@ -188,7 +207,8 @@ class _Worker:
     def __init__(self) -> None:
         parent, child = _CTX.Pipe(duplex=True)
         self.conn = parent
-        self.process = _CTX.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process = _CTX.Process(target=_worker_main, args=(child, parent, os.getpid()),
+                                    daemon=True)
         self.process.start()
         child.close()
         self.task_id: Any = None

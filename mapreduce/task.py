@@ -28,6 +28,7 @@ User-code failures are raised as :class:`UserCodeError` naming the job method an
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import resource
 import sys
@@ -456,6 +457,8 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     except Exception as exc:
         if collector.running is None and method == "map output":
             raise  # not user code: writing the map output failed (e.g. disk full)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a spill hit a full disk: the disk's fault, not the mapper's
         raise _map_error(spec, collector, method, index, exc) from exc
     _bump(counters, "MAP_INPUT_RECORDS", records_in)
     if skipped:

@@ -161,6 +161,7 @@ class JobTracker:
         self.tasks: list[dict[str, Any]] = []          # every attempt, for _job.json
         self.phases: list[dict[str, Any]] = []
         self.skipped: list[str] = []
+        self.attempts: dict[TaskKey, int] = {}        # attempts started per task in this run
         self.side_data: Optional[SideDataRef] = None
         # Group commit state (see _flush_journal).
         self._pending_records: list[tuple[int, dict]] = []
@@ -376,7 +377,6 @@ class JobTracker:
             part = self.layout.committed_part(index)
             self._unsynced_dirs.add(commit_file(result.output, part, sync_dir=False))
             output = {"part": part}
-            durable = True
         else:
             location = self.shuffle.commit_step_output(result.output,
                                                        self.layout.step_output(s, index))
@@ -392,8 +392,10 @@ class JobTracker:
                    "attempt": spec.attempt, "output": output, "task": task,
                    "counters": [[g, n, v] for (g, n), v in sorted(result.counters.items())]}
         self.committed[key] = payload
-        if durable:
-            self._pending_records.append((TASK_COMMITTED, payload))
+        # Journaled even when the output itself is not durable (memory mode; path None): a
+        # resume then keeps the task's counters if nothing needs its output again, and
+        # re-runs it (see _restore_step) if something does.
+        self._pending_records.append((TASK_COMMITTED, payload))
 
     def _flush_journal(self) -> None:
         """Group commit: make the renames durable (one fsync per directory), then append
@@ -410,8 +412,7 @@ class JobTracker:
 
     def _uncommit_map(self, s: int, index: int) -> None:
         key = (s, "map", index)
-        self.committed.pop(key, None)
-        self.task_counters.pop(key, None)
+        self._drop(key)
         output = self.map_outputs.pop(index, None)
         if output is not None and isinstance(output.location, str):
             try:
@@ -435,7 +436,7 @@ class JobTracker:
     def _execute(self, pool: WorkerPool, name: str, todo: list[TaskKey]) -> None:
         """Run ``todo`` to commit, with retries and map re-runs on fetch failures."""
         started = time.time()
-        attempts: dict[TaskKey, int] = {}
+        attempts = self.attempts  # per task for the whole run: attempt tags never repeat
         inflight: dict[TaskKey, tuple[TaskSpec, str]] = {}
         waiting_for_map: dict[int, list[TaskKey]] = {}
 
@@ -548,8 +549,12 @@ class JobTracker:
                     self._drop((step, kind, index))
 
     def _drop(self, key: TaskKey) -> None:
+        """Forget a commit (its output is lost or broken): the task will run again."""
         self.committed.pop(key, None)
         self.task_counters.pop(key, None)
+        for t in self.tasks:  # a replayed commit whose output is gone: keep it as history
+            if t.get("recovered") and (t["step"], t["kind"], t["index"]) == key:
+                t["status"] = "discarded"
 
     def _step_needed(self, s: int, outputs: int) -> bool:
         """Does step s still have to run (or hand its outputs to a step that does)?"""
@@ -607,7 +612,8 @@ class JobTracker:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise MapReduceError(f"disk full: {exc}; free some space and run the same "
                                      "command with --resume to finish the job") from None
-            raise OutputError(f"cannot write {exc.filename or out}: {exc.strerror}") from None
+            raise OutputError(f"cannot write {exc.filename or out}: "
+                              f"{exc.strerror or exc}") from None
         finally:
             if self.journal is not None:
                 self.journal.close()
