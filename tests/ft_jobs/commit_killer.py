@@ -1,0 +1,53 @@
+"""Word count whose coordinator SIGKILLs itself in the middle of the job commit.
+
+Same output as ``jobs/wordcount.py``.  The job file is imported in the coordinator process,
+so it can wrap the tracker's file operations there.  With ``FT_KILL_COMMIT=K`` and
+``FT_OUT=OUT`` the coordinator kills itself with SIGKILL just before the K-th file operation of
+the job commit that targets ``OUT`` (K = 1 .. number of parts: before moving that part file
+into OUT; parts + 1: before writing ``_job.json``; parts + 2: before writing ``_SUCCESS``).
+Worker processes (forked later) are never affected.  Without the variables nothing changes.
+"""
+import os
+import re
+import signal
+
+import mapreduce.tracker as _tracker
+from mapreduce import Job
+
+WORD_RE = re.compile(r"[\w']+")
+
+_KILL_AT = int(os.environ.get("FT_KILL_COMMIT", "0") or 0)
+_OUT = os.path.abspath(os.environ.get("FT_OUT", "")) if os.environ.get("FT_OUT") else None
+_COORDINATOR = os.getpid()
+_seen = [0]
+
+
+def _wrap(fn):
+    def wrapper(*args, **kwargs):
+        target = args[1] if fn.__name__ == "commit_file" else args[0]
+        if (os.getpid() == _COORDINATOR and _OUT is not None
+                and os.path.dirname(os.path.abspath(target)) == _OUT):
+            _seen[0] += 1
+            if _seen[0] == _KILL_AT:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return fn(*args, **kwargs)
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+if _KILL_AT and _OUT and not getattr(_tracker, "_ft_commit_killer", False):
+    _tracker.commit_file = _wrap(_tracker.commit_file)
+    _tracker.write_file_atomically = _wrap(_tracker.write_file_atomically)
+    _tracker._ft_commit_killer = True
+
+
+class CommitKiller(Job):
+    def mapper(self, _, line):
+        for word in WORD_RE.findall(line):
+            yield word.lower(), 1
+
+    def combiner(self, word, counts):
+        yield word, sum(counts)
+
+    def reducer(self, word, counts):
+        yield word, sum(counts)
