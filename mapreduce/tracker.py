@@ -215,13 +215,20 @@ class JobTracker:
         out = self.output_dir
         entries = [e for e in os.listdir(out) if e != LOCK_FILE]
         journal_path = self.layout.journal
+        if not os.path.exists(journal_path) and SUCCESS_FILE not in entries and \
+                set(entries) <= {os.path.relpath(self.layout.work_dir, out)}:
+            # A job killed before its journal existed committed nothing: start afresh.
+            remove_tree(self.layout.work_dir)
+            entries = []
         if self.config.resume:
             if SUCCESS_FILE in entries:
                 remove_tree(self.layout.work_dir)
                 return False
-            if not os.path.exists(journal_path):
+            if os.path.exists(journal_path):
+                return self._resume_journal(fingerprint)
+            if entries:
                 raise OutputError(f"nothing to resume in {out}: no journal at {journal_path}")
-            return self._resume_journal(fingerprint)
+            # nothing was committed yet: --resume simply runs the job
         unfinished = os.path.exists(journal_path) and SUCCESS_FILE not in entries
         if entries or unfinished:
             if not self.config.overwrite:

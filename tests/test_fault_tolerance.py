@@ -33,6 +33,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -903,3 +904,28 @@ def test_random_fault_campaign(tmp_path):
         shutil.rmtree(out, ignore_errors=True)
     assert kills >= rounds, f"only {kills} coordinator kills landed in {rounds} rounds"
     assert worker_kills_total >= rounds // 4
+
+
+def test_job_killed_before_its_journal_existed_starts_afresh(tmp_path):
+    """A coordinator killed before it wrote its journal committed nothing: what it left (the
+    lock file, an empty work dir) must not block the rerun, with or without --resume; found
+    by the kill campaign (tests/kill_campaign.py)."""
+    ref = tmp_path / "ref"
+    base = [sys.executable, "-m", "mapreduce", "run", H.WORDCOUNT, "sample_data", "-q"]
+    subprocess.run(base + ["-o", str(ref)], cwd=H.REPO, check=True, timeout=120)
+    for extra in ([], ["--resume"]):
+        out = tmp_path / f"out{len(extra)}"
+        (out / "_temporary").mkdir(parents=True)
+        (out / "_LOCK").write_text('{"pid": 1}')
+        run = subprocess.run(base + ["-o", str(out)] + extra, cwd=H.REPO, timeout=120,
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        H.assert_same_output(str(out), str(ref))
+    # but a directory holding anything else is not ours to take over
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep me")
+    run = subprocess.run(base + ["-o", str(other), "--resume"], cwd=H.REPO, timeout=120,
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and "nothing to resume" in run.stderr
+    assert (other / "precious.txt").read_text() == "keep me"
