@@ -40,20 +40,57 @@ def _bump(counters: dict, name: str, amount: int = 1) -> None:
     counters[key] = counters.get(key, 0) + amount
 
 
-def _merge_files(paths: list[str], out_path: str, partitions: list[int], out_partitions: int,
-                 sort_values: bool, fsync: bool) -> Any:
-    """Merge ``partitions`` of ``paths`` (stable, in path order) into a new run file.
+#: A run to merge: one partition of a run file, or ``(path, None)`` for all its partitions.
+Run = tuple  # (path, partition or None)
 
-    With ``out_partitions == 1`` every listed input partition goes to output partition 0
-    (the reduce side); otherwise input partition p goes to output partition p.
+
+def _merge_runs(runs: list[Run], out_path: str, num_partitions: int, sort_values: bool,
+                fsync: bool) -> Any:
+    """Merge ``runs`` (stable, in run order) into a new run file.
+
+    Whole files (partition ``None``, the map side) merge partition by partition into a file
+    with ``num_partitions`` partitions; single partitions (the reduce side) merge into a
+    one-partition file.
     """
     with ExitStack() as stack:
-        readers = [stack.enter_context(RunReader(p)) for p in paths]
-        with RunWriter(out_path, out_partitions) as writer:
-            for p in partitions:
-                runs = [pair_blocks(r, p) for r in readers if r.partition_records(p)]
-                _write_merged(writer, p if out_partitions > 1 else 0, runs, sort_values)
+        readers = [stack.enter_context(RunReader(path)) for path, _ in runs]
+        whole_files = runs[0][1] is None
+        with RunWriter(out_path, num_partitions if whole_files else 1) as writer:
+            if whole_files:
+                for p in range(num_partitions):
+                    _write_merged(writer, p, [pair_blocks(r, p) for r in readers
+                                              if r.partition_records(p)], sort_values)
+            else:
+                _write_merged(writer, 0, [pair_blocks(r, p) for r, (_, p) in zip(readers, runs)],
+                              sort_values)
             return writer.close(fsync=fsync)
+
+
+def _merge_passes(runs: list[Run], prefix: str, merge_factor: int, num_partitions: int,
+                  sort_values: bool, counters: dict) -> list[Run]:
+    """Intermediate merge passes until at most ``merge_factor`` runs are left.
+
+    Each pass merges consecutive groups of ``merge_factor`` runs (consecutive: that keeps the
+    merge stable) into files named after the attempt's ``prefix``, and deletes the inputs that
+    were the attempt's own files (never a committed map output)."""
+    level = 0
+    while len(runs) > merge_factor:
+        merged: list[Run] = []
+        for i in range(0, len(runs), merge_factor):
+            group = runs[i:i + merge_factor]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            out = f"{prefix}merge-{level}-{i // merge_factor:05d}.run"
+            _merge_runs(group, out, num_partitions, sort_values, fsync=False)
+            for path, _ in group:
+                if path.startswith(prefix):
+                    os.remove(path)
+            merged.append((out, group[0][1] if group[0][1] is None else 0))
+        runs = merged
+        level += 1
+        _bump(counters, "MERGE_PASSES")
+    return runs
 
 
 def pair_blocks(reader: RunReader, partition: int) -> Iterator[list[Record]]:
@@ -93,30 +130,13 @@ class DiskMapSink(MapSink):
         _bump(self.counters, "SPILLED_RECORDS", stats.records)
         _bump(self.counters, "SPILLED_BYTES", stats.file_bytes)
 
-    def _merge_pass(self, paths: list[str], tag: str) -> list[str]:
-        """Merge consecutive groups of ``merge_factor`` files; returns the new file list."""
-        merged = []
-        everything = list(range(self.num_partitions))
-        for i in range(0, len(paths), self.merge_factor):
-            group = paths[i:i + self.merge_factor]
-            if len(group) == 1:
-                merged.append(group[0])
-                continue
-            out = f"{self.prefix}merge-{tag}-{i // self.merge_factor:05d}.run"
-            _merge_files(group, out, everything, self.num_partitions, self.sort_values, False)
-            for p in group:
-                os.remove(p)
-            merged.append(out)
-        _bump(self.counters, "MERGE_PASSES")
-        return merged
-
     def finish(self) -> MapOutput:
         os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
         out = f"{self.prefix}map.out"
-        paths, level = self.spill_paths, 0
-        while len(paths) > self.merge_factor:
-            paths = self._merge_pass(paths, str(level))
-            level += 1
+        runs = _merge_passes([(path, None) for path in self.spill_paths], self.prefix,
+                             self.merge_factor, self.num_partitions, self.sort_values,
+                             self.counters)
+        paths = [path for path, _ in runs]
         if len(paths) == 1:
             os.replace(paths[0], out)
             with open(out, "rb+") as f:  # the map output must be durable before commit
@@ -124,8 +144,7 @@ class DiskMapSink(MapSink):
         elif not paths:
             RunWriter(out, self.num_partitions).close(fsync=True)
         else:
-            _merge_files(paths, out, list(range(self.num_partitions)), self.num_partitions,
-                         self.sort_values, True)
+            _merge_runs(runs, out, self.num_partitions, self.sort_values, fsync=True)
             for p in paths:
                 os.remove(p)
             _bump(self.counters, "MERGE_PASSES")
@@ -146,31 +165,11 @@ class DiskReduceSource(ReduceSource):
     counters: dict = field(default_factory=dict)
 
     def open(self) -> Iterator[Record]:
-        runs = [(path, self.partition) for path in self.paths]
-        level = 0
+        runs: list[Run] = [(path, self.partition) for path in self.paths]
         if len(runs) > self.merge_factor:
             os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
-        while len(runs) > self.merge_factor:
-            next_runs = []
-            for i in range(0, len(runs), self.merge_factor):
-                group = runs[i:i + self.merge_factor]
-                if len(group) == 1:
-                    next_runs.append(group[0])
-                    continue
-                out = f"{self.prefix}merge-{level}-{i // self.merge_factor:05d}.run"
-                with ExitStack() as stack:
-                    readers = [stack.enter_context(RunReader(path)) for path, _ in group]
-                    runs_ = [pair_blocks(r, p) for r, (_, p) in zip(readers, group)]
-                    with RunWriter(out, 1) as writer:
-                        _write_merged(writer, 0, runs_, self.sort_values)
-                        writer.close(fsync=False)
-                for path, _ in group:  # only our own intermediate files, never map outputs
-                    if path.startswith(self.prefix):
-                        os.remove(path)
-                next_runs.append((out, 0))
-            runs = next_runs
-            level += 1
-            _bump(self.counters, "MERGE_PASSES")
+            runs = _merge_passes(runs, self.prefix, self.merge_factor, 1, self.sort_values,
+                                 self.counters)
         return self._final_merge(runs)
 
     def _final_merge(self, runs: list[tuple[str, int]]) -> Iterator[Record]:
