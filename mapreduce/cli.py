@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 from mapreduce.errors import JobDefinitionError, MapReduceError, UsageError
 from mapreduce.job import Job
 from mapreduce.loader import JobRef, load_job_class, register_job_class
-from mapreduce.runners import SHUFFLES, run_job
+from mapreduce.runners import RUNNERS, SHUFFLES, run_job
 from mapreduce.tracker import JobConfig, JobResult
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
@@ -70,6 +70,12 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
                         + ("" if output_required else "; without it the output is printed"))
     parser.add_argument("--mode", choices=sorted(SHUFFLES), default="disk",
                         help="shuffle through sorted run files on disk (default) or in memory")
+    parser.add_argument("--runner", choices=RUNNERS, default="local",
+                        help="run on this machine (default) or on Apache Spark (needs "
+                             "pip install 'mapreduce[spark]' and Java 17+)")
+    parser.add_argument("--spark-master", metavar="URL",
+                        help="with --runner spark: local[N], spark://HOST:PORT, yarn or "
+                             "k8s://... (default local[*])")
     parser.add_argument("--workers", type=_positive("--workers"), default=os.cpu_count() or 1,
                         metavar="N", help="worker processes (default: number of CPUs)")
     parser.add_argument("--reducers", type=_positive("--reducers"), metavar="N",
@@ -142,7 +148,8 @@ def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
         overwrite=args.overwrite, work_dir=args.work_dir, decode_errors=args.decode_errors,
         max_attempts=args.max_attempts, task_timeout=args.task_timeout,
         skip_bad_records=args.skip_bad_records, resume=args.resume, keep_work=args.keep_work,
-        job_options={dest: getattr(args, dest) for dest in getattr(args, "job_option_dests", [])})
+        job_options={dest: getattr(args, dest) for dest in getattr(args, "job_option_dests", [])},
+        runner=args.runner, spark_master=args.spark_master)
 
 
 def _print_summary(result: JobResult, name: str) -> None:

@@ -1,8 +1,10 @@
 """Assembling a job run: pick the shuffle back end for a mode and hand it to the tracker.
 
 ``disk`` and ``memory`` are the same JobTracker, WorkerPool and task code with a different
-:class:`~mapreduce.shuffle.Shuffle` plugged in.  (A Spark runner will live here too; it reuses
-only the Job's pure pieces.)
+:class:`~mapreduce.shuffle.Shuffle` plugged in.  ``JobConfig.runner == "spark"`` hands the job
+to :mod:`mapreduce.spark_runner` instead, which reuses only the Job's pure pieces and lets
+Spark schedule, shuffle and recover; it is imported only when asked for, so the local runner
+never needs pyspark or Java.
 """
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from mapreduce.job import Job
 from mapreduce.loader import JobRef
 from mapreduce.shuffle import MemoryShuffle, Shuffle
 from mapreduce.tracker import JobConfig, JobResult, JobTracker
+
+#: The runners ``--runner`` accepts.
+RUNNERS = ("local", "spark")
 
 SHUFFLES: dict[str, type[Shuffle]] = {"disk": DiskShuffle, "memory": MemoryShuffle}
 
@@ -25,4 +30,11 @@ def make_shuffle(mode: str) -> Shuffle:
 
 def run_job(job_class: type[Job], job_ref: JobRef, config: JobConfig) -> JobResult:
     """Run a job to completion; raises a MapReduceError subclass on failure."""
+    if config.runner == "spark":
+        from mapreduce.spark_runner import run_spark_job  # needs pyspark: import on demand
+        return run_spark_job(job_class, job_ref, config)
+    if config.runner != "local":
+        raise UsageError(f"--runner must be one of {', '.join(RUNNERS)} (got {config.runner!r})")
+    if config.spark_master is not None:
+        raise UsageError("--spark-master only applies to --runner spark")
     return JobTracker(job_class, job_ref, config, make_shuffle(config.mode)).run()

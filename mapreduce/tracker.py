@@ -90,6 +90,8 @@ class JobConfig:
     resume: bool = False
     keep_work: bool = False
     job_options: dict = field(default_factory=dict)   # the job's own options (configure_args)
+    runner: str = "local"                 # "local" (this engine) or "spark" (runners.py)
+    spark_master: Optional[str] = None    # --spark-master; None means local[*]
 
 
 @dataclass
