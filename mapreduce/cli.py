@@ -124,6 +124,8 @@ def build_parser(job_class: Optional[type[Job]] = None) -> argparse.ArgumentPars
         run.set_defaults(job_option_dests=add_job_options(run, job_class))
     from mapreduce.bench import add_bench_parser  # lazy: bench is in the same (entry) layer
     add_bench_parser(sub)
+    from mapreduce.report import add_report_parser  # lazy, as bench
+    add_report_parser(sub)
     return parser
 
 
@@ -228,6 +230,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "bench":
             from mapreduce.bench import run_bench_command
             return run_bench_command(args)
+        if args.command == "report":
+            from mapreduce.report import run_report_command
+            return run_report_command(args)
         job_class, job_ref = loaded or load_job_class(args.job, args.job_name)
         return _run(job_class, job_ref, args)
     except MapReduceError as exc:
