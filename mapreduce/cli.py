@@ -20,8 +20,9 @@ from typing import Optional, Sequence
 from mapreduce.errors import JobDefinitionError, MapReduceError, UsageError
 from mapreduce.job import Job
 from mapreduce.loader import JobRef, load_job_class, register_job_class
+from mapreduce.progress import format_summary, make_progress
 from mapreduce.runners import RUNNERS, SHUFFLES, run_job
-from mapreduce.tracker import JobConfig, JobResult
+from mapreduce.tracker import JobConfig
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -104,7 +105,13 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
                         help="continue an interrupted job in OUT from its journal")
     parser.add_argument("--keep-work", action="store_true",
                         help="keep the work directory (journal, logs) after success")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print no summary")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print no progress and no summary (errors still go to stderr)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print the framework's decisions: the split plan, each "
+                             "task's spills and merge passes, retries, map re-runs")
+    parser.add_argument("--report", action="store_true",
+                        help="write OUT/_report.html (task timeline, counters) at the end")
 
 
 def build_parser(job_class: Optional[type[Job]] = None) -> argparse.ArgumentParser:
@@ -154,16 +161,6 @@ def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
         runner=args.runner, spark_master=args.spark_master)
 
 
-def _print_summary(result: JobResult, name: str) -> None:
-    parts = len([f for f in os.listdir(result.output_dir) if f.startswith("part-")])
-    print(f"mapreduce: job {name} succeeded in {result.wall_seconds:.2f} s; "
-          f"output: {result.output_dir} ({parts} part files)", file=sys.stderr)
-    for group, values in result.counters.items():
-        print(f"  {group}:", file=sys.stderr)
-        for counter, value in values.items():
-            print(f"    {counter}={value}", file=sys.stderr)
-
-
 def _report_error(exc: MapReduceError) -> int:
     print(f"mapreduce: error: {exc}", file=sys.stderr)
     detail = getattr(exc, "detail", "")
@@ -175,15 +172,21 @@ def _report_error(exc: MapReduceError) -> int:
 def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other; pick one")
+    listener = make_progress(quiet=args.quiet, verbose=args.verbose)
     if args.output:
-        result = run_job(job_class, job_ref, _config(args, args.output))
+        result = run_job(job_class, job_ref, _config(args, args.output), listener)
+        if args.report:
+            from mapreduce.report import write_report  # same (entry) layer, as bench
+            write_report(result.output_dir)
         if not args.quiet:
-            _print_summary(result, job_class.__name__)
+            print(format_summary(result.summary, result.wall_seconds), file=sys.stderr)
         return 0
+    if args.report:
+        raise UsageError("--report needs -o OUT: the report is written next to the output")
     # No -o: run into a temporary directory and print the output pairs (mrjob's habit).
     tmp = tempfile.mkdtemp(prefix="mapreduce-")
     try:
-        result = run_job(job_class, job_ref, _config(args, os.path.join(tmp, "out")))
+        result = run_job(job_class, job_ref, _config(args, os.path.join(tmp, "out")), listener)
         parts = sorted(f for f in os.listdir(result.output_dir) if f.startswith("part-"))
         out = sys.stdout.buffer
         try:

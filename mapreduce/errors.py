@@ -67,3 +67,13 @@ class SerializationError(MapReduceError):
 
 class TaskFailedError(MapReduceError):
     """A task failed; the message names the task, its split or partition, and the cause."""
+
+
+class JobCancelledError(MapReduceError):
+    """The job was cancelled (``JobHandle.cancel()``) before it finished (exit status 130).
+
+    Everything committed before the cancel stays journaled, so ``--resume`` continues it.
+    """
+
+    exit_status = 130
+    retryable = False

@@ -167,8 +167,14 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     coordinator_end.close()  # so that recv() sees EOF once the coordinator's end is gone
     _die_with_parent(coordinator_pid)
-    faulthandler.enable()  # a segfault's traceback goes to fd 2, i.e. the attempt's log
+    # Python-level streams on the real fds 1 and 2, whatever the parent had: in Jupyter (or
+    # under pytest's capture) sys.stderr is an in-process object with no fileno, and an
+    # ipykernel stream must not be used from a forked child at all.  The attempt's log is
+    # then installed under these fds with dup2 (_LogRedirect).
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1,
+                      closefd=False)
     sys.stdout = sys.stderr  # without a log file, prints must not corrupt stdout output
+    faulthandler.enable()  # a segfault's traceback goes to fd 2, i.e. the attempt's log
     while True:
         try:
             message = conn.recv()

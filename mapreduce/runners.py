@@ -8,8 +8,11 @@ never needs pyspark or Java.
 """
 from __future__ import annotations
 
+from typing import Any, Callable, Optional
+
 from mapreduce.diskshuffle import DiskShuffle
 from mapreduce.errors import UsageError
+from mapreduce.events import JobListener
 from mapreduce.job import Job
 from mapreduce.loader import JobRef
 from mapreduce.shuffle import MemoryShuffle, Shuffle
@@ -28,8 +31,14 @@ def make_shuffle(mode: str) -> Shuffle:
         raise UsageError(f"--mode must be one of {', '.join(SHUFFLES)} (got {mode!r})") from None
 
 
-def run_job(job_class: type[Job], job_ref: JobRef, config: JobConfig) -> JobResult:
-    """Run a job to completion; raises a MapReduceError subclass on failure."""
+def run_job(job_class: type[Job], job_ref: JobRef, config: JobConfig,
+            listener: Optional[JobListener] = None,
+            tracker_ready: Optional[Callable[[Any], None]] = None) -> JobResult:
+    """Run a job to completion; raises a MapReduceError subclass on failure.
+
+    ``listener`` receives the run's events (progress displays, the async handle);
+    ``tracker_ready`` is called with the coordinator object before it starts, so that a
+    caller on another thread can ``cancel()`` it."""
     if config.runner == "spark":
         from mapreduce.spark_runner import run_spark_job  # needs pyspark: import on demand
         return run_spark_job(job_class, job_ref, config)
@@ -37,4 +46,7 @@ def run_job(job_class: type[Job], job_ref: JobRef, config: JobConfig) -> JobResu
         raise UsageError(f"--runner must be one of {', '.join(RUNNERS)} (got {config.runner!r})")
     if config.spark_master is not None:
         raise UsageError("--spark-master only applies to --runner spark")
-    return JobTracker(job_class, job_ref, config, make_shuffle(config.mode)).run()
+    tracker = JobTracker(job_class, job_ref, config, make_shuffle(config.mode), listener)
+    if tracker_ready is not None:
+        tracker_ready(tracker)
+    return tracker.run()

@@ -41,15 +41,18 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
+import inspect
 import json
 import os
+import shutil
 import socket
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from mapreduce.errors import (CorruptDataError, MapReduceError, OutputError, TaskFailedError,
-                              UsageError)
+from mapreduce.errors import (CorruptDataError, JobCancelledError, MapReduceError, OutputError,
+                              TaskFailedError, UsageError)
+from mapreduce.events import JobListener
 from mapreduce.inputs import choose_split_size, expand_inputs, plan_splits, plan_whole_files
 from mapreduce.job import Job
 from mapreduce.journal import RUN_START, TASK_COMMITTED, TASK_FAILED, Journal
@@ -68,6 +71,10 @@ TaskKey = tuple  # (step, kind, index)
 
 #: Longest a commit waits for its journal record to be made durable (group commit window).
 GROUP_COMMIT_SECONDS = 0.05
+#: How often the scheduler wakes up with nothing to do, to notice a cancel() request.
+CANCEL_POLL_SECONDS = 0.2
+#: Where attempt logs are kept after the job commits (Hadoop keeps them as job history).
+LOGS_DIR = "_logs"
 
 @dataclass
 class JobConfig:
@@ -131,8 +138,10 @@ def _tail(path: str, lines: int = 20) -> str:
 
 class JobTracker:
     def __init__(self, job_class: type[Job], job_ref: JobRef, config: JobConfig,
-                 shuffle: Shuffle) -> None:
+                 shuffle: Shuffle, listener: Optional[JobListener] = None) -> None:
         self.job_class = job_class
+        self.listener = listener or JobListener()
+        self._cancelled = False
         self.job_ref = job_ref
         self.config = config
         self.shuffle = shuffle
@@ -187,12 +196,23 @@ class JobTracker:
             st = os.stat(path)
             inputs.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
         parts = {"job_file": self.job_ref.path, "job_class": self.job_ref.class_name,
-                 "job_sha256": _file_sha256(self.job_ref.path), "options": options,
+                 "job_sha256": self._job_digest(), "options": options,
                  "inputs": inputs}
         parts = json.loads(json.dumps(parts, default=repr))  # as the journal will hold it
         parts["fingerprint"] = hashlib.sha256(
             json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
         return parts
+
+    def _job_digest(self) -> str:
+        """What identifies the job's code: its file's hash, or for a class defined where
+        there is no file (a notebook cell, ``python -c``) the hash of its source."""
+        if os.path.isfile(self.job_ref.path):
+            return _file_sha256(self.job_ref.path)
+        try:
+            source = inspect.getsource(self.job_class)
+        except (OSError, TypeError):
+            source = self.job_class.__qualname__
+        return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
     def _refuse_changed(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         if old.get("fingerprint") == new["fingerprint"]:
@@ -449,6 +469,9 @@ class JobTracker:
         inflight: dict[TaskKey, tuple[TaskSpec, str]] = {}
         waiting_for_map: dict[int, list[TaskKey]] = {}
 
+        listener = self.listener
+        listener.phase_started(name, len(todo))
+
         def submit(key: TaskKey) -> None:
             if key[1] == "reduce":
                 missing = [i for i in range(len(self.step_inputs)) if i not in self.map_outputs]
@@ -460,6 +483,8 @@ class JobTracker:
             log = self.layout.attempt_log(key[0], key[1], key[2], spec.attempt)
             inflight[key] = (spec, log)
             pool.submit(key, run_task, spec, log)
+            listener.task_started(name, {"kind": key[1], "step": key[0], "index": key[2],
+                                         "attempt": spec.attempt})
 
         for key in todo:
             submit(key)
@@ -468,9 +493,14 @@ class JobTracker:
         while pool.pending or waiting_for_map:
             if not pool.pending:  # cannot happen: a waited-for map is always in flight
                 raise AssertionError(f"reduce tasks wait for maps never run: {waiting_for_map}")
-            wait = None
+            if self._cancelled:
+                self._flush_journal()  # keep what committed; the pool kills the rest on exit
+                raise JobCancelledError(
+                    f"job cancelled during {name}; run it again with --resume to finish it")
+            wait = CANCEL_POLL_SECONDS
             if self._pending_records or self._unsynced_dirs:
-                wait = max(0.0, self._last_flush + GROUP_COMMIT_SECONDS - time.monotonic())
+                wait = max(0.0, min(wait, self._last_flush + GROUP_COMMIT_SECONDS
+                                    - time.monotonic()))
             event = pool.next_event(wait)
             if wait is not None and time.monotonic() >= self._last_flush + GROUP_COMMIT_SECONDS:
                 self._flush_journal()
@@ -483,11 +513,15 @@ class JobTracker:
                     remove_prefix(self.layout.attempt_prefix(*key, spec.attempt))
                     continue
                 self._commit(key, spec, payload, log)
+                listener.task_finished(name, self.tasks[-1])
+                self._note_commit(self.tasks[-1])
                 for waiting in waiting_for_map.pop(key[2], []) if key[1] == "map" else []:
                     submit(waiting)
                 continue
             failure: TaskFailure = payload
             self.tasks.append(self._task_record(spec, "failed", failure=failure, log=log))
+            listener.task_finished(name, self.tasks[-1])
+            listener.note(f"{spec.describe()} attempt {spec.attempt} failed: {failure.message}")
             remove_prefix(self.layout.attempt_prefix(*key, spec.attempt))
             self._pending_records.append((TASK_FAILED, {
                 "run": self.run_number, "step": key[0], "kind": key[1], "index": key[2],
@@ -506,16 +540,33 @@ class JobTracker:
                     raise self._task_failed(spec, failure, attempts[key], log)
                 if map_key in self.committed and \
                         self.map_outputs[bad_map].location == failure.corrupt_path:
+                    listener.note(f"map output {failure.corrupt_path} is unreadable: re-running "
+                                  f"step {key[0]} map task {bad_map}, then the reduce again")
                     self._uncommit_map(key[0], bad_map)
                     submit(map_key)
                 submit(key)  # waits for the map re-run if it is not committed yet
                 continue
             if attempts[key] >= self.config.max_attempts or not failure.retryable:
                 raise self._task_failed(spec, failure, attempts[key], log)
+            listener.note(f"retrying {spec.name}: attempt {attempts[key] + 1} of at most "
+                          f"{self.config.max_attempts}")
             submit(key)
         self._flush_journal()
         self.phases.append({"phase": name, "start": started, "end": time.time(),
                             "tasks": len(todo), "run": self.run_number})
+        listener.phase_finished(self.phases[-1])
+
+    def _note_commit(self, task: dict[str, Any]) -> None:
+        """A --verbose line for a committed attempt: what it read, spilled and wrote."""
+        counters = self.task_counters.get((task["step"], task["kind"], task["index"]), {})
+        merges = counters.get(("framework", "MERGE_PASSES"), 0)
+        spills = task.get("spills", 0)
+        self.listener.note(
+            f"step {task['step']} {task['kind']} task {task['index']} attempt {task['attempt']} "
+            f"committed in {task['end'] - task['start']:.2f} s: {task['records_in']} records "
+            f"in, {task['records_out']} out, {spills} spill{'s' if spills != 1 else ''}, "
+            f"{merges} merge pass{'es' if merges != 1 else ''}, "
+            f"{task['bytes_out']} bytes out")
 
     def _bad_map_output(self, key: TaskKey, failure: TaskFailure) -> Optional[int]:
         """The map task whose output a failed reducer found corrupt or missing, if any."""
@@ -599,6 +650,12 @@ class JobTracker:
                 for i in range(n_out)]
 
     # --- the job ------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Ask a running job to stop (thread-safe: it only sets a flag).  The scheduler stops
+        within CANCEL_POLL_SECONDS, kills its workers and raises JobCancelledError; what was
+        committed stays journaled, so ``--resume`` finishes the job later."""
+        self._cancelled = True
+
     def run(self) -> JobResult:
         started = time.time()
         files = expand_inputs(self.config.inputs)
@@ -635,8 +692,22 @@ class JobTracker:
                 return json.load(f)  # already complete: nothing to do
         if self.job_class.INPUT_FORMAT == "whole_file":
             inputs: list[Any] = plan_whole_files(files)
+            how = "one map task per file (INPUT_FORMAT = 'whole_file')"
         else:
             inputs = plan_splits(files, split_size)
+            how = f"split size {split_size} bytes"
+        input_bytes = sum(os.path.getsize(f) for f in files)
+        self.listener.job_started({
+            "name": self.job_class.__name__, "job_path": self.job_ref.path,
+            "output_dir": self.output_dir, "work_dir": self.layout.work_dir,
+            "mode": self.shuffle.name, "workers": self.config.workers,
+            "reducers": self.reducers, "steps": len(self.steps), "inputs": len(files),
+            "input_bytes": input_bytes, "map_tasks": len(inputs), "run": self.run_number})
+        self.listener.note(f"planned {len(inputs)} map tasks over {len(files)} input "
+                           f"file{'s' if len(files) != 1 else ''} ({input_bytes} bytes; {how})")
+        if self.run_number > 1:
+            self.listener.note(f"resuming (run {self.run_number}): {len(self.committed)} "
+                               "tasks committed by earlier runs are kept")
         with WorkerPool(self.config.workers, self.config.task_timeout) as pool:
             for s in range(len(self.steps)):
                 inputs = self._run_step(pool, s, inputs)
@@ -666,6 +737,23 @@ class JobTracker:
                                   f"not {type(side).__name__}")
         return side or {}
 
+    def _keep_logs(self) -> None:
+        """Move the attempt logs (what user code printed or logged, and failures' tracebacks)
+        from the work directory to ``OUT/_logs`` so they outlive it, and point each task
+        record at its log's new place.  An attempt that printed nothing leaves no file, but
+        its record still names where the log would be (the name carries the attempt tag)."""
+        source = os.path.join(self.layout.work_dir, "logs")
+        target = os.path.join(self.output_dir, LOGS_DIR)
+        names = set(os.listdir(source)) if os.path.isdir(source) else set()
+        if names:
+            os.makedirs(target, exist_ok=True)
+            for name in names:
+                # shutil.move, not os.replace: --work-dir may be on another filesystem
+                shutil.move(os.path.join(source, name), os.path.join(target, name))
+        for task in self.tasks:
+            if task.get("log"):
+                task["log"] = os.path.join(target, os.path.basename(task["log"]))
+
     def _counters(self) -> dict[tuple[str, str], int]:
         total: dict[tuple[str, str], int] = {}
         for counters in self.task_counters.values():
@@ -682,11 +770,14 @@ class JobTracker:
             src = self.layout.committed_part(index)
             if os.path.exists(src):  # else moved already by a run that was killed mid-commit
                 commit_file(src, os.path.join(self.output_dir, part_name(index)), sync_dir=False)
+        self._keep_logs()
         fsync_dir(self.output_dir)  # every part's rename is durable before _SUCCESS
         summary = {
             "job": {"path": self.job_ref.path, "class": self.job_ref.class_name,
                     "fingerprint": fingerprint["fingerprint"]},
             "mode": self.shuffle.name,
+            "runner": "local",
+            "output_protocol": self.job_class.OUTPUT_PROTOCOL,
             "workers": self.config.workers,
             "reducers": self.reducers,
             "steps": [st.describe() for st in self.steps],
@@ -706,6 +797,8 @@ class JobTracker:
         write_file_atomically(os.path.join(self.output_dir, JOB_SUMMARY_FILE),
                               json.dumps(summary, indent=2, default=str).encode("utf-8"))
         write_file_atomically(os.path.join(self.output_dir, SUCCESS_FILE), b"")
+        self.listener.note(f"committed {len(parts)} part files to {self.output_dir}")
+        self.listener.job_finished(summary)
         if not self.config.keep_work:
             if self.journal is not None:
                 self.journal.close()

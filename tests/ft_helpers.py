@@ -30,6 +30,9 @@ WORDCOUNT = os.path.join(REPO, "jobs", "wordcount.py")
 FT_JOBS = os.path.join(REPO, "tests", "ft_jobs")
 WORD_RE = re.compile(r"[\w']+")
 
+#: A progress-display line (stderr is not a terminal here); the error report follows them.
+PROGRESS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d mapreduce: ")
+
 #: Longest any single CLI run may take in these tests before it counts as hung.
 RUN_TIMEOUT = 120.0
 

@@ -16,6 +16,7 @@ import glob
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -55,14 +56,25 @@ def assert_nothing_written(out) -> None:
     assert not [n for n in names if n.startswith("part-")], names
 
 
+#: The progress display's lines when stderr is not a terminal (mapreduce.progress): they
+#: precede an error; the error report itself starts at the first line that is not one.
+PROGRESS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d mapreduce: ")
+
+
+def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    """stderr without the progress lines: the error report."""
+    return [line for line in proc.stderr.splitlines() if not PROGRESS_LINE.match(line)]
+
+
 def first_line(proc: subprocess.CompletedProcess) -> str:
-    lines = proc.stderr.splitlines()
+    lines = stderr_lines(proc)
     assert lines, "nothing on stderr"
     return lines[0]
 
 
-def assert_error(proc, out, status: int, *needles: str) -> str:
-    """A non-task failure: exactly one stderr line, no traceback, nothing written."""
+def assert_error(proc, out, status: int, *needles: str, detail: int = 0) -> str:
+    """A non-task failure: one stderr line (plus ``detail`` lines of the user's own file, for
+    a job file that does not load), no framework traceback, nothing written."""
     assert proc.returncode == status, (
         f"exit {proc.returncode}, expected {status}\nstderr:\n{proc.stderr}")
     line = first_line(proc)
@@ -70,7 +82,7 @@ def assert_error(proc, out, status: int, *needles: str) -> str:
     for needle in needles:
         assert needle in line, f"{needle!r} not in error line {line!r}"
     assert "Traceback" not in proc.stderr, f"framework traceback on stderr:\n{proc.stderr}"
-    assert len(proc.stderr.splitlines()) == 1, f"more than one line on stderr:\n{proc.stderr}"
+    assert len(stderr_lines(proc)) == 1 + detail, f"unexpected stderr lines:\n{proc.stderr}"
     assert proc.stdout == ""
     assert_nothing_written(out)
     return line
@@ -93,7 +105,7 @@ def assert_argparse_error(proc, out, option: str) -> None:
     """argparse's own rejection of an option value: exit 2, the option named, no traceback."""
     assert proc.returncode == 2, f"exit {proc.returncode}\nstderr:\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
-    errors = [x for x in proc.stderr.splitlines() if "error:" in x]
+    errors = [x for x in stderr_lines(proc) if "error:" in x]
     assert len(errors) == 1, proc.stderr
     assert option in errors[0], proc.stderr
     assert proc.stdout == ""
@@ -241,15 +253,22 @@ def test_job_file_with_syntax_error(tmp_path, small_input):
     with open(path, encoding="utf-8") as f:
         bad_line = next(i for i, text in enumerate(f, 1) if text.strip().startswith("def mapper"))
     proc = run_cli(path, small_input, "-o", out)
-    line = assert_error(proc, out, 2, "syntax_error.py")
+    line = assert_error(proc, out, 2, "syntax_error.py", detail=3)
     assert f"{path}:{bad_line}" in line or f"line {bad_line}" in line, line
+    # Then Python's own view of the error: the file and line, the line's text, a caret.
+    detail = stderr_lines(proc)[1:]
+    assert detail[0] == f'  File "{path}", line {bad_line}'
+    assert detail[1].strip().startswith("def mapper") and detail[2].strip() == "^"
 
 
 def test_job_file_raising_on_import(tmp_path, small_input):
     out = tmp_path / "out"
     proc = run_cli(job("raises_on_import.py"), small_input, "-o", out)
-    line = assert_error(proc, out, 2, "raises_on_import.py", "RuntimeError")
+    line = assert_error(proc, out, 2, "raises_on_import.py", "RuntimeError", detail=3)
     assert ":9" in line or "line 9" in line, line
+    # Then the job file's own frames only: no importlib or framework frames.
+    detail = stderr_lines(proc)[1:]
+    assert detail[0] == f'  File "{job("raises_on_import.py")}", line 9, in <module>', detail
 
 
 def test_file_without_job_subclass(tmp_path, small_input):
@@ -283,7 +302,7 @@ def test_output_dir_not_empty_needs_overwrite(tmp_path, small_input):
     assert proc.returncode in (1, 2), proc.stderr
     line = first_line(proc)
     assert line.startswith(PREFIX) and str(out) in line and "--overwrite" in line, line
-    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert "Traceback" not in proc.stderr and len(stderr_lines(proc)) == 1
     assert_nothing_written(out)
     assert os.listdir(out) == ["precious.txt"]
     assert keep.read_text() == "do not delete\n"
@@ -303,7 +322,7 @@ def test_output_path_is_a_regular_file(tmp_path, small_input):
     assert proc.returncode in (1, 2), proc.stderr
     line = first_line(proc)
     assert line.startswith(PREFIX) and str(out) in line, line
-    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert "Traceback" not in proc.stderr and len(stderr_lines(proc)) == 1
     assert out.read_text() == "not a directory\n"
     # Not even --overwrite replaces a regular file.
     proc = run_cli(WORDCOUNT, small_input, "-o", out, "--overwrite")
@@ -362,7 +381,7 @@ def test_missing_output_option(tmp_path, small_input):
 # --------------------------------------------------------------------------------------------
 
 def _check_user_traceback(proc, *frames: str) -> None:
-    lines = proc.stderr.splitlines()
+    lines = stderr_lines(proc)
     rest = "\n".join(lines[1:])
     assert "Traceback" in rest, f"no traceback after the error line:\n{proc.stderr}"
     for frame in frames:
@@ -415,7 +434,7 @@ def test_reducer_raises_leaves_no_part_files(tmp_path):
     proc = run_cli(job("raising_reducer.py"), src, "-o", out, "--reducers", "4",
                    "--workers", "2")
     assert_task_failed(proc, out, "reduce task", "reducer", "KeyError", "boom")
-    assert "raising_reducer.py" in "\n".join(proc.stderr.splitlines()[1:])
+    assert "raising_reducer.py" in "\n".join(stderr_lines(proc)[1:])
 
 
 @pytest.mark.parametrize("mode", ["disk", "memory"])
