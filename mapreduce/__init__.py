@@ -1,10 +1,24 @@
 """mapreduce: a MapReduce framework for Python whose shuffle goes through disk.
 
 Write a job by subclassing :class:`Job`; run it with ``python -m mapreduce run JOB INPUT... -o
-OUT`` or ``MyJob.run()``.  This module only re-exports the public names.
+OUT``, ``MyJob.run()``, or from Python with :func:`run` / :func:`run_async`.  This module only
+re-exports the public names.  The runners are imported on first use (PEP 562 ``__getattr__``):
+``import mapreduce`` stays cheap for a job file, a worker or a Spark executor that only needs
+:class:`Job`.
 """
+from typing import Any
+
 from mapreduce.errors import MapReduceError
 from mapreduce.job import Job, Step
 
-__all__ = ["Job", "Step", "MapReduceError"]
+_API = ("run", "run_async", "RunResult", "JobHandle", "Progress")
+
+__all__ = ["Job", "Step", "MapReduceError", *_API]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from mapreduce import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'mapreduce' has no attribute {name!r}")

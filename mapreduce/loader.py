@@ -59,15 +59,22 @@ def _import_file(path: str):
     except SyntaxError as exc:
         del sys.modules[name]
         where = f"{exc.filename or path}:{exc.lineno}" if exc.lineno else path
-        raise JobDefinitionError(f"{where}: syntax error in job file: {exc.msg}") from None
+        error = JobDefinitionError(f"{where}: syntax error in job file: {exc.msg}")
+        # The detail is Python's own rendering: the offending line and a caret under it.
+        error.detail = "".join(  # type: ignore[attr-defined]
+            traceback.format_exception_only(type(exc), exc)[:-1]).rstrip("\n")
+        raise error from None
     except (Exception, SystemExit) as exc:  # the job file's own top-level code failed
         # (SystemExit: typically an unguarded ``MyJob.run()`` without ``if __name__ ...``.)
         del sys.modules[name]
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if os.path.abspath(f.filename) == path]
         where = f"{path}:{frames[-1].lineno}" if frames else path
-        raise JobDefinitionError(
-            f"{where}: job file raised {type(exc).__name__} while loading: {exc}") from None
+        error = JobDefinitionError(
+            f"{where}: job file raised {type(exc).__name__} while loading: {exc}")
+        # The detail: the job file's own frames only, not the import machinery's.
+        error.detail = "".join(traceback.format_list(frames)).rstrip("\n")  # type: ignore
+        raise error from None
     return module
 
 

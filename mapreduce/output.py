@@ -58,6 +58,20 @@ def format_raw_value(key: Any, value: Any) -> bytes:
 PROTOCOLS = ("json", "raw_value")
 
 
+def parse_line(line: bytes, protocol: str = "json") -> tuple[Any, Any]:
+    """One output line back to a ``(key, value)`` pair: the inverse of the writers above,
+    up to JSON's lossiness (tuples come back as lists, bytes as Latin-1 strings).  Under
+    ``raw_value`` the key was dropped, so it comes back as ``None``.  JSON escapes tabs
+    inside strings, so the first raw tab is always the separator."""
+    text = line.decode("utf-8", "surrogateescape").rstrip("\n")
+    if protocol == "raw_value":
+        return None, text
+    key, tab, value = text.partition("\t")
+    if not tab:
+        raise ValueError(f"not a key<TAB>value output line: {text[:80]!r}")
+    return json.loads(key), json.loads(value)
+
+
 class TextPartWriter:
     """Writes one part file; ``close()`` fsyncs it and returns (records, bytes)."""
 

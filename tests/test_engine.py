@@ -727,7 +727,7 @@ LAYERS = [
     ("leaves", {"codec", "layout", "errors", "events"}),
 ]
 #: Allowed imports within one layer.
-SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli")}
+SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli"), ("api", "cli")}
 
 PACKAGE_DIR = Path(mapreduce.__file__).parent
 

@@ -1,0 +1,392 @@
+"""The Python API: run a job from a notebook, a script or a test, and get a result object.
+
+::
+
+    from mapreduce import run, run_async
+    result = run(WordCount, "input/", reducers=2)        # or run("jobs/wordcount.py", ...)
+    result.counters["framework"]["MAP_INPUT_RECORDS"]
+    dict(result.pairs())                                 # the output, decoded
+
+    handle = run_async("jobs/wordcount.py", "big/", output="out/")
+    handle.progress          # Progress(phase='step 0 map', done=3, total=16, ...)
+    handle.wait(5)           # True once finished
+    handle.result()          # the RunResult, or raises the job's error
+    handle.cancel()          # stop it; run again with resume=True to finish
+
+Keyword options are the CLI's options with ``_`` for ``-`` (``sort_buffer="64MB"`` or bytes,
+``max_attempts=4``, ``runner="spark"``, ...); the job's own options (``configure_args``) go in
+``job_options={"iterations": 5}``.  Every option is checked the way the command line checks
+it, so a mistake raises :class:`~mapreduce.errors.UsageError` with the same message.
+
+Design choices:
+
+* ``run`` runs in the calling thread, exactly as the CLI does (Ctrl-C interrupts it).
+  ``run_async`` runs the same code in a background thread; the coordinator forks its worker
+  processes from that thread, which is safe because the coordinator thread holds no locks
+  the workers need (they only use their own pipe).  ``cancel()`` sets a flag the scheduler
+  polls (:meth:`JobTracker.cancel`); the workers are killed, commits already made stay
+  journaled, and ``resume=True`` finishes the job later, like a killed CLI run.
+* Progress: ``progress=None`` (the default) shows a bar only where someone watches: a
+  terminal or a Jupyter kernel (tqdm's plain text bar: no widgets to install); ``True``
+  forces it, ``False`` hides it.  The async handle's ``progress`` works either way.
+* Without ``output``, the job writes to a fresh temporary directory that the result owns:
+  ``result.cleanup()`` (or ``with run(...) as result:``) removes it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Iterator, Optional, Sequence, Union
+
+from mapreduce.cli import parse_size
+from mapreduce.errors import JobCancelledError, UsageError
+from mapreduce.events import JobListener, Listeners
+from mapreduce.job import Job
+from mapreduce.loader import JobRef, load_job_class, register_job_class
+from mapreduce.output import parse_line
+from mapreduce.progress import format_summary, make_progress
+from mapreduce.runners import RUNNERS, SHUFFLES, run_job
+from mapreduce.tracker import JobConfig, JobResult
+
+JobSpec = Union[str, "os.PathLike[str]", type]
+
+#: JobConfig fields a caller may set by keyword (the rest are derived).
+_OPTION_NAMES = {f.name for f in fields(JobConfig)} - {"inputs", "output_dir", "job_options"}
+
+
+class RunResult:
+    """A finished job: its output directory, counters, timings and decoded output."""
+
+    def __init__(self, result: JobResult, temporary: Optional[str] = None) -> None:
+        self.output_dir: str = result.output_dir
+        self.counters: dict[str, dict[str, int]] = result.counters
+        self.wall_seconds: float = result.wall_seconds
+        self.summary: dict[str, Any] = result.summary       # what _job.json holds
+        self._temporary = temporary
+
+    @property
+    def phases(self) -> dict[str, float]:
+        """Seconds per phase, e.g. ``{"step 0 map": 1.2, "step 0 reduce": 0.4}``.  A phase
+        that ran in several runs (after ``resume``) adds up."""
+        times: dict[str, float] = {}
+        for p in self.summary.get("phases", []):
+            times[p["phase"]] = times.get(p["phase"], 0.0) + p["end"] - p["start"]
+        return times
+
+    @property
+    def part_files(self) -> list[str]:
+        return sorted(os.path.join(self.output_dir, f) for f in os.listdir(self.output_dir)
+                      if f.startswith("part-"))
+
+    def pairs(self) -> Iterator[tuple[Any, Any]]:
+        """The output pairs in part-file order, decoded back to Python values (JSON's
+        view: tuples come back as lists; ``raw_value`` output gives ``(None, line)``)."""
+        protocol = self.summary.get("output_protocol", "json")
+        for path in self.part_files:
+            with open(path, "rb") as f:
+                for line in f:
+                    yield parse_line(line, protocol)
+
+    __iter__ = pairs
+
+    def counter(self, group: str, name: str) -> int:
+        """One counter's value (0 when it never moved)."""
+        return self.counters.get(group, {}).get(name, 0)
+
+    def format_summary(self) -> str:
+        return format_summary(self.summary, self.wall_seconds)
+
+    def cleanup(self) -> None:
+        """Remove the temporary output directory ``run`` made when no ``output`` was given."""
+        if self._temporary:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._temporary = None
+
+    def __enter__(self) -> "RunResult":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return (f"<RunResult {self.summary.get('job', {}).get('class', '?')} "
+                f"{self.wall_seconds:.2f} s, output {self.output_dir}>")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a running job (``JobHandle.progress``)."""
+
+    phase: Optional[str]     # "step 0 map", ... or None before the first phase
+    done: int                # tasks of this phase committed
+    total: int               # tasks of this phase
+    failed: int              # failed attempts so far (all phases)
+    phases_done: int         # phases finished
+    elapsed: float           # seconds since the job started
+    finished: bool
+
+    @property
+    def fraction(self) -> float:
+        """Of the current phase (1.0 when the job finished)."""
+        if self.finished:
+            return 1.0
+        return self.done / self.total if self.total else 0.0
+
+
+class _ProgressState(JobListener):
+    """Keeps the latest Progress for a handle (events arrive on the job's thread)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.phase: Optional[str] = None
+        self.done = self.total = self.failed = self.phases_done = 0
+
+    def phase_started(self, phase: str, total: int) -> None:
+        with self.lock:
+            self.phase, self.done, self.total = phase, 0, total
+
+    def task_finished(self, phase: str, task: dict[str, Any]) -> None:
+        with self.lock:
+            if task.get("status") == "committed":
+                self.done += 1
+            else:
+                self.failed += 1
+
+    def phase_finished(self, phase: dict[str, Any]) -> None:
+        with self.lock:
+            self.phases_done += 1
+
+    def snapshot(self, finished: bool) -> Progress:
+        with self.lock:
+            return Progress(self.phase, self.done, self.total, self.failed, self.phases_done,
+                            time.monotonic() - self.started, finished)
+
+
+def _load(job: JobSpec, job_name: Optional[str]) -> tuple[type[Job], JobRef]:
+    if isinstance(job, type):
+        if not issubclass(job, Job):
+            raise UsageError(f"{job.__name__} is not a mapreduce.Job subclass")
+        return job, register_job_class(job)
+    if isinstance(job, (str, os.PathLike)):
+        return load_job_class(os.fspath(job), job_name)
+    raise UsageError(f"job must be a Job subclass or the path of a job file, not "
+                     f"{type(job).__name__}")
+
+
+def _size(value: Any, option: str) -> Optional[int]:
+    if value is None or isinstance(value, int) and not isinstance(value, bool):
+        if value is not None and value < 1:
+            raise UsageError(f"{option}: size must be positive (got {value})")
+        return value
+    if isinstance(value, str):
+        return parse_size(value, option)
+    raise UsageError(f"{option}: expected bytes or a size like '64MB', got {value!r}")
+
+
+def make_config(job_class: type[Job], inputs: Union[str, Sequence[str]], output: str,
+                job_options: Optional[dict[str, Any]] = None, **options: Any) -> JobConfig:
+    """A JobConfig from keyword options, checked as the CLI checks them."""
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)} (options: {', '.join(sorted(_OPTION_NAMES))})")
+    job_options = dict(job_options or {})
+    known = job_class.default_options()
+    strange = sorted(set(job_options) - set(known))
+    if strange:
+        raise UsageError(f"{job_class.__name__} has no option {', '.join(strange)} (its "
+                         f"options: {', '.join(sorted(known)) or 'none'})")
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = [os.fspath(i) for i in inputs]
+    if not inputs:
+        raise UsageError("no inputs given")
+    if options.get("mode", "disk") not in SHUFFLES:
+        raise UsageError(f"mode must be one of {', '.join(SHUFFLES)} (got {options['mode']!r})")
+    if options.get("runner", "local") not in RUNNERS:
+        raise UsageError(f"runner must be one of {', '.join(RUNNERS)} "
+                         f"(got {options['runner']!r})")
+    for name, minimum in (("workers", 1), ("reducers", 1), ("merge_factor", 2),
+                          ("max_attempts", 1), ("skip_bad_records", 0)):
+        value = options.get(name)
+        if value is not None and (not isinstance(value, int) or value < minimum):
+            raise UsageError(f"{name} must be an integer of at least {minimum} (got {value!r})")
+    if options.get("resume") and options.get("overwrite"):
+        raise UsageError("resume and overwrite contradict each other; pick one")
+    options.setdefault("workers", os.cpu_count() or 1)
+    options["sort_buffer"] = _size(options.get("sort_buffer", "64MB"), "sort_buffer")
+    options["split_size"] = _size(options.get("split_size"), "split_size")
+    return JobConfig(inputs=inputs, output_dir=os.fspath(output), job_options=job_options,
+                     **options)
+
+
+def _progress_listener(progress: Optional[bool], verbose: bool) -> Optional[JobListener]:
+    if progress is False:
+        return make_progress(quiet=True, verbose=verbose)
+    if progress is None and not _watched():
+        return make_progress(quiet=True, verbose=verbose)
+    return make_progress(verbose=verbose)
+
+
+def _watched() -> bool:
+    try:
+        return sys.stderr.isatty() or "ipykernel" in sys.modules
+    except (AttributeError, ValueError):
+        return False
+
+
+def _prepare(job: JobSpec, inputs: Any, output: Optional[str], job_name: Optional[str],
+             job_options: Optional[dict], options: dict) -> tuple:
+    job_class, job_ref = _load(job, job_name)
+    report = options.pop("report", False)
+    temporary = None
+    if output is None:
+        if options.get("resume"):
+            raise UsageError("resume needs the output directory of the job to resume")
+        temporary = tempfile.mkdtemp(prefix="mapreduce-")
+        output = os.path.join(temporary, "out")
+    config = make_config(job_class, inputs, output, job_options, **options)
+    return job_class, job_ref, config, temporary, report
+
+
+def _finish(result: JobResult, temporary: Optional[str], report: bool) -> RunResult:
+    if report:
+        from mapreduce.report import write_report  # same (entry) layer
+        write_report(result.output_dir)
+    return RunResult(result, temporary)
+
+
+def run(job: JobSpec, inputs: Union[str, Sequence[str]], output: Optional[str] = None, *,
+        job_name: Optional[str] = None, job_options: Optional[dict[str, Any]] = None,
+        progress: Optional[bool] = None, verbose: bool = False, report: bool = False,
+        **options: Any) -> RunResult:
+    """Run a job to completion and return its :class:`RunResult`.
+
+    ``job`` is a Job subclass or a job file's path (``job_name`` picks the class when the
+    file defines several).  Raises :class:`~mapreduce.errors.MapReduceError` (one clear
+    message) when the job or an option is wrong.
+    """
+    options["report"] = report
+    job_class, job_ref, config, temporary, report = _prepare(job, inputs, output, job_name,
+                                                             job_options, options)
+    try:
+        result = run_job(job_class, job_ref, config, _progress_listener(progress, verbose))
+    except BaseException:
+        if temporary:
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return _finish(result, temporary, report)
+
+
+class JobHandle:
+    """A job running in the background (ipyparallel's ``AsyncResult``, for a job)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._state = _ProgressState()
+        self._done = threading.Event()
+        self._result: Optional[RunResult] = None
+        self._error: Optional[BaseException] = None
+        self._tracker: Any = None
+        self._cancel_requested = False
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+
+    # --- state ---------------------------------------------------------------------------
+    def ready(self) -> bool:
+        """Has the job finished (successfully, with an error, or cancelled)?"""
+        return self._done.is_set()
+
+    def successful(self) -> bool:
+        """Finished without error (raises if not finished yet, like ipyparallel)."""
+        if not self.ready():
+            raise RuntimeError("the job has not finished yet")
+        return self._error is None
+
+    @property
+    def progress(self) -> Progress:
+        return self._state.snapshot(self.ready() and self._error is None)
+
+    @property
+    def elapsed(self) -> float:
+        return self._state.snapshot(False).elapsed
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait up to ``timeout`` seconds (forever with None); True when finished."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: Optional[float] = None) -> RunResult:
+        """The RunResult; raises the job's error, or TimeoutError if not done in time."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.name} still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> bool:
+        """Ask the job to stop; False if it had already finished.  ``wait()`` for it."""
+        with self._lock:
+            if self.ready():
+                return False
+            self._cancel_requested = True
+            if self._tracker is not None:
+                self._tracker.cancel()
+        return True
+
+    def __repr__(self) -> str:
+        p = self.progress
+        if not self.ready():
+            state = f"{p.phase or 'starting'} {p.done}/{p.total}"
+        else:
+            state = "done" if self._error is None else f"failed: {self._error}"
+        return f"<JobHandle {self.name}: {state}, {p.elapsed:.1f} s>"
+
+    # --- the job's thread ----------------------------------------------------------------
+    def _tracker_ready(self, tracker: Any) -> None:
+        with self._lock:
+            self._tracker = tracker
+            if self._cancel_requested:
+                tracker.cancel()
+
+    def _run(self, job_class: type[Job], job_ref: JobRef, config: JobConfig,
+             display: Optional[JobListener], temporary: Optional[str], report: bool) -> None:
+        try:
+            if self._cancel_requested:
+                raise JobCancelledError("job cancelled before it started")
+            result = run_job(job_class, job_ref, config, Listeners([self._state, display]),
+                             tracker_ready=self._tracker_ready)
+            self._result = _finish(result, temporary, report)
+        except BaseException as exc:  # handed to whoever calls result()
+            if temporary:
+                shutil.rmtree(temporary, ignore_errors=True)
+            self._error = exc
+        finally:
+            self._done.set()
+
+
+def run_async(job: JobSpec, inputs: Union[str, Sequence[str]], output: Optional[str] = None, *,
+              job_name: Optional[str] = None, job_options: Optional[dict[str, Any]] = None,
+              progress: Optional[bool] = None, verbose: bool = False, report: bool = False,
+              **options: Any) -> JobHandle:
+    """Start a job in the background and return its :class:`JobHandle` at once.  Options
+    are :func:`run`'s; a bad option raises here, before anything starts."""
+    options["report"] = report
+    job_class, job_ref, config, temporary, report = _prepare(job, inputs, output, job_name,
+                                                             job_options, options)
+    handle = JobHandle(job_class.__name__)
+    display = _progress_listener(progress, verbose)
+    handle._thread = threading.Thread(
+        target=handle._run, name=f"mapreduce-{job_class.__name__}", daemon=True,
+        args=(job_class, job_ref, config, display, temporary, report))
+    handle._thread.start()
+    return handle
+
+
+__all__ = ["run", "run_async", "RunResult", "JobHandle", "Progress", "make_config"]
