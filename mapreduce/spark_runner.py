@@ -62,12 +62,12 @@ import zipfile
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from mapreduce.codec import decode_key, decode_value, encode_key, encode_value
 from mapreduce.errors import (MapReduceError, OutputError, SerializationError,
                               TaskFailedError, UsageError)
-from mapreduce.inputs import choose_split_size, expand_inputs, plan_splits, plan_whole_files
+from mapreduce.inputs import plan_splits, plan_whole_files
 from mapreduce.job import Job, identity_mapper, iter_pairs
 from mapreduce.layout import (JOB_SUMMARY_FILE, SUCCESS_FILE, commit_file, fsync_dir,
                               part_name, remove_tree, write_file_atomically)
@@ -78,7 +78,7 @@ from mapreduce.pool import user_traceback
 from mapreduce.shuffle import MemoryShuffle, value_decoder
 from mapreduce.sidedata import load_side_data
 from mapreduce.task import (CombiningBuffer, SortBuffer, TaskSpec, UserCodeError,
-                            _DirectCollector, _map_error, _split_bytes, _split_records, _user_error)
+                            _DirectCollector, _map_error, _split_bytes, _split_records, reduce_error)
 from mapreduce.tracker import JobConfig, JobResult, JobTracker, _counter_tree
 
 _KEY = itemgetter(0)
@@ -481,14 +481,11 @@ def _run_reduce(plan: _StepPlan, index: int, items: Iterator,
                 records_out += 1
         output_bytes = part.close() if part is not None else 0
         yield from pending
-    except MapReduceError as exc:
-        if isinstance(exc, (SerializationError, UserCodeError)):
-            raise _user_error(method, f"key {key!r} of partition {index}", exc) from exc
-        raise
     except Exception as exc:
-        where_key = (f"key {key!r} of partition {index}" if method == "reducer"
-                     else f"partition {index}")
-        raise _user_error(method, where_key, exc) from exc
+        error = reduce_error(exc, method, key, index)
+        if error is exc:
+            raise
+        raise error from exc
     _bump(counters, "REDUCE_INPUT_RECORDS", records_in)
     _bump(counters, "REDUCE_INPUT_GROUPS", groups)
     _bump(counters, "REDUCE_OUTPUT_RECORDS", records_out)
@@ -775,20 +772,9 @@ def run_spark_job(job_class: type[Job], job_ref: JobRef, config: JobConfig) -> J
     # The JobTracker is used only for what is the same for every runner: its checks of the
     # job and options, the output directory policy (refuse / --overwrite) and prepare().
     tracker = JobTracker(job_class, job_ref, config, MemoryShuffle())
-    files = expand_inputs(config.inputs)
-    total = sum(os.path.getsize(f) for f in files)
-    # The local runner's split size, so map-only jobs give the same part files.
-    split_size = config.split_size or choose_split_size(total, config.workers)
-    fingerprint = tracker._fingerprint(files, split_size)
+    # The local runner's planning, so both cut the input alike (map-only part files match).
+    files, split_size, fingerprint = tracker.plan_inputs_and_output()
     out = tracker.output_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise OutputError(f"output path exists and is not a directory: {out}")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output directory {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise OutputError(f"output directory is not writable: {out}")
     try:
         with OutputLock(out):
             summary = _run_locked(tracker, job_class, job_ref, config, files, split_size,

@@ -520,6 +520,19 @@ def _split_bytes(split: Any) -> int:
     return 0
 
 
+def reduce_error(exc: Exception, method: str, key: Any, partition: int) -> Exception:
+    """What a reduce side's failure in ``method`` (while at ``key``) is reported as: the
+    framework's own errors pass through, anything the user's code raised names the method,
+    the key and the partition.  Shared with the Spark runner."""
+    if isinstance(exc, MapReduceError) and \
+            not isinstance(exc, (SerializationError, UserCodeError)):
+        return exc
+    where = (f"key {key!r} of partition {partition}"
+             if method == "reducer" or isinstance(exc, MapReduceError) else
+             f"partition {partition}")
+    return _user_error(method, where, exc)
+
+
 def run_reduce_task(spec: TaskSpec) -> TaskResult:
     started = time.time()
     job, step = _instantiate(spec)
@@ -553,14 +566,11 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
                 write(k, v)
                 records_out += 1
         output, output_bytes = writer.finish()
-    except MapReduceError as exc:
-        if isinstance(exc, (SerializationError, UserCodeError)):
-            raise _user_error(method, f"key {key!r} of partition {spec.index}", exc) from exc
-        raise
     except Exception as exc:
-        where = (f"key {key!r} of partition {spec.index}" if method == "reducer"
-                 else f"partition {spec.index}")
-        raise _user_error(method, where, exc) from exc
+        error = reduce_error(exc, method, key, spec.index)
+        if error is exc:
+            raise
+        raise error from exc
     for name, amount in spec.source.counters.items():
         counters[name] = counters.get(name, 0) + amount
     _bump(counters, "REDUCE_INPUT_GROUPS", groups)

@@ -656,8 +656,10 @@ class JobTracker:
         committed stays journaled, so ``--resume`` finishes the job later."""
         self._cancelled = True
 
-    def run(self) -> JobResult:
-        started = time.time()
+    def plan_inputs_and_output(self) -> tuple[list[str], int, dict[str, Any]]:
+        """Expand the inputs, choose the split size, fingerprint the job, and make sure the
+        output directory exists and is writable.  Shared with the Spark runner, so that
+        both runners cut the input alike and refuse the same outputs."""
         files = expand_inputs(self.config.inputs)
         total = sum(os.path.getsize(f) for f in files)
         split_size = self.config.split_size or choose_split_size(total, self.config.workers)
@@ -671,6 +673,12 @@ class JobTracker:
             raise OutputError(f"cannot create output directory {out}: {exc.strerror}") from None
         if not os.access(out, os.W_OK):
             raise OutputError(f"output directory is not writable: {out}")
+        return files, split_size, fingerprint
+
+    def run(self) -> JobResult:
+        started = time.time()
+        files, split_size, fingerprint = self.plan_inputs_and_output()
+        out = self.output_dir
         try:
             with OutputLock(out):
                 summary = self._run_locked(files, split_size, fingerprint, started)
