@@ -30,7 +30,8 @@ Design choices:
   terminal or a Jupyter kernel (tqdm's plain text bar: no widgets to install); ``True``
   forces it, ``False`` hides it.  The async handle's ``progress`` works either way.
 * Without ``output``, the job writes to a fresh temporary directory that the result owns:
-  ``result.cleanup()`` (or ``with run(...) as result:``) removes it.
+  ``result.cleanup()`` (or ``with run(...) as result:``) removes it.  If the job fails, the
+  directory is kept, because the error names the attempt logs in it.
 """
 from __future__ import annotations
 
@@ -275,12 +276,8 @@ def run(job: JobSpec, inputs: Union[str, Sequence[str]], output: Optional[str] =
     options["report"] = report
     job_class, job_ref, config, temporary, report = _prepare(job, inputs, output, job_name,
                                                              job_options, options)
-    try:
-        result = run_job(job_class, job_ref, config, _progress_listener(progress, verbose))
-    except BaseException:
-        if temporary:
-            shutil.rmtree(temporary, ignore_errors=True)
-        raise
+    # On failure a temporary output directory is kept: the error names attempt logs in it.
+    result = run_job(job_class, job_ref, config, _progress_listener(progress, verbose))
     return _finish(result, temporary, report)
 
 
@@ -363,10 +360,8 @@ class JobHandle:
             result = run_job(job_class, job_ref, config, Listeners([self._state, display]),
                              tracker_ready=self._tracker_ready)
             self._result = _finish(result, temporary, report)
-        except BaseException as exc:  # handed to whoever calls result()
-            if temporary:
-                shutil.rmtree(temporary, ignore_errors=True)
-            self._error = exc
+        except BaseException as exc:  # handed to whoever calls result(); a temporary output
+            self._error = exc         # directory is kept, as its logs are named in the error
         finally:
             self._done.set()
 

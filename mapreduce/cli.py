@@ -24,6 +24,9 @@ from mapreduce.progress import format_summary, make_progress
 from mapreduce.runners import RUNNERS, SHUFFLES, run_job
 from mapreduce.tracker import JobConfig
 
+INTERRUPTED = ("mapreduce: interrupted; what committed is kept: run the same command with "
+               "--resume to finish the job")
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -241,7 +244,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except MapReduceError as exc:
         return _report_error(exc)
     except KeyboardInterrupt:
-        print("mapreduce: interrupted", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
 
 
@@ -261,7 +264,7 @@ def run_job_class_main(job_class: type[Job], argv: Optional[Sequence[str]] = Non
     except MapReduceError as exc:
         return _report_error(exc)
     except KeyboardInterrupt:
-        print("mapreduce: interrupted", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
 
 

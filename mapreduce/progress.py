@@ -87,7 +87,7 @@ class _PhaseTally:
         parts = [f"{human_count(self.records / self.elapsed)} rec/s",
                  f"{human_bytes(self.bytes / self.elapsed)}/s"]
         if self.spills:
-            parts.append(f"{self.spills} spills")
+            parts.append(f"{self.spills} spill{'s' if self.spills != 1 else ''}")
         if self.failed:
             parts.append(f"{self.failed} failed")
         return ", ".join(parts)
@@ -148,9 +148,11 @@ class BarProgress(_Display):
 
     def phase_started(self, phase: str, total: int) -> None:
         super().phase_started(phase, total)
-        sized = _columns(self.stream) > 0  # a pty nobody sized reports 0 columns
+        columns, rows = _screen(self.stream)
+        sized = columns > 0 and rows > 0  # a pty nobody sized reports 0 x 0: tqdm draws nothing
         self.bar = tqdm(total=total, desc=phase, unit="task", file=self.stream, leave=True,
-                        dynamic_ncols=sized, ncols=None if sized else 100, mininterval=0.2)
+                        dynamic_ncols=sized, ncols=None if sized else 100,
+                        nrows=None if sized else 24, mininterval=0.2)
 
     def task_started(self, phase: str, task: dict[str, Any]) -> None:
         super().task_started(phase, task)
@@ -221,11 +223,12 @@ def make_progress(quiet: bool = False, verbose: bool = False,
     return LineProgress(stream, verbose)
 
 
-def _columns(stream: TextIO) -> int:
+def _screen(stream: TextIO) -> tuple[int, int]:
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        size = os.get_terminal_size(stream.fileno())
     except (AttributeError, ValueError, OSError):
-        return 0  # not a terminal (a notebook's stream): tqdm then uses its default width
+        return 0, 0  # not a terminal (a notebook's stream): use a fixed width
+    return size.columns, size.lines
 
 
 def _is_interactive(stream: TextIO) -> bool:

@@ -455,9 +455,11 @@ class JobTracker:
         error = TaskFailedError(f"{spec.describe()} failed after {attempts} attempt"
                                 f"{'s' if attempts != 1 else ''}: {failure.message}{where}")
         detail = failure.detail.rstrip("\n")
-        tail = _tail(log)
-        if tail and tail.strip() not in detail and tail.strip() != failure.message:
-            detail += f"\n--- last lines of the attempt's log ({log}) ---\n{tail}"
+        # The log ends with the traceback the worker printed (the detail already): show only
+        # what the task printed before it, if anything.
+        tail = _tail(log).replace(detail, "").replace(failure.message, "").strip("\n")
+        if tail.strip():
+            detail += f"\n--- last lines the attempt printed ({log}) ---\n{tail}"
         error.detail = detail  # type: ignore[attr-defined]
         return error
 
@@ -496,7 +498,8 @@ class JobTracker:
             if self._cancelled:
                 self._flush_journal()  # keep what committed; the pool kills the rest on exit
                 raise JobCancelledError(
-                    f"job cancelled during {name}; run it again with --resume to finish it")
+                    f"job cancelled during {name}; run it again with --resume (resume=True from "
+                    "Python) to finish it")
             wait = CANCEL_POLL_SECONDS
             if self._pending_records or self._unsynced_dirs:
                 wait = max(0.0, min(wait, self._last_flush + GROUP_COMMIT_SECONDS
@@ -520,8 +523,7 @@ class JobTracker:
                 continue
             failure: TaskFailure = payload
             self.tasks.append(self._task_record(spec, "failed", failure=failure, log=log))
-            listener.task_finished(name, self.tasks[-1])
-            listener.note(f"{spec.describe()} attempt {spec.attempt} failed: {failure.message}")
+            listener.task_finished(name, self.tasks[-1])  # displays always show failures
             remove_prefix(self.layout.attempt_prefix(*key, spec.attempt))
             self._pending_records.append((TASK_FAILED, {
                 "run": self.run_number, "step": key[0], "kind": key[1], "index": key[2],
