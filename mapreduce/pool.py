@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import errno as errno_module
 import faulthandler
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -171,9 +172,14 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
     # under pytest's capture) sys.stderr is an in-process object with no fileno, and an
     # ipykernel stream must not be used from a forked child at all.  The attempt's log is
     # then installed under these fds with dup2 (_LogRedirect).
+    inherited = (sys.stdout, sys.stderr)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1,
                       closefd=False)
     sys.stdout = sys.stderr  # without a log file, prints must not corrupt stdout output
+    # Logging handlers the parent pointed at its streams (basicConfig in a notebook) follow.
+    for handler in logging.root.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in inherited:
+            handler.setStream(sys.stderr)
     faulthandler.enable()  # a segfault's traceback goes to fd 2, i.e. the attempt's log
     while True:
         try:

@@ -237,3 +237,36 @@ def test_lazy_exports():
     assert mapreduce.run is run and mapreduce.RunResult.__name__ == "RunResult"
     with pytest.raises(AttributeError):
         mapreduce.no_such_name  # noqa: B018
+
+
+class LoggingJob(Job):
+    def mapper(self, _, line):
+        import logging
+        logging.getLogger("in-task").warning("LOGGED %s", line)
+        print("PRINTED", line)
+        yield line, 1
+
+
+def test_task_logging_reaches_attempt_logs_even_when_the_caller_redirected_it(tmp_path):
+    """A notebook's logging.basicConfig and sys.stderr are in-process objects: in a forked
+    worker they must give way to the attempt's log file, not swallow (or corrupt) output."""
+    import io
+    import logging
+    src = tmp_path / "in.txt"
+    src.write_text("a\nb\nc\n")
+    caller_stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = logging.StreamHandler(caller_stream)
+    root.handlers = [handler]
+    saved_stderr, sys.stderr = sys.stderr, caller_stream
+    try:
+        result = run(LoggingJob, str(src), str(tmp_path / "out"), workers=1)
+    finally:
+        sys.stderr = saved_stderr
+        root.handlers = saved
+    logs = "".join(open(os.path.join(result.output_dir, "_logs", name)).read()
+                   for name in os.listdir(os.path.join(result.output_dir, "_logs")))
+    for line in "abc":
+        assert f"LOGGED {line}" in logs and f"PRINTED {line}" in logs
+    assert "LOGGED" not in caller_stream.getvalue()
