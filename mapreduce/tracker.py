@@ -518,6 +518,7 @@ class JobTracker:
                 self._commit(key, spec, payload, log)
                 listener.task_finished(name, self.tasks[-1])
                 self._note_commit(self.tasks[-1])
+                self._check_skipped()
                 for waiting in waiting_for_map.pop(key[2], []) if key[1] == "map" else []:
                     submit(waiting)
                 continue
@@ -557,6 +558,16 @@ class JobTracker:
         self.phases.append({"phase": name, "start": started, "end": time.time(),
                             "tasks": len(todo), "run": self.run_number})
         listener.phase_finished(self.phases[-1])
+
+    def _check_skipped(self) -> None:
+        """Fail as soon as the committed attempts have skipped more bad records than
+        --skip-bad-records allows (not only at the end: the rest of the job would be
+        wasted work)."""
+        if len(self.skipped) > self.config.skip_bad_records:
+            self._flush_journal()
+            raise TaskFailedError(
+                f"{len(self.skipped)} bad records were skipped, more than "
+                f"--skip-bad-records={self.config.skip_bad_records}; first: {self.skipped[0]}")
 
     def _note_commit(self, task: dict[str, Any]) -> None:
         """A --verbose line for a committed attempt: what it read, spilled and wrote."""
@@ -723,10 +734,7 @@ class JobTracker:
                 inputs = self._run_step(pool, s, inputs)
                 if s:
                     remove_tree(self.layout.step_dir(s - 1))  # consumed by step s
-        if len(self.skipped) > self.config.skip_bad_records:
-            raise TaskFailedError(
-                f"{len(self.skipped)} bad records were skipped, more than "
-                f"--skip-bad-records={self.config.skip_bad_records}; first: {self.skipped[0]}")
+        self._check_skipped()
         return self._commit_job(files, fingerprint, started)
 
     def _prepare(self, files: list[str]) -> dict:

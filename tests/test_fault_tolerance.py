@@ -551,6 +551,8 @@ def test_skip_bad_records(runner, tmp_path):
     line = H.one_line_error(run.stderr)
     # (3 bad records in all, or more than 2 in one task, depending on where they fell)
     assert "--skip-bad-records" in line and "bad records" in line, line
+    # It fails as soon as the limit is passed, in the map phase: no reduce task starts.
+    assert "step 0 map: " in run.stderr and "step 0 reduce" not in run.stderr, run.stderr
     assert not os.path.exists(os.path.join(out, "_SUCCESS"))
     assert not glob.glob(os.path.join(out, "part-*"))
 
