@@ -220,7 +220,8 @@ def make_config(job_class: type[Job], inputs: Union[str, Sequence[str]], output:
             raise UsageError(f"{name} must be an integer of at least {minimum} (got {value!r})")
     if options.get("resume") and options.get("overwrite"):
         raise UsageError("resume and overwrite contradict each other; pick one")
-    options.setdefault("workers", os.cpu_count() or 1)
+    if options.get("workers") is None:  # None means the default, as when left out
+        options["workers"] = os.cpu_count() or 1
     options["sort_buffer"] = _size(options.get("sort_buffer", "64MB"), "sort_buffer")
     options["split_size"] = _size(options.get("split_size"), "split_size")
     return JobConfig(inputs=inputs, output_dir=os.fspath(output), job_options=job_options,

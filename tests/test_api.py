@@ -80,7 +80,7 @@ def test_run_job_file_returns_counters_timings_and_decoded_pairs(tmp_path):
 def test_run_job_class_without_output_uses_a_temporary_dir(tmp_path):
     src = tmp_path / "in.txt"
     expected = write_words(src)
-    with run(ApiWordCount, str(src)) as result:
+    with run(ApiWordCount, str(src), workers=None, reducers=None) as result:  # = defaults
         out = result.output_dir
         assert dict(result) == dict(expected)   # iterating a result gives its pairs
         assert result.counter("api", "words") == sum(expected.values())
