@@ -71,6 +71,7 @@ This module is a leaf: it imports only the standard library, msgpack and
 """
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 
@@ -530,6 +531,13 @@ def _describe_unpackable(value: object, exc: Exception) -> str:
         f"{head}: it contains a value of type {type(bad).__name__}"
         f" (values may be {_VALUE_TYPES})"
     )
+
+
+#: ``decode_value`` as one C call (no Python frame), for the reduce loop's per-value path.
+#: Run files are checksummed, so the value bytes it sees are what ``encode_value`` wrote; on
+#: malformed bytes it raises msgpack's own ``ValueError`` subclasses.
+decode_value_unchecked = functools.partial(_unpackb, raw=False, use_list=False,
+                                           strict_map_key=False)
 
 
 def decode_value(data: bytes) -> object:

@@ -88,7 +88,13 @@ class TextPartWriter:
         def write(key: Any, value: Any) -> None:  # a closure: the per-record path
             file_write(fmt(key, value))
 
-        self.write = write
+        def write_raw(key: Any, value: Any) -> None:  # raw_value, str inlined (TeraSort)
+            if value.__class__ is str:
+                file_write(value.encode("utf-8", "surrogateescape") + b"\n")
+            else:
+                file_write(format_raw_value(key, value))
+
+        self.write = write_raw if protocol == "raw_value" else write
 
     def close(self) -> int:
         """Flush, fsync and close; returns the file's size in bytes."""

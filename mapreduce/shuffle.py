@@ -34,7 +34,7 @@ from itertools import chain, islice
 from operator import itemgetter
 from typing import Any, Iterable, Iterator
 
-from mapreduce.codec import decode_key, decode_value
+from mapreduce.codec import decode_key, decode_value, decode_value_unchecked
 from mapreduce.runfile import pack_flat, unpack_flat
 
 Record = tuple  # (key_bytes, value_bytes)
@@ -315,8 +315,9 @@ class MemoryShuffle(Shuffle):
 
 
 def value_decoder(sort_values: bool):
-    """Values are msgpack normally, order-preserving key bytes under SORT_VALUES."""
-    return decode_key if sort_values else decode_value
+    """Values are msgpack normally, order-preserving key bytes under SORT_VALUES.  (The
+    msgpack decoder is the frameless one: this is called once per value a reducer reads.)"""
+    return decode_key if sort_values else decode_value_unchecked
 
 
 __all__ = [

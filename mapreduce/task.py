@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
 
 from mapreduce.codec import decode_key, decode_value, encode_key, encode_value
@@ -177,8 +177,6 @@ class SortBuffer:
         self.size = 0
         self.records = 0            # map output records
         self.running: Optional[str] = None  # the job method running inside the buffer, if any
-        if partitioner is not None:
-            self.add = self._add_custom  # type: ignore[method-assign]
 
     def partition(self, kb: bytes, key: Any) -> int:
         if self.partitioner is None:
@@ -189,28 +187,33 @@ class SortBuffer:
                              f"in 0..{self.num_partitions - 1}")
         return p
 
-    def _add_custom(self, key: Any, value: Any) -> None:
-        kb = encode_key(key)
-        vb = self.encode_value(value)
-        p = self.partitioner(key, self.num_partitions)  # type: ignore[misc]
-        if p.__class__ is not int or not 0 <= p < self.num_partitions:
-            p = self.partition(kb, key)  # raises the explanatory error
-        self.parts[p].append((kb, vb))
-        self.records += 1
-        self.size += len(kb) + len(vb) + RECORD_OVERHEAD
-        if self.size >= self.limit:
-            self.spill()
-
     def add(self, key: Any, value: Any) -> None:
-        # Hot path: one call per map output record.  Partitioning is inlined
-        # (== codec.partition_of: crc32 of the key bytes modulo the reducer count).
-        kb = encode_key(key)
-        vb = self.encode_value(value)
-        self.parts[crc32(kb) % self.num_partitions].append((kb, vb))
-        self.records += 1
-        self.size += len(kb) + len(vb) + RECORD_OVERHEAD
-        if self.size >= self.limit:
-            self.spill()
+        """Buffer one map output pair (spilling when the buffer is full)."""
+        self.extend(((key, value),))
+
+    def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """Buffer every pair of ``pairs`` (one mapper call's output).
+
+        The hot path: the map loop calls this once per input record, so a pair costs no
+        Python call of the framework's -- encoding, partitioning and accounting are inline.
+        """
+        encode_value = self.encode_value
+        partitioner = self.partitioner
+        n = self.num_partitions
+        for key, value in pairs:
+            kb = encode_key(key)
+            vb = encode_value(value)
+            if partitioner is None:
+                p = crc32(kb) % n  # == codec.partition_of
+            else:
+                p = partitioner(key, n)
+                if p.__class__ is not int or not 0 <= p < n:
+                    p = self.partition(kb, key)  # raises the explanatory error
+            self.parts[p].append((kb, vb))
+            self.records += 1
+            self.size += len(kb) + len(vb) + RECORD_OVERHEAD
+            if self.size >= self.limit:
+                self.spill()
 
     def _sort(self, parts: list[list[tuple[bytes, bytes]]]) -> None:
         for records in parts:
@@ -278,6 +281,11 @@ _SCALARS = frozenset((int, float, str, bytes, bool, type(None)))
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1   # msgpack's integer range
 #: Estimated CPython bytes of one distinct key's group (dict entry, list, key object).
 GROUP_OVERHEAD = 200
+#: Bytes a buffered value costs in its group's list: one pointer slot, plus list
+#: over-allocation.  Small ints (CPython caches -5..256), bools and None are shared objects
+#: and cost only this; any other int or a float adds its own object (SCALAR_OBJECT_SIZE).
+VALUE_SLOT_SIZE = 9
+SCALAR_OBJECT_SIZE = 32
 
 
 class CombiningBuffer(SortBuffer):
@@ -299,7 +307,37 @@ class CombiningBuffer(SortBuffer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.groups: dict[Any, list] = {}   # key -> [key bytes, value, value, ...]
-        self.add = self._add_grouped  # type: ignore[method-assign]
+
+    def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """Group every pair of ``pairs`` (one mapper call's output) under its key.
+
+        The hot path of a job with a combiner (word count's ``(word, 1)``): a pair whose key
+        already has a group and whose value is a small int (a shared object, nothing to
+        snapshot or size) costs a type check, a dict lookup and a list append, counted in
+        locals; anything else -- a new key, another value, a full buffer -- goes through
+        :meth:`_add_grouped`.
+        """
+        groups = self.groups
+        room = (self.limit - self.size) // VALUE_SLOT_SIZE  # fast-path values that still fit
+        taken = 0
+        for key, value in pairs:
+            if value.__class__ is int and -5 <= value <= 256 and taken < room:
+                try:
+                    group = groups.get(key)
+                except TypeError:  # unhashable: the general path canonicalises it
+                    group = None
+                if group is not None:
+                    group.append(value)
+                    taken += 1
+                    continue
+            self.records += taken
+            self.size += taken * VALUE_SLOT_SIZE
+            taken = 0
+            self._add_grouped(key, value)  # may spill, which replaces self.groups
+            groups = self.groups
+            room = (self.limit - self.size) // VALUE_SLOT_SIZE
+        self.records += taken
+        self.size += taken * VALUE_SLOT_SIZE
 
     def _add_grouped(self, key: Any, value: Any) -> None:
         tv = type(value)
@@ -309,8 +347,10 @@ class CombiningBuffer(SortBuffer):
             self.size += len(vb) + 64
         elif tv is str or tv is bytes:
             self.size += len(value) + 57
+        elif value is None or tv is bool or (tv is int and -5 <= value <= 256):
+            self.size += VALUE_SLOT_SIZE
         else:
-            self.size += 16
+            self.size += VALUE_SLOT_SIZE + SCALAR_OBJECT_SIZE
         try:
             group = self.groups.get(key)
         except TypeError:  # unhashable (a list key): use its canonical tuple form
@@ -337,9 +377,16 @@ class CombiningBuffer(SortBuffer):
             n_in += len(group) - 1
             values = iter(group)
             kb = next(values)
-            for k, v in iter_pairs(combiner(decode_key(kb), values)):
-                okb = encode_key(k)
-                parts[self.partition(okb, k)].append((okb, encode_value(v)))
+            key = decode_key(kb)
+            same_key_part = None
+            for k, v in iter_pairs(combiner(key, values)):
+                if k is key:  # the combiner kept its key, as usual: reuse its encoding
+                    if same_key_part is None:
+                        same_key_part = parts[self.partition(kb, key)]
+                    same_key_part.append((kb, encode_value(v)))
+                else:
+                    okb = encode_key(k)
+                    parts[self.partition(okb, k)].append((okb, encode_value(v)))
                 n_out += 1
         self.running = None
         _bump(self.counters, "COMBINE_INPUT_RECORDS", n_in)
@@ -359,6 +406,12 @@ class _DirectCollector:
     def add(self, key: Any, value: Any) -> None:
         self.writer.write(key, value)
         self.records += 1
+
+    def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        write = self.writer.write
+        for key, value in pairs:
+            write(key, value)
+            self.records += 1
 
 
 # --- running tasks ---------------------------------------------------------------------------
@@ -417,6 +470,7 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
         writer = _open_output(spec.output)
         collector = _DirectCollector(writer)
     add = collector.add
+    extend = collector.extend
     mapper: Callable = step.mapper or identity_mapper
     skipped: list[str] = []
     index = -1
@@ -437,8 +491,7 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
             for index, (key, value) in enumerate(records):
                 out = mapper(key, value)
                 if out is not None:
-                    for k, v in out:
-                        add(k, v)
+                    extend(out)
         records_in = index + 1
         method = "mapper_final"
         if step.mapper_final is not None:

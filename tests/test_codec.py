@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mapreduce.codec import decode_key, decode_value, encode_key, encode_value, partition_of
+from mapreduce.codec import (decode_key, decode_value, decode_value_unchecked, encode_key,
+                             encode_value, partition_of)
 from mapreduce.errors import SerializationError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -438,6 +439,15 @@ values = st.recursive(
 @given(values)
 def test_value_round_trip(value):
     assert decode_value(encode_value(value)) == value
+
+
+@settings(SETTINGS, max_examples=100)
+@given(values)
+def test_unchecked_value_decoder_agrees_with_decode_value(value):
+    """The reduce loop's frameless decoder must give exactly what decode_value gives."""
+    data = encode_value(value)
+    fast, checked = decode_value_unchecked(data), decode_value(data)
+    assert fast == checked and type(fast) is type(checked)
 
 
 def test_value_specifics():

@@ -27,7 +27,7 @@ from mapreduce.pool import TaskFailure, WorkerPool
 from mapreduce.runfile import RunWriter, read_partition
 from mapreduce.runners import run_job
 from mapreduce.shuffle import MapOutput, MapSink, MemoryShuffle, merge_sorted
-from mapreduce.task import RECORD_OVERHEAD, CombiningBuffer, SortBuffer
+from mapreduce.task import RECORD_OVERHEAD, SCALAR_OBJECT_SIZE, CombiningBuffer, SortBuffer
 from mapreduce.tracker import JobConfig
 
 FAST = settings(max_examples=60, deadline=None,
@@ -882,6 +882,82 @@ def test_combining_buffer_small_buffers_same_reduced_result(pairs, limit):
     for spill in b:
         for part in spill:
             assert [r[0] for r in part] == sorted(r[0] for r in part)
+
+
+def _feed_chunks(cls, chunks, limit, combiner=_sum_combiner, partitions=3):
+    """Like _feed, but hands each chunk to extend() the way the map loop hands over one
+    mapper call's pairs."""
+    sink = _ListSink()
+    counters = {}
+    buf = cls(Step(combiner=combiner), partitions, limit, False, sink, counters)
+    for chunk in chunks:
+        buf.extend(iter(chunk))
+    return buf.finish(), counters, buf.records
+
+
+# Values that take extend()'s fast path (small ints) mixed with ones that must not: True is
+# not 1 to msgpack, 257 and 2**40 are not shared objects, 2**70 cannot be encoded at all.
+_fast_path_values = st.one_of(st.integers(-6, 257), st.sampled_from([True, False, None, 2**40,
+                                                                     1.0, "1", 2**62]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.tuples(_cb_keys, _fast_path_values), max_size=12), max_size=12),
+       st.sampled_from([1 << 40, 1, 40, 300, 2000]))
+def test_combining_buffer_extend_matches_pair_at_a_time(chunks, limit):
+    """The per-mapper-call fast path must buffer, account and spill exactly like the general
+    path, _add_grouped, taking one pair at a time."""
+    pairs = [pair for chunk in chunks for pair in chunk]
+    sink = _ListSink()
+    ref = CombiningBuffer(Step(combiner=_sum_combiner), 3, limit, False, sink, {})
+    for k, v in pairs:
+        ref._add_grouped(k, v)
+    a, ca = ref.finish(), ref.counters
+    b, cb, records = _feed_chunks(CombiningBuffer, chunks, limit)
+    assert a == b and ca == cb  # same spills at the same points, byte for byte
+    assert records == len(pairs)
+    if limit == 1 << 40:  # one spill: byte-identical to the plain sort buffer too
+        s, _ = _feed(SortBuffer, pairs, limit)
+        assert s == b
+
+
+def _renaming_combiner(key, values):
+    """Keeps some keys, renames others (to another partition), splits some in two."""
+    values = list(values)
+    if isinstance(key, int) and not isinstance(key, bool) and key % 2:
+        yield ("renamed", key), len(values)
+    elif isinstance(key, str):
+        yield key, len(values)
+        yield key + "!", 0
+    else:
+        yield key, len(values)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_cb_keys, st.integers(-3, 3)), max_size=60))
+def test_combining_buffer_combiner_that_changes_keys(pairs):
+    """Reusing the group's key encoding is only right when the combiner kept the key."""
+    a, _, _ = _feed_chunks(SortBuffer, [pairs], 1 << 40, _renaming_combiner)
+    b, _, _ = _feed_chunks(CombiningBuffer, [pairs], 1 << 40, _renaming_combiner)
+    assert a == b
+
+
+def test_combining_buffer_accounts_small_ints_as_slots():
+    """A (word, 1) costs one list slot; a float or big int costs its object too."""
+    def fill(value):
+        buf = CombiningBuffer(Step(combiner=_sum_combiner), 1, 1 << 40, False, _ListSink(), {})
+        buf.extend([("w", value)] * 1000)
+        return buf.size
+
+    assert fill(1) < fill(2**40) and fill(1) < fill(0.5)
+    assert fill(2**40) - fill(1) == 1000 * SCALAR_OBJECT_SIZE
+
+
+def test_combining_buffer_rejects_huge_int_in_fast_path_chunk():
+    buf = CombiningBuffer(Step(combiner=_sum_combiner), 2, 1 << 40, False, _ListSink(), {})
+    with pytest.raises(SerializationError):
+        buf.extend([("k", 1), ("k", 1), ("k", 1 << 70)])
+    assert buf.records == 2  # the pairs before the bad one were buffered
 
 
 def test_combining_buffer_snapshots_mutable_values():
