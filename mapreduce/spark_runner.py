@@ -347,7 +347,7 @@ def _run_map(plan: _StepPlan, index: int, items: Iterator, where: list) -> Itera
             def write(k: Any, v: Any) -> None:
                 pending.append((encode_key(k), encode_value(v)))
         collector = _DirectCollector(_Writer(write))
-    add = collector.add
+    extend = collector.extend
     mapper = step.mapper or identity_mapper
     seq = 0
 
@@ -372,25 +372,21 @@ def _run_map(plan: _StepPlan, index: int, items: Iterator, where: list) -> Itera
     output_bytes = 0
     try:
         if step.combiner_init is not None and n:
-            for k, v in iter_pairs(step.combiner_init()):
-                add(k, v)
+            extend(iter_pairs(step.combiner_init()))
         method = "mapper_init"
         if step.mapper_init is not None:
-            for k, v in iter_pairs(step.mapper_init()):
-                add(k, v)
+            extend(iter_pairs(step.mapper_init()))
         method = "mapper"
         for i, (key, value) in enumerate(records):
             out = mapper(key, value)
             if out is not None:
-                for k, v in out:
-                    add(k, v)
+                extend(out)
             if sink.spills or len(pending) >= _BATCH:
                 yield from drain()
         records_in = i + 1
         method = "mapper_final"
         if step.mapper_final is not None:
-            for k, v in iter_pairs(step.mapper_final()):
-                add(k, v)
+            extend(iter_pairs(step.mapper_final()))
         method = "map output"
         if n:
             collector.finish()

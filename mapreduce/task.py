@@ -469,7 +469,6 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     else:
         writer = _open_output(spec.output)
         collector = _DirectCollector(writer)
-    add = collector.add
     extend = collector.extend
     mapper: Callable = step.mapper or identity_mapper
     skipped: list[str] = []
@@ -477,16 +476,14 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     method = "combiner_init"
     try:
         if step.combiner_init is not None and spec.num_partitions:
-            for k, v in iter_pairs(step.combiner_init()):
-                add(k, v)
+            extend(iter_pairs(step.combiner_init()))
         method = "mapper_init"
         if step.mapper_init is not None:
-            for k, v in iter_pairs(step.mapper_init()):
-                add(k, v)
+            extend(iter_pairs(step.mapper_init()))
         method = "mapper"
         records = _split_records(spec.split, spec.decode_errors)
         if spec.skip_bad_records:
-            index = _map_skipping(spec, mapper, add, records, skipped)
+            index = _map_skipping(spec, mapper, extend, records, skipped)
         else:
             for index, (key, value) in enumerate(records):
                 out = mapper(key, value)
@@ -495,8 +492,7 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
         records_in = index + 1
         method = "mapper_final"
         if step.mapper_final is not None:
-            for k, v in iter_pairs(step.mapper_final()):
-                add(k, v)
+            extend(iter_pairs(step.mapper_final()))
         method = "map output"
         if writer is None:
             map_output, output, output_bytes = collector.finish(), None, 0
@@ -533,7 +529,7 @@ class TooManyBadRecords(MapReduceError):
     """More mapper failures in one task than --skip-bad-records allows."""
 
 
-def _map_skipping(spec: TaskSpec, mapper: Callable, add: Callable, records: Iterator,
+def _map_skipping(spec: TaskSpec, mapper: Callable, extend: Callable, records: Iterator,
                   skipped: list[str]) -> int:
     """The map loop under --skip-bad-records: a record whose mapper raises is logged,
     counted and dropped whole (its pairs are buffered per record, so none leak out)."""
@@ -551,8 +547,7 @@ def _map_skipping(spec: TaskSpec, mapper: Callable, add: Callable, records: Iter
                     f"more than --skip-bad-records={spec.skip_bad_records} bad records in "
                     f"{spec.describe()}; last: {skipped[-1]}") from exc
             continue
-        for k, v in pairs:
-            add(k, v)
+        extend(pairs)
     return index
 
 
