@@ -70,6 +70,13 @@ def _line_at(fd: int, offset: int, size: int) -> tuple[int, bytes] | None:
                 start = pos + nl + 1
                 break
             pos += len(chunk)
+        # Usually the chunk already holds the key too: one read per sample, not two.
+        rest = chunk[nl + 1:]
+        end = rest.find(b"\n")
+        if end >= 0:
+            return (start, rest[:end]) if start < size else None
+        if len(rest) >= 4 * KEY_CHARS:
+            return start, rest
     if start >= size:
         return None
     parts = []

@@ -56,6 +56,8 @@ def format_raw_value(key: Any, value: Any) -> bytes:
 
 
 PROTOCOLS = ("json", "raw_value")
+#: raw_value lines buffered before they are encoded and written together.
+RAW_BATCH = 4096
 
 
 def parse_line(line: bytes, protocol: str = "json") -> tuple[Any, Any]:
@@ -72,6 +74,16 @@ def parse_line(line: bytes, protocol: str = "json") -> tuple[Any, Any]:
     return json.loads(key), json.loads(value)
 
 
+def _unencodable(lines: list[str]) -> str:
+    """The first of ``lines`` that UTF-8 (with surrogateescape) cannot encode, shortened."""
+    for line in lines:
+        try:
+            line.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return line if len(line) <= 80 else line[:77] + "..."
+    return ""
+
+
 class TextPartWriter:
     """Writes one part file; ``close()`` fsyncs it and returns (records, bytes)."""
 
@@ -82,22 +94,42 @@ class TextPartWriter:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         self._file = open(path, "wb", buffering=1 << 20)
-        fmt = format_raw_value if protocol == "raw_value" else _json_line
         file_write = self._file.write
+        # raw_value str lines (TeraSort's whole output) are joined and encoded a batch at a
+        # time: one encode and one write per RAW_BATCH lines instead of per line.
+        pending: list[str] = []
 
-        def write(key: Any, value: Any) -> None:  # a closure: the per-record path
-            file_write(fmt(key, value))
+        def flush_pending() -> None:
+            if pending:
+                pending.append("")  # the last line's newline
+                try:
+                    data = "\n".join(pending).encode("utf-8", "surrogateescape")
+                except UnicodeEncodeError as exc:
+                    raise SerializationError(
+                        f"OUTPUT_PROTOCOL raw_value cannot write the line "
+                        f"{_unencodable(pending)!r}: {exc.reason}") from None
+                file_write(data)
+                pending.clear()
 
-        def write_raw(key: Any, value: Any) -> None:  # raw_value, str inlined (TeraSort)
+        def write_json(key: Any, value: Any) -> None:  # a closure: the per-record path
+            file_write(_json_line(key, value))
+
+        def write_raw(key: Any, value: Any) -> None:
             if value.__class__ is str:
-                file_write(value.encode("utf-8", "surrogateescape") + b"\n")
+                pending.append(value)
+                if len(pending) >= RAW_BATCH:
+                    flush_pending()
             else:
-                file_write(format_raw_value(key, value))
+                line = format_raw_value(key, value)  # raises for a non-str/bytes value
+                flush_pending()
+                file_write(line)
 
-        self.write = write_raw if protocol == "raw_value" else write
+        self._flush_pending = flush_pending
+        self.write = write_raw if protocol == "raw_value" else write_json
 
     def close(self) -> int:
         """Flush, fsync and close; returns the file's size in bytes."""
+        self._flush_pending()
         self._file.flush()
         os.fsync(self._file.fileno())
         size = self._file.tell()

@@ -226,3 +226,18 @@ def test_suite_smoke_small_sizes(tmp_path, monkeypatch):
                           ctx, 0.0, "0/0")
     assert "## Targets" in report and "| GNU tr \\| sort \\| uniq -c |" in report
     assert not os.listdir(ctx.work) if os.path.exists(ctx.work) else True
+
+
+def test_pair_cost_measures_every_layer_on_the_same_tokens(tmp_path):
+    """The bound script runs end to end and reports one ns/token figure per layer."""
+    text = tmp_path / "t.txt"
+    text.write_text("a b c a\nb b d\n" * 2000, encoding="utf-8")
+    proc = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "pair_cost.py"), str(text),
+                           "--repeat", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "4,000 lines, 14,000 tokens" in proc.stdout
+    rows = re.findall(r"^(.+?)\s+(\d+) ns/token$", proc.stdout, re.M)
+    assert [name.strip() for name, _ in rows] == [
+        "Counter.update(line.split())", "for w in line.split(): pass",
+        "consume mapper generator", "generator + dict lookup + list append",
+        "CombiningBuffer.extend (with spills, combiner)"]
