@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 import zlib
 
 import msgpack
@@ -469,6 +470,14 @@ def partition_of(key_bytes: bytes, num_partitions: int) -> int:
 # on error and never calls back into Python for the supported types, so reuse is safe.
 _packer = msgpack.Packer(use_bin_type=True)
 _pack = _packer.pack
+
+#: For hot loops that inline the commonest encodings (the map task's sort buffer): a str
+#: key's encoding is this tag byte + ``key.encode()`` (only ``encode_key`` handles lone
+#: surrogates), and ``pack_value`` is ``encode_value`` minus the explanation -- on a value it
+#: cannot encode it raises msgpack's own TypeError/ValueError/OverflowError, and the caller
+#: calls ``encode_value`` to raise the ``SerializationError`` naming the type.
+STR_KEY_PREFIX = _STR_PREFIX
+pack_value = _pack
 _unpackb = msgpack.unpackb
 _VALUE_ERRORS = (TypeError, ValueError, OverflowError)
 _INT64_MIN = -(1 << 63)
@@ -538,6 +547,23 @@ def _describe_unpackable(value: object, exc: Exception) -> str:
 #: malformed bytes it raises msgpack's own ``ValueError`` subclasses.
 decode_value_unchecked = functools.partial(_unpackb, raw=False, use_list=False,
                                            strict_map_key=False)
+
+
+#: A msgpack "array 32" header: 0xdd and the item count, big-endian.
+_ARRAY32_HEADER = struct.Struct(">BI")
+
+
+def decode_values_unchecked(encoded: list[bytes]) -> tuple:
+    """``decode_value`` of every item of ``encoded``, as one C call: the reduce loop's batch path.
+
+    The encodings are concatenated behind a msgpack array header and unpacked at once, which
+    costs about a quarter of a ``decode_value_unchecked`` call per value (that call's fixed
+    price is most of it for short values).  Trusts its input like
+    ``decode_value_unchecked``: the header fixes the count, so bytes that do not split into
+    exactly ``len(encoded)`` values raise msgpack's ``ValueError`` subclasses.
+    """
+    data = b"".join((_ARRAY32_HEADER.pack(0xDD, len(encoded)), *encoded))
+    return _unpackb(data, raw=False, use_list=False, strict_map_key=False)
 
 
 def decode_value(data: bytes) -> object:

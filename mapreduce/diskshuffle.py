@@ -29,7 +29,7 @@ from mapreduce.errors import CorruptDataError
 from mapreduce.layout import commit_file
 from mapreduce.runfile import RunReader, RunWriter, read_partition
 from mapreduce.shuffle import (MapOutput, MapSink, PairSink, Record, ReduceSource, Shuffle,
-                               StepInput, flat_pairs, merge_blocks, merge_block_runs)
+                               StepInput, flat_pairs, merge_blocks)
 
 #: Flush a pair sink's buffered records to its run file every this many raw bytes.
 PAIR_SINK_FLUSH_BYTES = 1 << 20
@@ -164,7 +164,7 @@ class DiskReduceSource(ReduceSource):
     sort_values: bool
     counters: dict = field(default_factory=dict)
 
-    def open(self) -> Iterator[Record]:
+    def open_batches(self) -> Iterator[list[Record]]:
         runs: list[Run] = [(path, self.partition) for path in self.paths]
         if len(runs) > self.merge_factor:
             os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
@@ -172,11 +172,10 @@ class DiskReduceSource(ReduceSource):
                                  self.counters)
         return self._final_merge(runs)
 
-    def _final_merge(self, runs: list[tuple[str, int]]) -> Iterator[Record]:
-        # No generator wrapper here: it would cost a Python frame switch per record.  Each
-        # reader lives as long as its block iterator and closes its file when collected.
+    def _final_merge(self, runs: list[tuple[str, int]]) -> Iterator[list[Record]]:
+        # Each reader lives as long as its block iterator and closes its file when collected.
         blocks = [pair_blocks(RunReader(path), p) for path, p in runs]
-        return merge_block_runs(blocks, self.sort_values)
+        return merge_blocks(blocks, self.sort_values)
 
 
 @dataclass

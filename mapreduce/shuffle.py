@@ -34,11 +34,13 @@ from itertools import chain, islice
 from operator import itemgetter
 from typing import Any, Iterable, Iterator
 
-from mapreduce.codec import decode_key, decode_value, decode_value_unchecked
+from mapreduce.codec import (decode_key, decode_value, decode_value_unchecked,
+                             decode_values_unchecked)
 from mapreduce.runfile import pack_flat, unpack_flat
 
 Record = tuple  # (key_bytes, value_bytes)
 _KEY = itemgetter(0)
+_VALUE = itemgetter(1)
 
 
 def merge_blocks(runs: list[Iterator[list[Record]]], sort_values: bool) -> Iterator[list[Record]]:
@@ -120,11 +122,6 @@ def merge_sorted(runs: list[Iterable[Record]], sort_values: bool) -> Iterator[Re
     return chain.from_iterable(merge_blocks([record_blocks(r) for r in runs], sort_values))
 
 
-def merge_block_runs(runs: list[Iterator[list[Record]]], sort_values: bool) -> Iterator[Record]:
-    """:func:`merge_blocks`, flattened to records."""
-    return chain.from_iterable(merge_blocks(runs, sort_values))
-
-
 def flat_pairs(flat: list[bytes]) -> Iterator[Record]:
     it = iter(flat)
     return zip(it, it)
@@ -157,8 +154,13 @@ class ReduceSource(ABC):
     counters: dict
 
     @abstractmethod
+    def open_batches(self) -> Iterator[list[Record]]:
+        """The partition's records from every map output, merged by key (stable), in
+        batches (lists of records, each at most a few blocks long)."""
+
     def open(self) -> Iterator[Record]:
-        """The partition's records from every map output, merged by key (stable)."""
+        """:meth:`open_batches`, flattened to records."""
+        return chain.from_iterable(self.open_batches())
 
 
 class PairSink(ABC):
@@ -251,9 +253,9 @@ class MemoryReduceSource(ReduceSource):
     sort_values: bool
     counters: dict = field(default_factory=dict)
 
-    def open(self) -> Iterator[Record]:
+    def open_batches(self) -> Iterator[list[Record]]:
         runs = [[list(flat_pairs(unpack_flat(data)))] for data in self.packed_runs]
-        return merge_block_runs(runs, self.sort_values)
+        return merge_blocks(runs, self.sort_values)
 
 
 @dataclass
@@ -314,6 +316,38 @@ class MemoryShuffle(Shuffle):
         return MemoryStepInput(location, label)
 
 
+#: Values are decoded at most this many at a time (bounds the decoded copy of a long batch).
+DECODE_BATCH = 4096
+
+
+def decoded_records(batches: Iterable[list[Record]],
+                    sort_values: bool) -> Iterator[tuple[bytes, Any]]:
+    """``(key bytes, decoded value)`` for every record of ``batches``, in order: what the
+    reduce loop groups.  Keys stay encoded (they are decoded once per group); msgpack values
+    are decoded a batch at a time (:func:`~mapreduce.codec.decode_values_unchecked`), one C
+    call per batch instead of one per value.  ``SORT_VALUES`` values are key encodings and
+    are decoded lazily, one by one."""
+    decode = _decode_key_encoded_values if sort_values else _decode_msgpack_values
+    return chain.from_iterable(map(decode, _bounded(batches)))
+
+
+def _bounded(batches: Iterable[list[Record]]) -> Iterator[list[Record]]:
+    for batch in batches:
+        if len(batch) <= DECODE_BATCH:
+            yield batch
+        else:  # the memory back end's single-run pass-through hands over a whole partition
+            for i in range(0, len(batch), DECODE_BATCH):
+                yield batch[i:i + DECODE_BATCH]
+
+
+def _decode_msgpack_values(batch: list[Record]) -> Iterator[tuple[bytes, Any]]:
+    return zip(map(_KEY, batch), decode_values_unchecked(list(map(_VALUE, batch))))
+
+
+def _decode_key_encoded_values(batch: list[Record]) -> Iterator[tuple[bytes, Any]]:
+    return zip(map(_KEY, batch), map(decode_key, map(_VALUE, batch)))
+
+
 def value_decoder(sort_values: bool):
     """Values are msgpack normally, order-preserving key bytes under SORT_VALUES.  (The
     msgpack decoder is the frameless one: this is called once per value a reducer reads.)"""
@@ -322,6 +356,6 @@ def value_decoder(sort_values: bool):
 
 __all__ = [
     "MapOutput", "MapSink", "ReduceSource", "PairSink", "StepInput", "Shuffle",
-    "MemoryShuffle", "merge_sorted", "merge_blocks", "merge_block_runs", "record_blocks",
-    "flat_pairs", "merge_into_partitions", "value_decoder",
+    "MemoryShuffle", "merge_sorted", "merge_blocks", "record_blocks",
+    "flat_pairs", "merge_into_partitions", "value_decoder", "decoded_records",
 ]

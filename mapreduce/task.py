@@ -14,9 +14,10 @@ Map task::
 
 Map-only steps skip the buffer: pairs go straight to the step's output in emission order.
 
-Reduce task: ``source.open()`` gives the partition's records merged by key (stable); records
-are grouped by key bytes and each key's values are streamed to the reducer as a lazy iterator
-(a key with millions of values never needs memory proportional to them).
+Reduce task: ``source.open_batches()`` gives the partition's records merged by key (stable),
+a batch at a time; each batch's values are decoded together (one C call), records are grouped
+by key bytes and each key's values are streamed to the reducer as a lazy iterator (a key with
+millions of values never needs memory proportional to them: at most a batch is decoded ahead).
 
 Buffer accounting: a buffered record is charged ``len(key) + len(value) + RECORD_OVERHEAD``
 bytes, where RECORD_OVERHEAD approximates CPython's cost of the tuple, the two ``bytes``
@@ -34,20 +35,22 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
-from itertools import groupby
+from itertools import chain, groupby, repeat
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
 
-from mapreduce.codec import decode_key, decode_value, encode_key, encode_value
+from mapreduce.codec import (STR_KEY_PREFIX, decode_key, decode_value, encode_key,
+                             encode_value, pack_value)
 from mapreduce.errors import MapReduceError, SerializationError
-from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_lines,
+from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_line_batches,
                               read_whole_file)
 from mapreduce.job import Job, Step, identity_mapper, iter_pairs
 from mapreduce.loader import JobRef, resolve
 from mapreduce.output import TextPartWriter
 from mapreduce.sidedata import SideDataRef, load_side_data
-from mapreduce.shuffle import MapOutput, MapSink, PairSink, ReduceSource, StepInput, value_decoder
+from mapreduce.shuffle import (MapOutput, MapSink, PairSink, ReduceSource, StepInput,
+                               decoded_records, value_decoder)
 
 #: Approximate CPython bytes per buffered record beyond its payload: a 2-tuple (56), two
 #: bytes objects' headers (2 x 33) and a list slot (8), rounded up.
@@ -198,11 +201,17 @@ class SortBuffer:
         Python call of the framework's -- encoding, partitioning and accounting are inline.
         """
         encode_value = self.encode_value
+        # encode_key/encode_value inlined for str keys and msgpack values (a call each per
+        # pair was ~10% of the loop); anything unusual, and every error, goes through them.
+        pack = encode_value if self.sort_values else pack_value
         partitioner = self.partitioner
         n = self.num_partitions
         for key, value in pairs:
-            kb = encode_key(key)
-            vb = encode_value(value)
+            try:
+                kb = STR_KEY_PREFIX + key.encode() if key.__class__ is str else encode_key(key)
+                vb = pack(value)
+            except Exception:
+                kb, vb = encode_key(key), encode_value(value)  # the explanatory errors
             if partitioner is None:
                 p = crc32(kb) % n  # == codec.partition_of
             else:
@@ -430,7 +439,8 @@ def _instantiate(spec: TaskSpec) -> tuple[Job, Step]:
 
 def _split_records(split: Any, decode_errors: str) -> Iterator[tuple[Any, Any]]:
     if isinstance(split, TextSplit):
-        return ((None, line) for line in read_lines(split, decode_errors))
+        # zip/repeat/chain in C: no Python frame per line between the file and the mapper
+        return zip(repeat(None), chain.from_iterable(read_line_batches(split, decode_errors)))
     if isinstance(split, WholeFileSplit):
         return iter([(split.path, read_whole_file(split))])
     return split.records()
@@ -588,7 +598,6 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
     writer = _open_output(spec.output)
     write = writer.write
     reducer = step.reducer
-    decode_value = value_decoder(spec.sort_values)
     groups = 0
     key: Any = None
     method = "reducer_init"
@@ -599,11 +608,12 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
                 write(k, v)
                 records_out += 1
         method = "reducer"
-        for kb, group in groupby(spec.source.open(), _KEY):
+        for kb, group in groupby(decoded_records(spec.source.open_batches(), spec.sort_values),
+                                 _KEY):
             key = decode_key(kb)
             groups += 1
             # A lazy iterator over the group: map/itemgetter run in C, no Python frame per value.
-            out = reducer(key, map(decode_value, map(_VALUE, group)))
+            out = reducer(key, map(_VALUE, group))
             if out is not None:
                 for k, v in out:
                     write(k, v)

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mapreduce.codec import (decode_key, decode_value, decode_value_unchecked, encode_key,
-                             encode_value, partition_of)
+from mapreduce.codec import (decode_key, decode_value, decode_value_unchecked,
+                             decode_values_unchecked, encode_key, encode_value, partition_of)
 from mapreduce.errors import SerializationError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -448,6 +448,24 @@ def test_unchecked_value_decoder_agrees_with_decode_value(value):
     data = encode_value(value)
     fast, checked = decode_value_unchecked(data), decode_value(data)
     assert fast == checked and type(fast) is type(checked)
+
+
+@settings(SETTINGS, max_examples=100)
+@given(st.lists(values, max_size=20))
+def test_batch_value_decoder_agrees_with_decode_value(batch):
+    """The reduce loop decodes a batch of values with one call: item for item, the same."""
+    got = decode_values_unchecked([encode_value(v) for v in batch])
+    expected = [decode_value(encode_value(v)) for v in batch]
+    assert list(got) == expected
+    assert [type(g) for g in got] == [type(e) for e in expected]
+
+
+def test_batch_value_decoder_rejects_bytes_that_are_not_that_many_values():
+    good = [encode_value("abc"), encode_value(7)]
+    with pytest.raises(ValueError):  # the last value cut short
+        decode_values_unchecked([good[0], good[1], encode_value("xyz")[:-1]])
+    with pytest.raises(ValueError):  # two values in one item: one too many bytes' worth
+        decode_values_unchecked([good[0] + good[1]])
 
 
 def test_value_specifics():

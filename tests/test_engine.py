@@ -26,7 +26,8 @@ from mapreduce.output import format_line
 from mapreduce.pool import TaskFailure, WorkerPool
 from mapreduce.runfile import RunWriter, read_partition
 from mapreduce.runners import run_job
-from mapreduce.shuffle import MapOutput, MapSink, MemoryShuffle, merge_sorted
+from mapreduce.shuffle import (DECODE_BATCH, MapOutput, MapSink, MemoryShuffle,
+                               decoded_records, merge_sorted)
 from mapreduce.task import RECORD_OVERHEAD, SCALAR_OBJECT_SIZE, CombiningBuffer, SortBuffer
 from mapreduce.tracker import JobConfig
 
@@ -100,6 +101,28 @@ def test_sort_buffer_spills_sorted_partitions_at_the_limit(pairs, limit, n, sort
                 for chunk in expected_chunks(pairs, limit, encode_v)]
     assert sink.spills == expected
     assert counters == {("framework", "FAKE_SINK_FINISHED"): 1}  # no combiner counters
+
+
+@pytest.mark.parametrize("sort_values", [False, True])
+def test_sort_buffer_inline_encoding_matches_the_codec(sort_values):
+    """extend() builds str-key and msgpack-value bytes inline; every other type, a lone
+    surrogate and every error must come out exactly as encode_key/encode_value give them."""
+    encode_v = encode_key if sort_values else encode_value
+    keys = ["word", "", "\ud800x", "é", 5, 2**70, -1.5, None, b"b", ("t", 1)]
+    values = ["line", 7, 2**63, 0.25, None, b"\x00", ("a", 1)]
+    pairs = [(k, v) for k in keys for v in values]
+    sink = FakeSink()
+    buf = SortBuffer(Step(mapper=lambda k, v: None), 3, 1 << 30, sort_values, sink, {})
+    buf.extend(iter(pairs))
+    buf.finish()
+    expected = partitioned([(encode_key(k), encode_v(v)) for k, v in pairs], 3, sort_values)
+    assert sink.spills == [expected]
+    bad_value = SortBuffer(Step(mapper=lambda k, v: None), 3, 1 << 30, sort_values, FakeSink(), {})
+    with pytest.raises(SerializationError, match="of type object"):
+        bad_value.extend([("k", object())])
+    with pytest.raises(SerializationError, match="of type set"):
+        bad_value.extend([({1}, "v")])
+    assert bad_value.records == 0
 
 
 @FAST
@@ -198,6 +221,26 @@ def test_merge_sorted_is_stable(runs):
 def test_merge_sorted_with_sort_values_orders_by_key_then_value(runs):
     expected = sorted(rec for run in runs for rec in run)
     assert list(merge_sorted([iter(r) for r in runs], True)) == expected
+
+
+@FAST
+@given(batch_sizes=st.lists(st.sampled_from([0, 1, 5, DECODE_BATCH, DECODE_BATCH + 3]),
+                            max_size=4),
+       sort_values=st.booleans())
+def test_decoded_records_decodes_every_value_in_order(batch_sizes, sort_values):
+    """The reduce loop's input: batches flattened, keys still encoded, values decoded (msgpack
+    a batch at a time, or key encodings under SORT_VALUES), across batch-size boundaries."""
+    encode = encode_key if sort_values else encode_value
+    batches, expected, n = [], [], 0
+    for size in batch_sizes:
+        batch = []
+        for _ in range(size):
+            value = (n, f"v{n}") if n % 3 else n * 1.5
+            batch.append((encode_key(n // 7), encode(value)))
+            expected.append((encode_key(n // 7), value))
+            n += 1
+        batches.append(batch)
+    assert list(decoded_records(iter(batches), sort_values)) == expected
 
 
 @st.composite
