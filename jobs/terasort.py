@@ -154,17 +154,23 @@ class TeraSort(Job):
                 "sample_count": len(samples),
                 "split_points": split_points(samples, self.REDUCERS)}
 
-    def partitioner(self, key, num_partitions):
-        if num_partitions != getattr(self, "_points_n", None):
-            side = self.side_data
-            if num_partitions == self.REDUCERS and "split_points" in side:
-                points = list(side["split_points"])
-            else:
-                text = side.get("samples", "")
-                samples = text.split("\n") if side.get("sample_count") else []
-                points = split_points(samples, num_partitions)
-            self._points, self._points_n = points, num_partitions
-        return bisect.bisect_right(self._points, key)
+    def __init__(self):
+        super().__init__()
+        self._points_by_n: dict[int, list[str]] = {}  # split points per partition count
+
+    def _split_points(self, num_partitions):
+        side = self.side_data
+        if num_partitions == self.REDUCERS and "split_points" in side:
+            return list(side["split_points"])
+        text = side.get("samples", "")
+        samples = text.split("\n") if side.get("sample_count") else []
+        return split_points(samples, num_partitions)
+
+    def partitioner(self, key, num_partitions):  # called once per record: kept lean
+        points = self._points_by_n.get(num_partitions)
+        if points is None:
+            points = self._points_by_n[num_partitions] = self._split_points(num_partitions)
+        return bisect.bisect_right(points, key)
 
     def mapper(self, _, line):
         yield line[:KEY_CHARS], line

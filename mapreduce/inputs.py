@@ -13,7 +13,7 @@ Three steps, each used by the engine:
     Cut plain files into byte ranges; a ``.gz`` / ``.bz2`` file is a single split because a
     compressed stream cannot be entered in the middle.
 
-``read_lines(split)``
+``read_lines(split)`` (and ``read_line_batches(split)``, the same a list per chunk)
     Yields the lines of one split.  A line belongs to the split that holds its *first byte*,
     so splits can be cut at arbitrary byte offsets and every line of a file is still read
     exactly once, whatever the split size.
@@ -35,6 +35,7 @@ import os
 import stat
 import zlib
 from dataclasses import dataclass
+from itertools import chain
 from typing import BinaryIO, Iterator, Sequence
 
 from mapreduce.errors import InputError
@@ -45,6 +46,7 @@ __all__ = [
     "plan_splits",
     "choose_split_size",
     "read_lines",
+    "read_line_batches",
     "line_number_at",
     "compression_of",
 ]
@@ -393,8 +395,8 @@ def _iter_blocks(f: BinaryIO, split: TextSplit) -> Iterator[tuple[int, bytes]]:
         pending = [rest] if rest else []
 
 
-def read_lines(split: TextSplit, errors: str = "strict") -> Iterator[str]:
-    """Yield the lines of ``split`` as ``str``, without their line endings.
+def read_line_batches(split: TextSplit, errors: str = "strict") -> Iterator[list[str]]:
+    """Yield the lines of ``split`` as ``str``, without their line endings, a list per chunk.
 
     A line belongs to the split holding its first byte: if ``start > 0`` and the byte before
     ``start`` is not a newline, the split's first line starts after the first ``b"\\n"`` at
@@ -431,7 +433,13 @@ def read_lines(split: TextSplit, errors: str = "strict") -> Iterator[str]:
             lines = text.split("\n")
             if text.endswith("\n"):
                 lines.pop()
-            yield from lines
+            yield lines
+
+
+def read_lines(split: TextSplit, errors: str = "strict") -> Iterator[str]:
+    """Yield the lines of ``split`` as ``str``, without their line endings: the lines of
+    :func:`read_line_batches`, one by one (flattened in C, no Python frame per line)."""
+    return chain.from_iterable(read_line_batches(split, errors))
 
 
 def line_number_at(split: TextSplit, index_in_split: int) -> int:
