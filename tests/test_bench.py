@@ -188,6 +188,37 @@ def test_baselines_agree_and_ranges_are_line_aligned(tmp_path):
     assert baselines.count_pool(path, 2) == reference
 
 
+_REAPED_SCRIPT = """
+import collections, sys, psutil
+sys.path.insert(0, sys.argv[1])
+import baselines
+counts = baselines.count_pyspark(sys.argv[2], 2)
+assert counts == collections.Counter(open(sys.argv[2]).read().split()), "counts differ"
+left = [p.name() for p in psutil.Process().children(recursive=True)]
+assert not left, f"children left running: {left}"
+print("reaped")
+"""
+
+
+def test_pyspark_baseline_waits_for_its_jvm(tmp_path):
+    """The suite counts a program's CPU as its own plus its waited-for children's: the PySpark
+    baseline must reap the JVM it started, or Spark's CPU time would go unmeasured."""
+    from mapreduce.errors import UsageError
+    try:
+        import pyspark  # noqa: F401
+        from mapreduce.spark_runner import check_java
+        check_java()
+    except (ImportError, UsageError) as exc:
+        if os.environ.get("MAPREDUCE_REQUIRE_SPARK") == "1":
+            pytest.fail(f"MAPREDUCE_REQUIRE_SPARK=1 but {exc}")
+        pytest.skip(str(exc))
+    path, _ = datagen.zipf_text(str(tmp_path / "z.txt"), 20_000)
+    done = subprocess.run([sys.executable, "-c", _REAPED_SCRIPT, BENCH_DIR, path],
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("reaped")
+
+
 def test_run_measured_reports_the_child_and_fails_in_one_line():
     m = suite.run_measured("sleep", [sys.executable, "-c",
                                      "x = bytearray(64 << 20); x[::4096] = b'x' * (16384)"])
