@@ -56,8 +56,8 @@ def format_raw_value(key: Any, value: Any) -> bytes:
 
 
 PROTOCOLS = ("json", "raw_value")
-#: raw_value lines buffered before they are encoded and written together.
-RAW_BATCH = 4096
+#: raw_value text (in characters) buffered before it is encoded and written together.
+RAW_BATCH_CHARS = 1 << 20
 
 
 def parse_line(line: bytes, protocol: str = "json") -> tuple[Any, Any]:
@@ -74,14 +74,14 @@ def parse_line(line: bytes, protocol: str = "json") -> tuple[Any, Any]:
     return json.loads(key), json.loads(value)
 
 
-def _unencodable(lines: list[str]) -> str:
-    """The first of ``lines`` that UTF-8 (with surrogateescape) cannot encode, shortened."""
-    for line in lines:
-        try:
-            line.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return line if len(line) <= 80 else line[:77] + "..."
-    return ""
+def _check_raw_line(line: str) -> None:
+    """Raise SerializationError if UTF-8 (with surrogateescape) cannot encode ``line``."""
+    try:
+        line.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:
+        shown = line if len(line) <= 80 else line[:77] + "..."
+        raise SerializationError(f"OUTPUT_PROTOCOL raw_value cannot write the line "
+                                 f"{shown!r}: {exc.reason}") from None
 
 
 class TextPartWriter:
@@ -95,29 +95,32 @@ class TextPartWriter:
         self.path = path
         self._file = open(path, "wb", buffering=1 << 20)
         file_write = self._file.write
-        # raw_value str lines (TeraSort's whole output) are joined and encoded a batch at a
-        # time: one encode and one write per RAW_BATCH lines instead of per line.
+        # raw_value str lines (TeraSort's whole output) are joined and encoded about
+        # RAW_BATCH_CHARS at a time: one encode and one write per batch instead of per line.
+        # A line that is not ASCII is checked as it arrives, so that an unencodable one fails
+        # while the job method and record that produced it are still the current ones.
         pending: list[str] = []
+        pending_chars = 0
 
         def flush_pending() -> None:
+            nonlocal pending_chars
             if pending:
                 pending.append("")  # the last line's newline
-                try:
-                    data = "\n".join(pending).encode("utf-8", "surrogateescape")
-                except UnicodeEncodeError as exc:
-                    raise SerializationError(
-                        f"OUTPUT_PROTOCOL raw_value cannot write the line "
-                        f"{_unencodable(pending)!r}: {exc.reason}") from None
-                file_write(data)
+                file_write("\n".join(pending).encode("utf-8", "surrogateescape"))
                 pending.clear()
+                pending_chars = 0
 
         def write_json(key: Any, value: Any) -> None:  # a closure: the per-record path
             file_write(_json_line(key, value))
 
         def write_raw(key: Any, value: Any) -> None:
+            nonlocal pending_chars
             if value.__class__ is str:
+                if not value.isascii():
+                    _check_raw_line(value)
                 pending.append(value)
-                if len(pending) >= RAW_BATCH:
+                pending_chars += len(value)
+                if pending_chars >= RAW_BATCH_CHARS:
                     flush_pending()
             else:
                 line = format_raw_value(key, value)  # raises for a non-str/bytes value

@@ -426,6 +426,45 @@ def test_mapper_yields_unserializable_key(tmp_path, small_input):
     assert "Traceback" not in line
 
 
+_BAD_RAW_LINE_JOBS = '''
+from mapreduce import Job
+
+
+class BadRaw(Job):
+    OUTPUT_PROTOCOL = "raw_value"
+    REDUCERS = 1
+
+    def mapper(self, _, line):
+        yield line, 1
+
+    def reducer(self, key, counts):
+        yield key, ("bad \\ud800 " if key == "b" else "") + key
+
+
+class BadRawMapOnly(Job):
+    OUTPUT_PROTOCOL = "raw_value"
+
+    def mapper(self, _, line):
+        yield None, ("bad \\ud800 " if line == "b" else "") + line
+'''
+
+
+@pytest.mark.parametrize("job_name, where", [("BadRaw", "reducer output at key 'b'"),
+                                             ("BadRawMapOnly", "mapper output at")])
+def test_unwritable_raw_line_names_the_record_that_made_it(tmp_path, job_name, where):
+    """raw_value part files encode lines in batches, but a line that cannot be written must
+    fail while its record is current: the error names key 'b' / line 2, not a later one."""
+    job_file = tmp_path / "bad_raw.py"
+    job_file.write_text(_BAD_RAW_LINE_JOBS, encoding="utf-8")
+    src = tmp_path / "in.txt"
+    src.write_text("a\nb\nc\nd\n", encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_cli(job_file, "--job", job_name, src, "-o", out, "--max-attempts", "1")
+    line = assert_task_failed(proc, out, where, "raw_value cannot write the line 'bad \\ud800 b'")
+    if job_name == "BadRawMapOnly":
+        assert f"{src} line 2:" in line
+
+
 def test_reducer_raises_leaves_no_part_files(tmp_path):
     """Other reduce tasks succeed and commit, but the job's output must stay empty."""
     src = tmp_path / "words.txt"

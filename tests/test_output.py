@@ -1,4 +1,5 @@
-"""Part-file writers: the raw_value batch path writes exactly what one line at a time would."""
+"""Part-file writers: the raw_value batch path writes exactly what one line at a time would,
+holds a bounded amount of text, and rejects an unencodable line as it arrives."""
 from __future__ import annotations
 
 import pytest
@@ -16,32 +17,44 @@ _raw_values = st.lists(st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(_raw_values, st.integers(1, 5))
+@given(_raw_values, st.integers(1, 12))
 def test_raw_batches_equal_line_at_a_time(tmp_path_factory, values, batch):
     path = str(tmp_path_factory.mktemp("raw") / "part-00000")
-    old = output.RAW_BATCH
-    output.RAW_BATCH = batch
+    old = output.RAW_BATCH_CHARS
+    output.RAW_BATCH_CHARS = batch
     try:
         writer = TextPartWriter(path, "raw_value")
         for v in values:
             writer.write(None, v)
         size = writer.close()
     finally:
-        output.RAW_BATCH = old
+        output.RAW_BATCH_CHARS = old
     expected = b"".join(format_raw_value(None, v) for v in values)
     with open(path, "rb") as f:
         assert f.read() == expected
     assert size == len(expected)
 
 
-def test_raw_lone_surrogate_is_a_clear_error(tmp_path):
+def test_raw_lone_surrogate_fails_as_it_is_written(tmp_path):
+    """At once, not when its batch is flushed: the error must name the record that made it."""
     writer = TextPartWriter(str(tmp_path / "p"), "raw_value")
     writer.write(None, "fine")
-    writer.write(None, "bad \ud800 line")
     with pytest.raises(SerializationError, match=r"raw_value cannot write the line "
                                                  r"'bad \\ud800 line'"):
-        writer.close()
+        writer.write(None, "bad \ud800 line")
     writer.abort()
+
+
+def test_raw_buffer_is_bounded_in_characters(tmp_path, monkeypatch):
+    monkeypatch.setattr(output, "RAW_BATCH_CHARS", 10)
+    writer = TextPartWriter(str(tmp_path / "p"), "raw_value")
+    writer.write(None, "abcdef")
+    assert writer._file.tell() == 0                  # 6 characters pending
+    writer.write(None, "ghijkl")
+    assert writer._file.tell() == 14                 # 12 >= 10: both lines written
+    writer.write(None, "x" * 50)                     # a long line goes out on its own
+    assert writer._file.tell() == 14 + 51
+    assert writer.close() == 65
 
 
 def test_raw_non_text_value_fails_at_once(tmp_path):
