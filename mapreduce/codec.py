@@ -472,14 +472,18 @@ _packer = msgpack.Packer(use_bin_type=True)
 _pack = _packer.pack
 
 #: For hot loops that inline the commonest encodings (the map task's sort buffer): a str
-#: key's encoding is this tag byte + ``key.encode()`` (only ``encode_key`` handles lone
-#: surrogates), and ``pack_value`` is ``encode_value`` minus the explanation -- on a value it
-#: cannot encode it raises msgpack's own TypeError/ValueError/OverflowError, and the caller
-#: calls ``encode_value`` to raise the ``SerializationError`` naming the type.
+#: key's encoding is this tag byte + ``key.encode()`` (which raises UnicodeEncodeError on a
+#: lone surrogate: only ``encode_key`` handles those), and ``pack_value`` is ``encode_value``
+#: minus the explanation -- on a value it cannot encode it raises one of ``PACK_ERRORS``
+#: (msgpack's own), and the caller calls ``encode_value`` to raise the ``SerializationError``
+#: naming the type.  msgpack reads the built-in types and their subclasses through the C
+#: API (a dict subclass's own ``items()`` aside), so a value's Python code does not run
+#: again in that second call.
 STR_KEY_PREFIX = _STR_PREFIX
 pack_value = _pack
+PACK_ERRORS = (TypeError, ValueError, OverflowError)
 _unpackb = msgpack.unpackb
-_VALUE_ERRORS = (TypeError, ValueError, OverflowError)
+_VALUE_ERRORS = PACK_ERRORS
 _INT64_MIN = -(1 << 63)
 _UINT64_MAX = (1 << 64) - 1
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import accumulate, chain, islice
 from operator import itemgetter
 from typing import Any, Iterable, Iterator
 
@@ -316,8 +316,10 @@ class MemoryShuffle(Shuffle):
         return MemoryStepInput(location, label)
 
 
-#: Values are decoded at most this many at a time (bounds the decoded copy of a long batch).
+#: Values are decoded at most this many, and at most this many encoded bytes' worth (or one
+#: value, if it is larger), at a time: the bound on what is decoded ahead of the reducer.
 DECODE_BATCH = 4096
+DECODE_BATCH_BYTES = 1 << 20
 
 
 def decoded_records(batches: Iterable[list[Record]],
@@ -332,12 +334,25 @@ def decoded_records(batches: Iterable[list[Record]],
 
 
 def _bounded(batches: Iterable[list[Record]]) -> Iterator[list[Record]]:
+    """``batches`` cut into slices of at most DECODE_BATCH records and DECODE_BATCH_BYTES of
+    values.  Merge batches are normally already that small; the memory back end's
+    single-run pass-through hands over a whole partition, and large values make a few
+    records a megabyte."""
     for batch in batches:
-        if len(batch) <= DECODE_BATCH:
+        n = len(batch)
+        if not n:
+            continue
+        if n <= DECODE_BATCH and sum(map(len, map(_VALUE, batch))) <= DECODE_BATCH_BYTES:
             yield batch
-        else:  # the memory back end's single-run pass-through hands over a whole partition
-            for i in range(0, len(batch), DECODE_BATCH):
-                yield batch[i:i + DECODE_BATCH]
+            continue
+        ends = list(accumulate(map(len, map(_VALUE, batch))))  # ends[i]: bytes of batch[:i+1]
+        start = 0
+        while start < n:
+            limit = (ends[start - 1] if start else 0) + DECODE_BATCH_BYTES
+            stop = bisect_right(ends, limit, start, min(n, start + DECODE_BATCH))
+            stop = max(stop, start + 1)  # a value larger than the limit goes alone
+            yield batch[start:stop]
+            start = stop
 
 
 def _decode_msgpack_values(batch: list[Record]) -> Iterator[tuple[bytes, Any]]:

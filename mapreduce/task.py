@@ -40,8 +40,8 @@ from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
 
-from mapreduce.codec import (STR_KEY_PREFIX, decode_key, decode_value, encode_key,
-                             encode_value, pack_value)
+from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_value,
+                             encode_key, encode_value, pack_value)
 from mapreduce.errors import MapReduceError, SerializationError
 from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_line_batches,
                               read_whole_file)
@@ -202,16 +202,26 @@ class SortBuffer:
         """
         encode_value = self.encode_value
         # encode_key/encode_value inlined for str keys and msgpack values (a call each per
-        # pair was ~10% of the loop); anything unusual, and every error, goes through them.
-        pack = encode_value if self.sort_values else pack_value
+        # pair was ~10% of the loop); other keys, lone surrogates and unencodable values go
+        # through them, which raise the explanatory SerializationError.
+        if self.sort_values:
+            pack, pack_errors = encode_value, ()   # SORT_VALUES: values are key encodings
+        else:
+            pack, pack_errors = pack_value, PACK_ERRORS
         partitioner = self.partitioner
         n = self.num_partitions
         for key, value in pairs:
+            if key.__class__ is str:
+                try:
+                    kb = STR_KEY_PREFIX + key.encode()
+                except UnicodeEncodeError:
+                    kb = encode_key(key)
+            else:
+                kb = encode_key(key)
             try:
-                kb = STR_KEY_PREFIX + key.encode() if key.__class__ is str else encode_key(key)
                 vb = pack(value)
-            except Exception:
-                kb, vb = encode_key(key), encode_value(value)  # the explanatory errors
+            except pack_errors:
+                vb = encode_value(value)
             if partitioner is None:
                 p = crc32(kb) % n  # == codec.partition_of
             else:

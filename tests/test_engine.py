@@ -124,6 +124,18 @@ def test_sort_buffer_inline_encoding_matches_the_codec(sort_values):
         bad_value.extend([({1}, "v")])
     assert bad_value.records == 0
 
+    calls = []
+
+    class Key(list):  # user code inside key encoding (tuple(key) iterates it)
+        def __iter__(self):
+            calls.append("iter")
+            return super().__iter__()
+
+    with pytest.raises(SerializationError, match="of type object") as info:
+        bad_value.extend([(Key(["k"]), object())])
+    assert calls == ["iter"]  # the key was not encoded a second time for the bad value
+    assert info.value.__context__ is None or info.value.__suppress_context__
+
 
 @FAST
 @given(pairs=PAIRS, limit=st.integers(1, 2000), n=st.integers(1, 4))
@@ -241,6 +253,26 @@ def test_decoded_records_decodes_every_value_in_order(batch_sizes, sort_values):
             n += 1
         batches.append(batch)
     assert list(decoded_records(iter(batches), sort_values)) == expected
+
+
+@FAST
+@given(sizes=st.lists(st.lists(st.integers(0, 40), max_size=12), max_size=4),
+       max_records=st.integers(1, 5), max_bytes=st.integers(1, 60))
+def test_decode_slices_are_bounded_in_records_and_bytes(sizes, max_records, max_bytes):
+    """What the reduce loop decodes ahead of the reducer: slices of at most DECODE_BATCH
+    records and DECODE_BATCH_BYTES of value bytes (or one larger value alone), in order."""
+    import mapreduce.shuffle as shuffle_module
+    batches = [[(b"k", b"v" * n) for n in batch] for batch in sizes]
+    old = shuffle_module.DECODE_BATCH, shuffle_module.DECODE_BATCH_BYTES
+    shuffle_module.DECODE_BATCH, shuffle_module.DECODE_BATCH_BYTES = max_records, max_bytes
+    try:
+        slices = list(shuffle_module._bounded(iter(batches)))
+    finally:
+        shuffle_module.DECODE_BATCH, shuffle_module.DECODE_BATCH_BYTES = old
+    assert [r for piece in slices for r in piece] == [r for batch in batches for r in batch]
+    for piece in slices:
+        assert 1 <= len(piece) <= max_records
+        assert len(piece) == 1 or sum(len(v) for _, v in piece) <= max_bytes
 
 
 @st.composite
