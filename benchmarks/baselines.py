@@ -21,6 +21,7 @@ import argparse
 import collections
 import multiprocessing
 import os
+import subprocess
 import sys
 
 
@@ -101,9 +102,14 @@ def _reap_jvm() -> None:
     if proc is None:
         return
     gateway.shutdown()
+    SparkContext._gateway = SparkContext._jvm = None  # a later session starts a new JVM
     if proc.stdin is not None:
         proc.stdin.close()  # the gateway server exits at EOF on its stdin
-    proc.wait(timeout=120)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
