@@ -156,7 +156,8 @@ class ReduceSource(ABC):
     @abstractmethod
     def open_batches(self) -> Iterator[list[Record]]:
         """The partition's records from every map output, merged by key (stable), in
-        batches (lists of records, each at most a few blocks long)."""
+        batches: lists of records, a merge round's worth (a few blocks), or a whole run
+        that the memory back end passes through unmerged."""
 
     def open(self) -> Iterator[Record]:
         """:meth:`open_batches`, flattened to records."""
@@ -326,37 +327,42 @@ def decoded_records(batches: Iterable[list[Record]],
                     sort_values: bool) -> Iterator[tuple[bytes, Any]]:
     """``(key bytes, decoded value)`` for every record of ``batches``, in order: what the
     reduce loop groups.  Keys stay encoded (they are decoded once per group); msgpack values
-    are decoded a batch at a time (:func:`~mapreduce.codec.decode_values_unchecked`), one C
-    call per batch instead of one per value.  ``SORT_VALUES`` values are key encodings and
+    are decoded a slice at a time (:func:`~mapreduce.codec.decode_values_unchecked`), one C
+    call per slice instead of one per value.  ``SORT_VALUES`` values are key encodings and
     are decoded lazily, one by one."""
-    decode = _decode_key_encoded_values if sort_values else _decode_msgpack_values
-    return chain.from_iterable(map(decode, _bounded(batches)))
+    if sort_values:
+        return chain.from_iterable(map(_decode_key_encoded_values, batches))
+    return chain.from_iterable(_decode_msgpack_values(batches))
 
 
-def _bounded(batches: Iterable[list[Record]]) -> Iterator[list[Record]]:
-    """``batches`` cut into slices of at most DECODE_BATCH records and DECODE_BATCH_BYTES of
-    values.  Merge batches are normally already that small; the memory back end's
-    single-run pass-through hands over a whole partition, and large values make a few
-    records a megabyte."""
+def _decode_msgpack_values(batches: Iterable[list[Record]]) -> Iterator[Iterator[Record]]:
     for batch in batches:
-        n = len(batch)
-        if not n:
-            continue
-        if n <= DECODE_BATCH and sum(map(len, map(_VALUE, batch))) <= DECODE_BATCH_BYTES:
-            yield batch
-            continue
-        ends = list(accumulate(map(len, map(_VALUE, batch))))  # ends[i]: bytes of batch[:i+1]
-        start = 0
-        while start < n:
-            limit = (ends[start - 1] if start else 0) + DECODE_BATCH_BYTES
-            stop = bisect_right(ends, limit, start, min(n, start + DECODE_BATCH))
-            stop = max(stop, start + 1)  # a value larger than the limit goes alone
-            yield batch[start:stop]
-            start = stop
+        values = list(map(_VALUE, batch))
+        for start, stop in decode_slices(values):
+            if stop - start == len(batch):  # the usual case: the whole batch, no copies
+                yield zip(map(_KEY, batch), decode_values_unchecked(values))
+            else:
+                yield zip(map(_KEY, batch[start:stop]),
+                          decode_values_unchecked(values[start:stop]))
 
 
-def _decode_msgpack_values(batch: list[Record]) -> Iterator[tuple[bytes, Any]]:
-    return zip(map(_KEY, batch), decode_values_unchecked(list(map(_VALUE, batch))))
+def decode_slices(values: list[bytes]) -> list[tuple[int, int]]:
+    """``(start, stop)`` slices of ``values`` to decode together: at most DECODE_BATCH values
+    and DECODE_BATCH_BYTES of them (a larger value goes alone).  Merge batches are normally
+    already that small; the memory back end's single-run pass-through hands over a whole
+    partition, and large values make a few records a megabyte."""
+    n = len(values)
+    if n <= DECODE_BATCH and sum(map(len, values)) <= DECODE_BATCH_BYTES:
+        return [(0, n)] if n else []
+    ends = list(accumulate(map(len, values)))  # ends[i]: bytes of values[:i + 1]
+    slices = []
+    start = 0
+    while start < n:
+        limit = (ends[start - 1] if start else 0) + DECODE_BATCH_BYTES
+        stop = max(start + 1, bisect_right(ends, limit, start, min(n, start + DECODE_BATCH)))
+        slices.append((start, stop))
+        start = stop
+    return slices
 
 
 def _decode_key_encoded_values(batch: list[Record]) -> Iterator[tuple[bytes, Any]]:
@@ -372,5 +378,5 @@ def value_decoder(sort_values: bool):
 __all__ = [
     "MapOutput", "MapSink", "ReduceSource", "PairSink", "StepInput", "Shuffle",
     "MemoryShuffle", "merge_sorted", "merge_blocks", "record_blocks",
-    "flat_pairs", "merge_into_partitions", "value_decoder", "decoded_records",
+    "flat_pairs", "merge_into_partitions", "value_decoder", "decoded_records", "decode_slices",
 ]

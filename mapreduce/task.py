@@ -17,7 +17,8 @@ Map-only steps skip the buffer: pairs go straight to the step's output in emissi
 Reduce task: ``source.open_batches()`` gives the partition's records merged by key (stable),
 a batch at a time; each batch's values are decoded together (one C call), records are grouped
 by key bytes and each key's values are streamed to the reducer as a lazy iterator (a key with
-millions of values never needs memory proportional to them: at most a batch is decoded ahead).
+millions of values never needs memory proportional to them: at most DECODE_BATCH values, and
+1 MiB of them, are decoded ahead; see ``shuffle.decoded_records``).
 
 Buffer accounting: a buffered record is charged ``len(key) + len(value) + RECORD_OVERHEAD``
 bytes, where RECORD_OVERHEAD approximates CPython's cost of the tuple, the two ``bytes``
@@ -35,7 +36,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
-from itertools import chain, groupby, repeat
+from itertools import groupby, repeat
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
@@ -43,7 +44,7 @@ from zlib import crc32
 from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_value,
                              encode_key, encode_value, pack_value)
 from mapreduce.errors import MapReduceError, SerializationError
-from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_line_batches,
+from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_lines,
                               read_whole_file)
 from mapreduce.job import Job, Step, identity_mapper, iter_pairs
 from mapreduce.loader import JobRef, resolve
@@ -449,8 +450,8 @@ def _instantiate(spec: TaskSpec) -> tuple[Job, Step]:
 
 def _split_records(split: Any, decode_errors: str) -> Iterator[tuple[Any, Any]]:
     if isinstance(split, TextSplit):
-        # zip/repeat/chain in C: no Python frame per line between the file and the mapper
-        return zip(repeat(None), chain.from_iterable(read_line_batches(split, decode_errors)))
+        # zip/repeat in C (read_lines flattens in C too): no Python frame per line
+        return zip(repeat(None), read_lines(split, decode_errors))
     if isinstance(split, WholeFileSplit):
         return iter([(split.path, read_whole_file(split))])
     return split.records()

@@ -256,23 +256,25 @@ def test_decoded_records_decodes_every_value_in_order(batch_sizes, sort_values):
 
 
 @FAST
-@given(sizes=st.lists(st.lists(st.integers(0, 40), max_size=12), max_size=4),
+@given(sizes=st.lists(st.integers(0, 40), max_size=30),
        max_records=st.integers(1, 5), max_bytes=st.integers(1, 60))
 def test_decode_slices_are_bounded_in_records_and_bytes(sizes, max_records, max_bytes):
     """What the reduce loop decodes ahead of the reducer: slices of at most DECODE_BATCH
-    records and DECODE_BATCH_BYTES of value bytes (or one larger value alone), in order."""
+    values and DECODE_BATCH_BYTES of value bytes (or one larger value alone), covering the
+    batch in order."""
     import mapreduce.shuffle as shuffle_module
-    batches = [[(b"k", b"v" * n) for n in batch] for batch in sizes]
+    values = [b"v" * n for n in sizes]
     old = shuffle_module.DECODE_BATCH, shuffle_module.DECODE_BATCH_BYTES
     shuffle_module.DECODE_BATCH, shuffle_module.DECODE_BATCH_BYTES = max_records, max_bytes
     try:
-        slices = list(shuffle_module._bounded(iter(batches)))
+        slices = shuffle_module.decode_slices(values)
     finally:
         shuffle_module.DECODE_BATCH, shuffle_module.DECODE_BATCH_BYTES = old
-    assert [r for piece in slices for r in piece] == [r for batch in batches for r in batch]
-    for piece in slices:
-        assert 1 <= len(piece) <= max_records
-        assert len(piece) == 1 or sum(len(v) for _, v in piece) <= max_bytes
+    assert [v for a, b in slices for v in values[a:b]] == values
+    assert [a for a, _ in slices] == ([0] + [b for _, b in slices[:-1]] if slices else [])
+    for a, b in slices:
+        assert 1 <= b - a <= max_records
+        assert b - a == 1 or sum(map(len, values[a:b])) <= max_bytes
 
 
 @st.composite
