@@ -13,7 +13,7 @@ Three steps, each used by the engine:
     Cut plain files into byte ranges; a ``.gz`` / ``.bz2`` file is a single split because a
     compressed stream cannot be entered in the middle.
 
-``read_lines(split)`` (and ``read_line_batches(split)``, the same a list per chunk)
+``read_lines(split)``
     Yields the lines of one split.  A line belongs to the split that holds its *first byte*,
     so splits can be cut at arbitrary byte offsets and every line of a file is still read
     exactly once, whatever the split size.
@@ -46,7 +46,6 @@ __all__ = [
     "plan_splits",
     "choose_split_size",
     "read_lines",
-    "read_line_batches",
     "line_number_at",
     "compression_of",
 ]
@@ -395,7 +394,7 @@ def _iter_blocks(f: BinaryIO, split: TextSplit) -> Iterator[tuple[int, bytes]]:
         pending = [rest] if rest else []
 
 
-def read_line_batches(split: TextSplit, errors: str = "strict") -> Iterator[list[str]]:
+def _read_line_batches(split: TextSplit, errors: str = "strict") -> Iterator[list[str]]:
     """Yield the lines of ``split`` as ``str``, without their line endings, a list per chunk.
 
     A line belongs to the split holding its first byte: if ``start > 0`` and the byte before
@@ -438,8 +437,8 @@ def read_line_batches(split: TextSplit, errors: str = "strict") -> Iterator[list
 
 def read_lines(split: TextSplit, errors: str = "strict") -> Iterator[str]:
     """Yield the lines of ``split`` as ``str``, without their line endings: the lines of
-    :func:`read_line_batches`, one by one (flattened in C, no Python frame per line)."""
-    return chain.from_iterable(read_line_batches(split, errors))
+    :func:`_read_line_batches`, one by one (flattened in C, no Python frame per line)."""
+    return chain.from_iterable(_read_line_batches(split, errors))
 
 
 def line_number_at(split: TextSplit, index_in_split: int) -> int:
