@@ -20,7 +20,20 @@ faulthandler dump all land in the attempt's log, never in the job's output); a l
 is removed.  Without a log file, ``print`` goes to stderr.
 
 A task may also have a deadline (``--task-timeout``): a task still running when it passes is
-killed with its worker and reported as a failure.
+killed with its worker and reported as a failure.  The deadline is set before the task is
+sent, and a task is sent without ever blocking the coordinator: its message is written to the
+worker's pipe in non-blocking pieces as the pipe drains (a memory-mode reduce task carries its
+whole partition, megabytes, and a worker that was stopped while idle never drains it).
+
+Each worker leads a process group of its own, so killing a worker (a timeout, the end of the
+job) also kills whatever its tasks started and left behind.  A process a task forks that
+returns into the framework (``os.fork()`` without ``os._exit()`` in the child) is caught at the
+reply: it reports itself instead of a second result and exits; the coordinator fails the job
+with that message, and treats any reply it did not ask for as the worker's failure.
+
+A worker that dies of SIGKILL it was not sent by the pool is most often the kernel's
+out-of-memory killer's victim: the failure says so, with the worker's peak RSS (from
+``wait4``), and definitely when the cgroup's OOM-kill counter went up meanwhile.
 
 Events returned by :meth:`WorkerPool.next_event`: ``("ok", task_id, result)``,
 ``("error", task_id, TaskFailure)``.
@@ -34,15 +47,21 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import select
 import signal
+import struct
 import sys
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Optional
 
 _CTX = multiprocessing.get_context("fork")
+
+#: What a process forked by a task sends instead of a result when it returns into the worker.
+FORK_ESCAPED = "forked-child"
 
 
 @dataclass
@@ -57,6 +76,7 @@ class TaskFailure:
     corrupt_path: Optional[str] = None   # a CorruptDataError's file (a bad map output)
     timed_out: bool = False
     retryable: bool = True               # False: another attempt cannot do better (bad input)
+    fork_escaped: bool = False           # a process forked by the task returned into it
 
     @property
     def disk_full(self) -> bool:
@@ -72,6 +92,43 @@ def _describe_exit(exitcode: Optional[int]) -> str:
         except ValueError:
             return f"killed by signal {-exitcode}"
     return f"exited with status {exitcode}"
+
+
+def _oom_kills() -> Optional[int]:
+    """How many processes of this cgroup the kernel's OOM killer has killed (cgroup v2
+    ``memory.events`` or v1 ``memory.oom_control``); None where that cannot be read."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            candidates.append(f"/sys/fs/cgroup{path}/memory.events")
+        elif "memory" in controllers.split(","):
+            candidates.append(f"/sys/fs/cgroup/memory{path}/memory.oom_control")
+    for candidate in candidates:
+        try:
+            with open(candidate, encoding="utf-8") as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _frame(message: Any) -> list[memoryview]:
+    """``message`` as the bytes ``Connection.send`` would write: a signed 32-bit big-endian
+    length (or -1 and a 64-bit length above 2 GiB) followed by the pickle.  The worker reads
+    it with an ordinary ``Connection.recv``; the coordinator writes it without blocking."""
+    data = ForkingPickler.dumps(message)
+    n = len(data)
+    header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)
+    return [memoryview(header), memoryview(data)]
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -168,6 +225,8 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     coordinator_end.close()  # so that recv() sees EOF once the coordinator's end is gone
     _die_with_parent(coordinator_pid)
+    os.setpgid(0, 0)  # a group of its own: killing it kills what its tasks started too
+    worker_pid = os.getpid()
     # Python-level streams on the real fds 1 and 2, whatever the parent had: in Jupyter (or
     # under pytest's capture) sys.stderr is an in-process object with no fileno, and an
     # ipykernel stream must not be used from a forked child at all.  The attempt's log is
@@ -197,6 +256,8 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
         try:
             reply = ("ok", task_id, fn(arg))
         except BaseException as exc:  # report everything; the coordinator decides
+            if os.getpid() != worker_pid:
+                _report_escaped_fork(conn, task_id, worker_pid)
             failure = _failure_from(exc)
             try:
                 print(failure.detail or failure.message, file=sys.stderr)  # the attempt's log
@@ -204,6 +265,8 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
             except OSError:  # the log's disk may be the full one: the reply still goes out
                 pass
             reply = ("error", task_id, failure)
+        if os.getpid() != worker_pid:
+            _report_escaped_fork(conn, task_id, worker_pid)
         try:
             redirect.__exit__(None, None, None)
         except OSError:
@@ -213,6 +276,20 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
         except Exception as exc:  # e.g. an unpicklable result
             conn.send(("error", task_id, _failure_from(exc)))
     conn.close()
+
+
+def _report_escaped_fork(conn, task_id: Any, worker_pid: int) -> None:
+    """In a process a task forked that has returned into the worker loop: say so in place
+    of a result (the worker itself sends the real one) and leave at once."""
+    failure = TaskFailure(
+        f"a process forked by the task (pid {os.getpid()}, child of worker {worker_pid}) "
+        "returned into the framework instead of ending: end forked children with "
+        "os._exit(), or use subprocess or multiprocessing", "", pid=os.getpid(),
+        retryable=False, fork_escaped=True)
+    try:
+        conn.send((FORK_ESCAPED, task_id, failure))
+    finally:
+        os._exit(70)
 
 
 class _Worker:
@@ -225,10 +302,55 @@ class _Worker:
         child.close()
         self.task_id: Any = None
         self.deadline: Optional[float] = None
+        self.outbox: list[memoryview] = []   # what is left to write of the task's message
+        self.killed = False                  # the pool killed it (timeout, stray reply)
+        self.peak_rss: Optional[int] = None  # bytes, once it has died and been reaped
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group (the worker and what its tasks left)."""
+        self.killed = True
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                self.process.kill()
+            except (ProcessLookupError, AttributeError):
+                pass
+
+    def write_some(self) -> None:
+        """Write as much of the outbox as the pipe takes now, without blocking."""
+        fd = self.conn.fileno()
+        os.set_blocking(fd, False)
+        try:
+            while self.outbox:
+                try:
+                    n = os.write(fd, self.outbox[0])
+                except BlockingIOError:
+                    return
+                if n == len(self.outbox[0]):
+                    self.outbox.pop(0)
+                else:
+                    self.outbox[0] = self.outbox[0][n:]
+        finally:
+            os.set_blocking(fd, True)  # recv() expects a blocking descriptor
+
+    def reap(self) -> int:
+        """Wait for the dead worker; its exit code, and ``peak_rss`` from its rusage."""
+        try:
+            _, status, usage = os.wait4(self.pid, 0)
+        except ChildProcessError:  # reaped already
+            self.process.join(timeout=5)
+            return self.process.exitcode if self.process.exitcode is not None else -9
+        code = os.waitstatus_to_exitcode(status)
+        self.peak_rss = usage.ru_maxrss * 1024  # Linux reports KiB
+        popen = getattr(self.process, "_popen", None)
+        if popen is not None:
+            popen.returncode = code  # multiprocessing would wait for it again otherwise
+        return code
 
 
 class WorkerPool:
@@ -239,7 +361,7 @@ class WorkerPool:
         self.task_timeout = task_timeout
         self._workers = [_Worker() for _ in range(workers)]
         self._queue: deque = deque()
-        self.running: dict[Any, int] = {}  # task id -> worker pid
+        self._oom_kills = _oom_kills()
 
     def submit(self, task_id: Any, fn: Callable[[Any], Any], arg: Any,
                log_path: Optional[str] = None) -> None:
@@ -250,25 +372,30 @@ class WorkerPool:
         return len(self._queue) + sum(1 for w in self._workers if w.task_id is not None)
 
     def _dispatch(self) -> None:
+        """Give queued tasks to idle workers.  Never blocks: the deadline starts now and the
+        message goes out in pieces as the worker's pipe drains (see ``next_event``)."""
         for slot, worker in enumerate(self._workers):
             if not self._queue:
                 return
             if worker.task_id is not None:
                 continue
-            message = self._queue[0]
-            try:
-                worker.conn.send(message)
-            except OSError:
-                # The worker died while idle (e.g. the OOM killer): replace it and retry.
-                worker.process.join(timeout=5)
-                worker.conn.close()
-                worker = self._workers[slot] = _Worker()
-                worker.conn.send(message)
-            self._queue.popleft()
+            message = self._queue.popleft()
+            frame = _frame(message)
             worker.task_id = message[0]
+            worker.outbox = frame
             if self.task_timeout:
                 worker.deadline = time.monotonic() + self.task_timeout
-            self.running[message[0]] = worker.pid
+            try:
+                worker.write_some()
+            except OSError:
+                # The worker died while idle (e.g. the OOM killer): replace it, send again.
+                worker.reap()
+                worker.conn.close()
+                worker = self._workers[slot] = _Worker()
+                worker.task_id, worker.outbox = message[0], _frame(message)
+                if self.task_timeout:
+                    worker.deadline = time.monotonic() + self.task_timeout
+                worker.write_some()
 
     def next_event(self, timeout: Optional[float] = None) -> Optional[tuple]:
         """Block until a task finishes or fails; ``None`` on timeout or nothing pending."""
@@ -276,41 +403,84 @@ class WorkerPool:
         busy = [w for w in self._workers if w.task_id is not None]
         if not busy:
             return None
-        waitables = {}
-        for w in busy:
-            waitables[w.conn] = w
-            waitables[w.process.sentinel] = w
         deadlines = [w.deadline for w in busy if w.deadline is not None]
         if deadlines:
             until_deadline = max(0.0, min(deadlines) - time.monotonic())
             timeout = until_deadline if timeout is None else min(timeout, until_deadline)
-        ready = multiprocessing.connection.wait(list(waitables), timeout)
+        readers = {}
+        poller = select.poll()
+        for w in self._workers:
+            # Idle workers' pipes too: a reply from one is a stray (a forked child's).
+            readers[w.conn.fileno()] = (w, "reply")
+            poller.register(w.conn.fileno(),
+                            select.POLLIN | (select.POLLOUT if w.outbox else 0))
+        for w in busy:
+            readers[w.process.sentinel] = (w, "sentinel")
+            poller.register(w.process.sentinel, select.POLLIN)
+        ready = poller.poll(None if timeout is None else int(timeout * 1000 + 0.999))
         if not ready:
             return self._expire(busy)
+        died = None
         # Prefer a worker's reply over its sentinel: a reply sent just before exiting counts.
-        for obj in ready:
-            worker = waitables[obj]
-            if obj is worker.conn:
+        for fd, flags in ready:
+            worker, what = readers[fd]
+            if what == "sentinel":
+                died = died or worker
+                continue
+            if worker.outbox and flags & select.POLLOUT:
                 try:
-                    event = worker.conn.recv()
-                except (EOFError, OSError):
-                    continue  # the pipe closed: the sentinel will say why
-                self._release(worker)
-                return event
-        worker = waitables[ready[0]]
-        return self._worker_died(worker)
+                    worker.write_some()
+                except OSError:
+                    died = died or worker  # the sentinel says why
+                    continue
+            if flags & select.POLLIN or (worker.task_id is not None
+                                          and flags & (select.POLLHUP | select.POLLERR)):
+                event = self._receive(worker)
+                if event is not None:
+                    return event
+            elif flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                self._replace_idle(worker)  # died while idle: nothing to report
+        if died is not None:
+            return self._worker_died(died)
+        return None
+
+    def _receive(self, worker: _Worker) -> Optional[tuple]:
+        """The event a readable worker pipe carries; None if there is none (yet)."""
+        if not worker.conn.poll():
+            return None  # POLLHUP without data: the sentinel will say why it died
+        try:
+            event = worker.conn.recv()
+        except (EOFError, OSError):
+            return None
+        status, task_id, _payload = event
+        if status == FORK_ESCAPED or task_id != worker.task_id or worker.outbox:
+            # A reply nobody asked for: a process the task forked, or a task that answered
+            # twice.  The worker cannot be trusted any more: kill it (its task, if it has
+            # one, is reported by the sentinel as a failed attempt) and report the reply.
+            worker.kill()
+            if status == "ok":
+                return None
+            return ("error", task_id, _payload)
+        self._release(worker)
+        return event
+
+    def _replace_idle(self, worker: _Worker) -> None:
+        worker.kill()
+        worker.reap()
+        worker.conn.close()
+        self._workers[self._workers.index(worker)] = _Worker()
 
     def _release(self, worker: _Worker) -> None:
-        self.running.pop(worker.task_id, None)
         worker.task_id = None
         worker.deadline = None
+        worker.outbox = []
 
     def _expire(self, busy: list[_Worker]) -> Optional[tuple]:
         """Kill the first worker whose task ran past its deadline and report it."""
         now = time.monotonic()
         for worker in busy:
             if worker.deadline is not None and worker.deadline <= now:
-                worker.process.kill()
+                worker.kill()
                 event = self._worker_died(worker)
                 failure = event[2]
                 failure.message = (f"task timed out after {self.task_timeout:g} s; worker "
@@ -320,31 +490,37 @@ class WorkerPool:
         return None
 
     def _worker_died(self, worker: _Worker) -> tuple:
-        worker.process.join(timeout=5)
+        exitcode = worker.reap()
         task_id = worker.task_id
-        pid, status = worker.pid, _describe_exit(worker.process.exitcode)
+        pid, status = worker.pid, _describe_exit(exitcode)
+        if exitcode == -signal.SIGKILL and not worker.killed:
+            status += self._oom_hint(worker)
         self._release(worker)
         worker.conn.close()
+        try:
+            os.killpg(pid, signal.SIGKILL)  # whatever the task started dies with it
+        except (ProcessLookupError, PermissionError):
+            pass
         self._workers[self._workers.index(worker)] = _Worker()
         failure = TaskFailure(f"worker process {pid} {status} while running the task",
                               "", worker_died=True, pid=pid)
         return ("error", task_id, failure)
 
-    def kill_task(self, task_id: Any) -> None:
-        """Kill the worker running ``task_id`` (e.g. a hung task); next_event reports it."""
-        for w in self._workers:
-            if w.task_id == task_id:
-                w.process.kill()
+    def _oom_hint(self, worker: _Worker) -> str:
+        """Why a worker may have died of a SIGKILL nobody here sent: most often memory."""
+        peak = f"{worker.peak_rss / 2**20:.0f} MiB" if worker.peak_rss else "unknown"
+        kills = _oom_kills()
+        if kills is not None and self._oom_kills is not None and kills > self._oom_kills:
+            self._oom_kills = kills
+            return (f" from the kernel's out-of-memory killer (its peak RSS was {peak}; "
+                    "lower --sort-buffer or --workers, or give the machine more memory)")
+        return (f" (out of memory? the kernel's OOM killer sends SIGKILL; its peak RSS was "
+                f"{peak})")
 
     def close(self) -> None:
+        """Stop every worker and whatever its tasks started (their process groups)."""
         for w in self._workers:
-            if w.task_id is None:
-                try:
-                    w.conn.send(None)
-                except OSError:
-                    pass
-            else:
-                w.process.kill()
+            w.kill()
         for w in self._workers:
             w.process.join(timeout=5)
             if w.process.is_alive():
