@@ -43,6 +43,7 @@ from mapreduce.errors import InputError
 __all__ = [
     "TextSplit",
     "expand_inputs",
+    "input_roots",
     "plan_splits",
     "choose_split_size",
     "read_lines",
@@ -80,13 +81,21 @@ def _has_magic(pattern: str) -> bool:
 
 
 def _check_readable(path: str) -> None:
-    """Raise InputError unless ``path`` is a regular file we can open for reading."""
+    """Raise InputError unless ``path`` is a regular file we can open for reading.
+
+    Splits are planned from the size ``stat`` reports, so a file that reports size 0 but has
+    content (``/proc/cpuinfo`` and the other pseudo-files of /proc and /sys) would be read
+    as empty: it is refused instead, naming the file.
+    """
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
             raise InputError(f"cannot read input file {path}: not a regular file")
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as f:
+            if st.st_size == 0 and f.read(1):
+                raise InputError(f"cannot read input file {path}: it reports size 0 but is "
+                                 "not empty (a /proc or /sys pseudo-file?); copy it to a "
+                                 "regular file first")
     except OSError as exc:
         raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
 
@@ -94,7 +103,8 @@ def _check_readable(path: str) -> None:
 def _walk(top: str, seen_dirs: set[str]) -> Iterator[str]:
     """Files under directory ``top``, depth first, entries sorted by name, hidden names skipped.
 
-    Symlinks are followed; ``seen_dirs`` (real paths) stops symlink loops and double walks.
+    Symlinks are followed; ``seen_dirs`` (real paths) stops symlink loops and double walks,
+    and holds the directories the caller excludes (the job's own output and work directory).
     """
     real = os.path.realpath(top)
     if real in seen_dirs:
@@ -143,7 +153,20 @@ def _glob_match_allowed(match: str, pattern: str) -> bool:
     return True
 
 
-def expand_inputs(patterns: Sequence[str]) -> list[str]:
+def input_roots(patterns: Sequence[str]) -> list[str]:
+    """The directories :func:`expand_inputs` walks for ``patterns`` (literal directories
+    and directories a glob matches), to keep a job's work directory out of them."""
+    roots = []
+    for arg in [os.fspath(p) for p in patterns]:
+        if os.path.lexists(arg) or not _has_magic(arg):
+            if os.path.isdir(arg):
+                roots.append(arg)
+        else:
+            roots.extend(m for m in glob.glob(arg, recursive=True) if os.path.isdir(m))
+    return roots
+
+
+def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
     """Expand input arguments (files, directories, glob patterns) into a list of files.
 
     * A file named explicitly is used as is, even if its name starts with ``_`` or ``.``.
@@ -158,6 +181,10 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
     first found with) and ordered deterministically: argument order, and sorted within a
     directory walk or a glob expansion.
 
+    Directory walks never enter the directories in ``exclude`` (the job's own output and
+    work directory: with ``-o`` inside an input directory, the previous run's part files
+    must not become this run's input).
+
     Raises InputError (one line) for: no arguments, a missing path, a glob matching nothing,
     a directory holding no input files, a file that cannot be opened for reading.
     """
@@ -169,6 +196,7 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
 
     result: list[str] = []
     seen_files: set[str] = set()
+    excluded = {os.path.realpath(d) for d in exclude}
 
     def add(path: str) -> None:
         real = os.path.realpath(path)
@@ -184,7 +212,7 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
             if not os.path.exists(arg):
                 raise InputError(f"input path does not exist: {arg}")
             if os.path.isdir(arg):
-                found = list(_walk(arg, set()))
+                found = list(_walk(arg, set(excluded)))
                 if not found:
                     raise InputError(f"input directory contains no input files: {arg}")
                 for path in found:
@@ -198,7 +226,7 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
         found = []
         for match in matches:
             if os.path.isdir(match):
-                found.extend(_walk(match, set()))
+                found.extend(_walk(match, set(excluded)))
             elif os.path.isfile(match):
                 found.append(match)
         if not found:
@@ -356,6 +384,12 @@ def _iter_blocks(f: BinaryIO, split: TextSplit) -> Iterator[tuple[int, bytes]]:
             n = min(chunk, end - pos) if pos < end else tail
         data = _read(f, n, split)
         if not data:
+            if end is not None and pos < end:
+                # The file is shorter than when the job planned its splits: it was truncated
+                # or replaced under the job, and this split's lines are gone.
+                raise InputError(f"input file {split.path} changed while the job ran: it is "
+                                 f"now shorter ({pos} bytes) than the {end} bytes planned; "
+                                 "run the job again with --overwrite")
             if pending and not skipping:
                 yield line_start, b"".join(pending)
             return

@@ -121,6 +121,7 @@ class TaskResult:
     pid: int
     peak_rss: int                  # bytes; the worker process's peak so far
     extra: dict = field(default_factory=dict)
+    output_crc32: Optional[int] = None  # CRC-32 of a text part file (None: a run file)
 
 
 def describe_split(split: Any) -> str:
@@ -145,8 +146,15 @@ class _TextWriter:
     def finish(self) -> tuple[Any, int]:
         return self._writer.path, self._writer.close()
 
+    @property
+    def crc32(self) -> Optional[int]:
+        """The part file's CRC-32 (journaled, checked on --resume)."""
+        return self._writer.crc32
+
 
 class _PairWriter:
+    crc32 = None  # run files carry a CRC per block, checked on every read
+
     def __init__(self, sink: PairSink) -> None:
         self._sink = sink
 
@@ -471,6 +479,8 @@ def _record_location(split: Any, index: int) -> str:
 def _user_error(method: str, where: str, exc: BaseException) -> MapReduceError:
     if isinstance(exc, SerializationError):
         return SerializationError(f"{method} output at {where}: {exc}")
+    if isinstance(exc, SystemExit):  # the user's sys.exit(): name it, not the framework's frames
+        return UserCodeError(f"{method} called sys.exit({exc.code!r}) (at {where})")
     return UserCodeError(f"{method} raised {type(exc).__name__}: {exc} (at {where})")
 
 
@@ -524,6 +534,8 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
         if not isinstance(exc, (SerializationError, UserCodeError)):
             raise  # the framework's own errors (bad input, corrupt data) are already clear
         raise _map_error(spec, collector, method, index, exc) from exc
+    except SystemExit as exc:  # sys.exit() in a job method
+        raise _map_error(spec, collector, method, index, exc) from exc
     except Exception as exc:
         if collector.running is None and method == "map output":
             raise  # not user code: writing the map output failed (e.g. disk full)
@@ -543,7 +555,8 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
         counters[key] = counters.get(key, 0) + amount
     return TaskResult("map", spec.step, spec.index, spec.attempt, counters, job._status,
                       map_output, output, output_bytes, input_bytes, started, time.time(),
-                      os.getpid(), _peak_rss(), {"skipped": skipped})
+                      os.getpid(), _peak_rss(), {"skipped": skipped},
+                      writer.crc32 if writer is not None else None)
 
 
 class TooManyBadRecords(MapReduceError):
@@ -589,13 +602,15 @@ def _split_bytes(split: Any) -> int:
     return 0
 
 
-def reduce_error(exc: Exception, method: str, key: Any, partition: int) -> Exception:
+def reduce_error(exc: BaseException, method: str, key: Any, partition: int) -> BaseException:
     """What a reduce side's failure in ``method`` (while at ``key``) is reported as: the
     framework's own errors pass through, anything the user's code raised names the method,
     the key and the partition.  Shared with the Spark runner."""
     if isinstance(exc, MapReduceError) and \
             not isinstance(exc, (SerializationError, UserCodeError)):
         return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return exc  # a merge (or the part file) hit a full disk: the disk's fault
     where = (f"key {key!r} of partition {partition}"
              if method == "reducer" or isinstance(exc, MapReduceError) else
              f"partition {partition}")
@@ -635,7 +650,7 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
                 write(k, v)
                 records_out += 1
         output, output_bytes = writer.finish()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: sys.exit() in a job method
         error = reduce_error(exc, method, key, spec.index)
         if error is exc:
             raise
@@ -650,7 +665,7 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
         counters[name] = counters.get(name, 0) + amount
     return TaskResult("reduce", spec.step, spec.index, spec.attempt, counters, job._status,
                       None, output, output_bytes, 0, started, time.time(), os.getpid(),
-                      _peak_rss())
+                      _peak_rss(), {}, writer.crc32)
 
 
 def run_task(spec: TaskSpec) -> TaskResult:
