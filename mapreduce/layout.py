@@ -5,7 +5,10 @@ Output directory (Hadoop's FileOutputCommitter layout)::
     OUT/part-00000 ...        final output, one per reducer (or per map task if map-only)
     OUT/_job.json             job summary, written after every part file
     OUT/_SUCCESS              written last; its presence means the output is complete
-    OUT/_temporary/           the work directory (default; ``--work-dir`` moves it)
+    OUT/_logs/                what task attempts printed (kept after the job)
+    OUT/_temporary/           the work directory (default; ``--work-dir DIR`` puts it in a
+                              private directory inside DIR: see mapreduce.workdir)
+    OUT/_committing/          only during the job commit (see COMMIT_DIR)
 
 Work directory::
 
@@ -30,6 +33,7 @@ on POSIX) and fsyncs the directory so the rename itself survives a crash.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from dataclasses import dataclass
@@ -37,6 +41,10 @@ from dataclasses import dataclass
 SUCCESS_FILE = "_SUCCESS"
 JOB_SUMMARY_FILE = "_job.json"
 DEFAULT_WORK_SUBDIR = "_temporary"
+#: Exists only during a job commit: ``replaced/`` holds the old output an ``--overwrite``
+#: job replaces, and part files being copied in from a work directory on another file
+#: system wait here, on the output's file system, for their rename.
+COMMIT_DIR = "_committing"
 
 
 def part_name(index: int) -> str:
@@ -98,6 +106,37 @@ def commit_file(tmp_path: str, final_path: str, sync_dir: bool = True) -> str:
     directory = os.path.dirname(final_path)
     os.makedirs(directory, exist_ok=True)
     os.replace(tmp_path, final_path)
+    if sync_dir:
+        fsync_dir(directory)
+    return directory
+
+
+def move_file(src: str, final_path: str, staging_dir: str, sync_dir: bool = True) -> str:
+    """Move a complete file to its final name atomically, also across file systems.
+
+    A rename where it can be one; when ``src`` is on another file system (``EXDEV``: the
+    work directory on a scratch disk), the bytes are copied to ``staging_dir`` (on the final
+    name's file system), fsynced and renamed into place, and only then is ``src`` removed,
+    so that a crash at any point leaves either the source or the complete file.  Returns
+    the directory to fsync (done here unless ``sync_dir=False``).
+    """
+    directory = os.path.dirname(final_path)
+    os.makedirs(directory, exist_ok=True)
+    try:
+        os.replace(src, final_path)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        os.makedirs(staging_dir, exist_ok=True)
+        tmp = os.path.join(staging_dir, f"{os.path.basename(final_path)}.copy")
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, final_path)
+        fsync_dir(directory)
+        os.remove(src)
+        return directory
     if sync_dir:
         fsync_dir(directory)
     return directory

@@ -1,4 +1,7 @@
-"""One job at a time per output directory: an advisory lock on ``OUT/_LOCK``.
+"""One job at a time per directory: an advisory lock on ``DIR/_LOCK``.
+
+The coordinator locks the output directory and its work directory
+(:mod:`mapreduce.workdir`) for the whole run.
 
 The lock is a POSIX record lock (``fcntl.lockf``) held by the coordinator process.  The
 kernel drops it when that process dies, however it dies, so a crashed job never holds the
@@ -23,9 +26,12 @@ from mapreduce.errors import OutputError
 LOCK_FILE = "_LOCK"
 
 
-class OutputLock:
-    def __init__(self, output_dir: str) -> None:
-        self.path = os.path.join(output_dir, LOCK_FILE)
+class DirectoryLock:
+    """The lock of one directory; ``what`` names it in the refusal ("output directory")."""
+
+    def __init__(self, directory: str, what: str = "output directory") -> None:
+        self.path = os.path.join(directory, LOCK_FILE)
+        self.what = what
         self._fd: Optional[int] = None
 
     def _holder(self) -> str:
@@ -38,7 +44,7 @@ class OutputLock:
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> "DirectoryLock":
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -46,7 +52,7 @@ class OutputLock:
             except OSError as exc:
                 os.close(fd)
                 if exc.errno in (errno.EACCES, errno.EAGAIN):
-                    raise OutputError(f"output directory {os.path.dirname(self.path)} is in "
+                    raise OutputError(f"{self.what} {os.path.dirname(self.path)} is in "
                                       f"use by another job ({self._holder()})") from None
                 raise
             # The previous holder may have unlinked the file between our open and lock.
@@ -74,8 +80,13 @@ class OutputLock:
         os.close(self._fd)  # closing drops the lock
         self._fd = None
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> "DirectoryLock":
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def OutputLock(output_dir: str) -> DirectoryLock:
+    """The lock of a job's output directory."""
+    return DirectoryLock(output_dir, "output directory")

@@ -69,8 +69,7 @@ from mapreduce.errors import (MapReduceError, OutputError, SerializationError,
                               TaskFailedError, UsageError)
 from mapreduce.inputs import plan_splits, plan_whole_files
 from mapreduce.job import Job, identity_mapper, iter_pairs
-from mapreduce.layout import (JOB_SUMMARY_FILE, SUCCESS_FILE, commit_file, fsync_dir,
-                              part_name, remove_tree, write_file_atomically)
+from mapreduce.layout import part_name
 from mapreduce.loader import JobRef, _module_name
 from mapreduce.lock import OutputLock
 from mapreduce.output import TextPartWriter
@@ -842,16 +841,12 @@ def _run_locked(tracker: JobTracker, job_class: type[Job], job_ref: JobRef,
         n_out = data.getNumPartitions()
         if written != list(range(n_out)):  # cannot happen unless Spark lost a result
             raise MapReduceError(f"Spark returned part files {written}, expected 0..{n_out - 1}")
-        for index in written:
-            commit_file(layout.committed_part(index), os.path.join(tracker.output_dir,
-                                                                   part_name(index)),
-                        sync_dir=False)
-        fsync_dir(tracker.output_dir)  # every part's rename is durable before _SUCCESS
         phases = [{"phase": "spark job", "start": spark_started, "end": time.time(),
                    "tasks": len(tasks.value)}]
         summary = {
             "job": {"path": job_ref.path, "class": job_ref.class_name,
-                    "fingerprint": fingerprint["fingerprint"]},
+                    "fingerprint": fingerprint["fingerprint"],
+                    "fingerprint_parts": fingerprint},
             "runner": "spark",
             "spark_master": sc.master,
             "spark_application_id": sc.applicationId,
@@ -868,12 +863,12 @@ def _run_locked(tracker: JobTracker, job_class: type[Job], job_ref: JobRef,
             "tasks": sorted(tasks.value, key=lambda t: (t["step"], t["kind"] != "map",
                                                          t["index"])),
         }
-        write_file_atomically(os.path.join(tracker.output_dir, JOB_SUMMARY_FILE),
-                              json.dumps(summary, indent=2, default=str).encode("utf-8"))
-        write_file_atomically(os.path.join(tracker.output_dir, SUCCESS_FILE), b"")
-        return summary
+        # The local runner's job commit: checks the inputs, replaces an --overwrite'd old
+        # output only now, moves the parts in, _job.json, then _SUCCESS.
+        return tracker.publish(written, fingerprint, lambda: summary)
     finally:
-        remove_tree(layout.work_dir)  # parts are in OUT by now, or the job failed
+        tracker.work.remove()  # parts are in OUT by now, or the job failed
+        tracker.work.unlock()
         if broadcast is not None:
             try:
                 broadcast.destroy()

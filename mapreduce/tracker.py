@@ -48,24 +48,27 @@ import shutil
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from mapreduce.errors import (CorruptDataError, JobCancelledError, MapReduceError, OutputError,
-                              TaskFailedError, UsageError)
+from mapreduce.errors import (CorruptDataError, InputError, JobCancelledError, MapReduceError,
+                              OutputError, TaskFailedError, UsageError)
 from mapreduce.events import JobListener
-from mapreduce.inputs import choose_split_size, expand_inputs, plan_splits, plan_whole_files
+from mapreduce.inputs import (choose_split_size, expand_inputs, input_roots, plan_splits,
+                              plan_whole_files)
 from mapreduce.job import Job
-from mapreduce.journal import RUN_START, TASK_COMMITTED, TASK_FAILED, Journal
-from mapreduce.layout import (JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout, commit_file,
-                              fsync_dir, part_name, remove_prefix, remove_tree,
-                              write_file_atomically)
+from mapreduce.journal import (JOB_COMMITTED, RUN_START, TASK_COMMITTED, TASK_FAILED, Journal,
+                               read_journal)
+from mapreduce.layout import (COMMIT_DIR, JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout,
+                              commit_file, fsync_dir, move_file, part_name, remove_prefix,
+                              remove_tree, write_file_atomically)
 from mapreduce.loader import JobRef
 from mapreduce.lock import LOCK_FILE, OutputLock
-from mapreduce.output import PROTOCOLS
+from mapreduce.output import PROTOCOLS, file_crc32
 from mapreduce.pool import TaskFailure, WorkerPool, user_traceback
 from mapreduce.shuffle import MapOutput, Shuffle
 from mapreduce.sidedata import SideDataRef, store_side_data, verify_side_data
 from mapreduce.task import TaskResult, TaskSpec, TextOutput, run_task
+from mapreduce.workdir import OWN_FILES, WorkDir, check_placement, work_dir_path
 
 TaskKey = tuple  # (step, kind, index)
 
@@ -125,6 +128,33 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _input_identity(path: str) -> list:
+    """What identifies an input file's bytes for the fingerprint: path, size, modification
+    time, inode and change time.  A rewrite that keeps size and mtime (``cp -p``, ``rsync
+    -t``, an in-place edit with the mtime put back) still changes the inode or the ctime."""
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def _journal_finished(path: str) -> bool:
+    """Does the journal record a committed job (a kept work directory of a finished job)?"""
+    try:
+        records, _torn = read_journal(path)
+    except CorruptDataError:
+        return False  # not trustworthy: --resume reports it, --overwrite discards it
+    return any(r.type == JOB_COMMITTED for r in records)
+
+
+class StepInputLost(Exception):
+    """Internal: step s needs an output of step s-1 that is damaged or gone (``task`` made
+    it); the step loop goes back to step s-1 to make it again."""
+
+    def __init__(self, task: tuple, path: str) -> None:
+        super().__init__(f"{path} (made by {task}) is damaged or gone")
+        self.task = task
+        self.path = path
+
+
 def _tail(path: str, lines: int = 20) -> str:
     try:
         with open(path, "rb") as f:
@@ -163,16 +193,24 @@ class JobTracker:
             raise UsageError(f"{job_ref.path}: OUTPUT_PROTOCOL must be one of "
                              f"{', '.join(PROTOCOLS)} (got {job_class.OUTPUT_PROTOCOL!r})")
         self.output_dir = os.path.abspath(config.output_dir)
-        self.layout = WorkLayout(os.path.abspath(
-            config.work_dir or os.path.join(self.output_dir, "_temporary")))
+        self.work = WorkDir(work_dir_path(self.output_dir, config.work_dir), self.output_dir)
+        self.layout = WorkLayout(self.work.path)
         self.journal: Optional[Journal] = None
         self.run_number = 1
         self.committed: dict[TaskKey, dict] = {}      # key -> journaled commit payload
         self.task_counters: dict[TaskKey, dict] = {}  # committed attempts' counters only
         self.tasks: list[dict[str, Any]] = []          # every attempt, for _job.json
+        self.recovered: dict[TaskKey, dict] = {}      # the task record of a replayed commit
         self.phases: list[dict[str, Any]] = []
-        self.skipped: list[str] = []
+        # Bad records skipped (--skip-bad-records) by each committed task, journaled with
+        # its commit, so the limit holds across --resume and a re-run task is not counted
+        # twice.
+        self.skipped_by_task: dict[TaskKey, list[str]] = {}
         self.attempts: dict[TaskKey, int] = {}        # attempts started per task in this run
+        # Failed attempts that count against a task's --max-attempts: a reducer's fetch
+        # failure (a bad map output) is charged to the map task, not to the reducer.
+        self.charged: dict[TaskKey, int] = {}
+        self.replaced: list[str] = []  # --overwrite: entries of OUT the commit replaces
         self.side_data: Optional[SideDataRef] = None
         # Group commit state (see _flush_journal).
         self._pending_records: list[tuple[int, dict]] = []
@@ -191,13 +229,10 @@ class JobTracker:
                    "decode_errors": self.config.decode_errors,
                    "skip_bad_records": self.config.skip_bad_records,
                    "job_options": self.job_options}
-        inputs = []
-        for path in files:
-            st = os.stat(path)
-            inputs.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
         parts = {"job_file": self.job_ref.path, "job_class": self.job_ref.class_name,
                  "job_sha256": self._job_digest(), "options": options,
-                 "inputs": inputs}
+                 "output": os.path.realpath(self.output_dir),
+                 "inputs": [_input_identity(path) for path in files]}
         parts = json.loads(json.dumps(parts, default=repr))  # as the journal will hold it
         parts["fingerprint"] = hashlib.sha256(
             json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
@@ -214,63 +249,95 @@ class JobTracker:
             source = self.job_class.__qualname__
         return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
-    def _refuse_changed(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+    def _refuse_changed(self, old: dict[str, Any], new: dict[str, Any],
+                        finished: bool = False) -> None:
         if old.get("fingerprint") == new["fingerprint"]:
             return
         why = "the job or its inputs changed"
         if old.get("job_sha256") != new["job_sha256"] or old.get("job_class") != new["job_class"]:
-            why = f"job file {self.job_ref.path} changed"
+            why = (f"job file {self.job_ref.path} changed" if old.get("job_file") ==
+                   new["job_file"] else f"it was made by job {old.get('job_file')} "
+                   f"({old.get('job_class')}), not {self.job_ref.path}")
         elif old.get("options") != new["options"]:
             changed = [f"--{k.replace('_', '-')} was {old['options'].get(k)!r}, now {v!r}"
                        for k, v in new["options"].items() if old["options"].get(k) != v]
             why = "options changed (" + "; ".join(changed) + ")"
+        elif old.get("output", new["output"]) != new["output"]:
+            why = f"it holds the job of output {old['output']}, not {new['output']}"
         elif old.get("inputs") != new["inputs"]:
-            before = {p: (s, m) for p, s, m in old.get("inputs", [])}
-            after = {p: (s, m) for p, s, m in new["inputs"]}
+            before = {i[0]: i[1:] for i in old.get("inputs", [])}
+            after = {i[0]: i[1:] for i in new["inputs"]}
             diff = sorted(set(before) ^ set(after)) or [p for p in after if before[p] != after[p]]
-            why = f"input {diff[0]} changed (added, removed, or its size/mtime differ)"
-        raise OutputError(f"cannot --resume the job in {self.output_dir}: {why}; run with "
-                          "--overwrite to start over")
+            why = (f"input {diff[0]} changed (added, removed, or its size, modification time, "
+                   "inode or change time differ)")
+        what = "finished job" if finished else "job"
+        raise OutputError(f"cannot --resume the {what} in {self.output_dir}: {why}; run with "
+                          "--overwrite to run it again")
 
     def _open_output(self, files: list[str], fingerprint: dict[str, Any]) -> bool:
-        """Prepare OUT and the journal; True when there is a job to run (not yet complete)."""
+        """Decide what this run does with OUT and the work directory, and open the journal.
+
+        True when there is a job to run (or a job commit to finish); False when OUT already
+        holds this very job's finished output and ``--resume`` was asked (nothing to do).
+
+        =====================  ==================  ====================  ====================
+        what is there          plain run           --resume              --overwrite
+        =====================  ==================  ====================  ====================
+        nothing                run                 run                   run
+        an unfinished job      refuse              continue it           discard it, run
+        finished output        refuse              nothing to do, if     run; the old output
+                                                   the fingerprint is    stays until the new
+                                                   the same, else refuse job commits
+        other files            refuse              refuse                as finished output
+        =====================  ==================  ====================  ====================
+
+        A work directory with no journal (a job killed before it wrote one) committed
+        nothing and is cleared.  Only a work directory this user's mapreduce made is ever
+        used or deleted (:class:`~mapreduce.workdir.WorkDir`).
+        """
         out = self.output_dir
-        entries = [e for e in os.listdir(out) if e != LOCK_FILE]
+        work_name = os.path.relpath(self.work.path, out)
+        entries = sorted(e for e in os.listdir(out) if e not in (LOCK_FILE, work_name))
+        if self.work.exists:
+            self.work.check_ours()
+            self.work.lock()
         journal_path = self.layout.journal
-        if not os.path.exists(journal_path) and SUCCESS_FILE not in entries and \
-                set(entries) <= {os.path.relpath(self.layout.work_dir, out)}:
-            # A job killed before its journal existed committed nothing: start afresh.
-            remove_tree(self.layout.work_dir)
-            entries = []
+        has_journal = os.path.exists(journal_path)
+        if self.work.exists and not has_journal:
+            self.work.remove()  # killed before its journal existed: it committed nothing
+        finished_journal = has_journal and _journal_finished(journal_path)
+        unfinished = has_journal and not finished_journal
         if self.config.resume:
-            if SUCCESS_FILE in entries:
-                remove_tree(self.layout.work_dir)
-                return False
-            if os.path.exists(journal_path):
+            if unfinished:
+                self.work.check_serves_output()
                 return self._resume_journal(fingerprint)
+            if SUCCESS_FILE in entries:
+                self._check_finished_output(fingerprint)
+                remove_tree(os.path.join(out, COMMIT_DIR))  # a commit killed after _SUCCESS
+                if finished_journal:
+                    self.work.remove()
+                return False
             if entries:
                 raise OutputError(f"nothing to resume in {out}: no journal at {journal_path}")
             # nothing was committed yet: --resume simply runs the job
-        unfinished = os.path.exists(journal_path) and SUCCESS_FILE not in entries
-        if entries or unfinished:
+        elif entries or unfinished:
             if not self.config.overwrite:
                 if unfinished:
                     raise OutputError(f"output directory {out} holds an unfinished job: pass "
                                       "--resume to continue it or --overwrite to start over")
                 raise OutputError(f"output directory is not empty: {out} (pass --overwrite "
                                   "to replace it)")
-            real_out = os.path.realpath(out)
-            for f in files:
-                if os.path.realpath(f).startswith(real_out + os.sep):
-                    raise OutputError(f"refusing to --overwrite {out}: it contains input file {f}")
-            if real_out in (os.path.realpath(p) for p in (os.sep, os.path.expanduser("~"),
-                                                           os.getcwd())):
-                raise OutputError(f"refusing to --overwrite {out}: not a job output directory")
-            for entry in entries:
-                path = os.path.join(out, entry)
-                remove_tree(path) if os.path.isdir(path) else os.remove(path)
-            remove_tree(self.layout.work_dir)
-        os.makedirs(self.layout.work_dir, exist_ok=True)
+            self._check_overwritable(files)
+            # The old output stays, complete and readable, until this job commits: the job
+            # commit replaces exactly these entries (see _commit_job).  A previous job's
+            # work directory and an old commit's leftovers are not output: they go now.
+            self.work.remove()
+            remove_tree(os.path.join(out, COMMIT_DIR))
+            self.replaced = [e for e in entries if e != COMMIT_DIR]
+        elif finished_journal:
+            self.work.remove()  # a kept (--keep-work) journal of an output since removed
+        self.work.create()
+        self.work.lock()
         # prepare() runs once per job: its result is journaled and reused by --resume, so
         # tasks of every run see the same side data (e.g. the same split points).
         self.side_data = store_side_data(self._prepare(files),
@@ -278,15 +345,45 @@ class JobTracker:
         header = dict(fingerprint)
         header["config"] = json.loads(json.dumps(asdict(self.config), default=repr))
         header["side_data"] = asdict(self.side_data) if self.side_data else None
+        header["replaces"] = self.replaced
         self.journal = Journal.create(journal_path, header)
         self.journal.append(RUN_START, {"run": 1, "pid": os.getpid(), "time": time.time(),
                                         "host": socket.gethostname()})
         return True
 
+    def _check_overwritable(self, files: list[str]) -> None:
+        out = self.output_dir
+        real_out = os.path.realpath(out)
+        for f in files:
+            if os.path.realpath(f).startswith(real_out + os.sep):
+                raise OutputError(f"refusing to --overwrite {out}: it contains input file {f}")
+        if real_out in (os.path.realpath(p) for p in (os.sep, os.path.expanduser("~"),
+                                                       os.getcwd())):
+            raise OutputError(f"refusing to --overwrite {out}: not a job output directory")
+
+    def _check_finished_output(self, fingerprint: dict[str, Any]) -> None:
+        """``--resume`` over a finished output: fine if it is this very job's, else refuse
+        with what changed (as for an unfinished job)."""
+        try:
+            with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
+                old = json.load(f)["job"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise OutputError(f"cannot --resume in {self.output_dir}: it holds a finished "
+                              f"output without a readable {JOB_SUMMARY_FILE}; run with "
+                              "--overwrite to run the job again") from None
+        parts = old.get("fingerprint_parts") or {"fingerprint": old.get("fingerprint")}
+        self._refuse_changed(parts, fingerprint, finished=True)
+
     def _resume_journal(self, fingerprint: dict[str, Any]) -> bool:
-        self.journal, records, _torn = Journal.resume(self.layout.journal)
-        self._refuse_changed(records[0].payload, fingerprint)
-        side = records[0].payload.get("side_data")
+        try:
+            self.journal, records, _torn = Journal.resume(self.layout.journal)
+        except CorruptDataError as exc:
+            raise OutputError(f"{exc}; the journal cannot be trusted: run with --overwrite to "
+                              "start the job over") from None
+        header = records[0].payload
+        self._refuse_changed(header, fingerprint)
+        self.replaced = list(header.get("replaces", []))
+        side = header.get("side_data")
         self.side_data = SideDataRef(**side) if side else None
         try:
             verify_side_data(self.side_data)
@@ -297,19 +394,34 @@ class JobTracker:
         self.run_number = max(runs, default=0) + 1
         for record in records:
             if record.type == TASK_COMMITTED:
-                p = record.payload
-                key = (p["step"], p["kind"], p["index"])
-                self.committed[key] = p
-                self.task_counters[key] = {(g, n): v for g, n, v in p["counters"]}
-                self.tasks.append(dict(p["task"], recovered=True))
+                self._replay_commit(record.payload)
+        self._verify_committed_parts()
         self.journal.append(RUN_START, {"run": self.run_number, "pid": os.getpid(),
                                         "time": time.time(), "host": socket.gethostname()})
         self._remove_orphans()
         return True
 
+    def _replay_commit(self, p: dict[str, Any]) -> None:
+        """Take one journaled commit as made (a later commit of the same task wins)."""
+        key = (p["step"], p["kind"], p["index"])
+        previous = self.recovered.get(key)
+        if previous is not None:  # re-run after an earlier run found its output broken
+            previous["status"] = "discarded"
+        self.committed[key] = p
+        self.task_counters[key] = {(g, n): v for g, n, v in p["counters"]}
+        self._set_skipped(key, p.get("skipped", []))
+        task = dict(p["task"], recovered=True)
+        self.recovered[key] = task
+        self.tasks.append(task)
+
     def _remove_orphans(self) -> None:
-        """Delete every file in the work dir that no journaled commit names."""
-        keep = {self.layout.journal}
+        """Delete every file in the work dir that no journaled commit names: the files of
+        the attempts that were running when the last coordinator died."""
+        keep = {self.layout.journal} | {os.path.join(self.layout.work_dir, f)
+                                        for f in OWN_FILES}
+        if self.side_data is not None:
+            keep |= {os.path.join(self.side_data.directory, name)
+                     for name in os.listdir(self.side_data.directory)}
         for p in self.committed.values():
             out = p["output"]
             keep.add(out.get("path") or out.get("part"))
@@ -400,26 +512,30 @@ class JobTracker:
                 result.map_output, self.layout.map_output(s, index, spec.attempt))
             self.map_outputs[index] = final
             output = {"path": final.location if durable else None,
-                      "records": final.partition_records, "bytes": final.partition_bytes}
+                      "records": final.partition_records, "bytes": final.partition_bytes,
+                      "size": os.path.getsize(final.location) if durable else None}
             self._unsynced_dirs.add(self.layout.step_dir(s))
         elif last:
             part = self.layout.committed_part(index)
             self._unsynced_dirs.add(commit_file(result.output, part, sync_dir=False))
-            output = {"part": part}
+            # Size and CRC-32 of the part file: --resume checks them before trusting it.
+            output = {"part": part, "size": result.output_bytes, "crc32": result.output_crc32}
         else:
             location = self.shuffle.commit_step_output(result.output,
                                                        self.layout.step_output(s, index))
             self.step_outputs[index] = location
-            output = {"path": location if durable else None}
+            output = {"path": location if durable else None,
+                      "size": os.path.getsize(location) if durable else None}
             self._unsynced_dirs.add(self.layout.step_dir(s))
         remove_prefix(self.layout.attempt_prefix(s, kind, index, spec.attempt))
         task = self._task_record(spec, "committed", result, log=log)
         self.tasks.append(task)
         self.task_counters[key] = result.counters
-        self.skipped.extend(result.extra.get("skipped", []))
+        self._set_skipped(key, result.extra.get("skipped", []))
         payload = {"run": self.run_number, "step": s, "kind": kind, "index": index,
                    "attempt": spec.attempt, "output": output, "task": task,
-                   "counters": [[g, n, v] for (g, n), v in sorted(result.counters.items())]}
+                   "counters": [[g, n, v] for (g, n), v in sorted(result.counters.items())],
+                   "skipped": result.extra.get("skipped", [])}
         self.committed[key] = payload
         # Journaled even when the output itself is not durable (memory mode; path None): a
         # resume then keeps the task's counters if nothing needs its output again, and
@@ -510,6 +626,12 @@ class JobTracker:
             if event is None:
                 continue
             status, key, payload = event
+            if status != "ok" and payload.fork_escaped:
+                # Whatever the task's output is, a copy of the task ran on beside it.
+                self._flush_journal()
+                where = inflight[key][0].describe() if key in inflight else \
+                    f"step {key[0]} {key[1]} task {key[2]}"
+                raise TaskFailedError(f"{where} failed: {payload.message}")
             spec, log = inflight.pop(key)
             if status == "ok":
                 if key in self.committed:  # a late duplicate: only one attempt commits
@@ -529,18 +651,27 @@ class JobTracker:
             self._pending_records.append((TASK_FAILED, {
                 "run": self.run_number, "step": key[0], "kind": key[1], "index": key[2],
                 "attempt": spec.attempt, "message": failure.message}))
-            if not failure.retryable or attempts[key] >= self.config.max_attempts \
-                    or failure.disk_full:
-                self._flush_journal()  # keep what committed before failing the job
             if failure.disk_full:
+                self._flush_journal()  # keep what committed before failing the job
                 raise MapReduceError(
                     f"{spec.describe()} failed: disk full ({failure.message}); free some space "
                     "and run the same command with --resume to finish the job")
+            lost = self._lost_step_input(key, failure)
+            if lost is not None:
+                # The previous step's output this map reads is damaged: not this task's
+                # fault.  Make it again (the step loop goes back), then run this step on.
+                self._flush_journal()
+                raise lost
             bad_map = self._bad_map_output(key, failure)
             if bad_map is not None:
+                # A fetch failure is the map output's fault, not the reducer's (Hadoop's
+                # rule): the map task is charged for it and re-run, the reducer runs again.
                 map_key = (key[0], "map", bad_map)
-                if attempts[key] >= self.config.max_attempts:
-                    raise self._task_failed(spec, failure, attempts[key], log)
+                if self._charge(map_key) >= self.config.max_attempts:
+                    self._flush_journal()
+                    raise TaskFailedError(
+                        f"step {key[0]} map task {bad_map}: its output was found damaged "
+                        f"{self.charged[map_key]} times: {failure.message}")
                 if map_key in self.committed and \
                         self.map_outputs[bad_map].location == failure.corrupt_path:
                     listener.note(f"map output {failure.corrupt_path} is unreadable: re-running "
@@ -549,9 +680,11 @@ class JobTracker:
                     submit(map_key)
                 submit(key)  # waits for the map re-run if it is not committed yet
                 continue
-            if attempts[key] >= self.config.max_attempts or not failure.retryable:
-                raise self._task_failed(spec, failure, attempts[key], log)
-            listener.note(f"retrying {spec.name}: attempt {attempts[key] + 1} of at most "
+            charged = self._charge(key)
+            if charged >= self.config.max_attempts or not failure.retryable:
+                self._flush_journal()  # keep what committed before failing the job
+                raise self._task_failed(spec, failure, charged, log)
+            listener.note(f"retrying {spec.name}: attempt {charged + 1} of at most "
                           f"{self.config.max_attempts}")
             submit(key)
         self._flush_journal()
@@ -559,15 +692,44 @@ class JobTracker:
                             "tasks": len(todo), "run": self.run_number})
         listener.phase_finished(self.phases[-1])
 
+    def _charge(self, key: TaskKey) -> int:
+        """Count a failed attempt against ``key``'s --max-attempts; the count so far."""
+        self.charged[key] = self.charged.get(key, 0) + 1
+        return self.charged[key]
+
+    def _lost_step_input(self, key: TaskKey, failure: TaskFailure) -> Optional["StepInputLost"]:
+        """A map task of step s > 0 that failed because the step-(s-1) output it reads is
+        damaged or gone: which task of step s-1 must make it again."""
+        s, kind, index = key
+        if kind != "map" or s == 0 or not failure.corrupt_path:
+            return None
+        if getattr(self.step_inputs[index], "path", None) != failure.corrupt_path:
+            return None
+        producer = (s - 1, "map" if self.steps[s - 1].map_only else "reduce", index)
+        return StepInputLost(producer, failure.corrupt_path)
+
     def _check_skipped(self) -> None:
         """Fail as soon as the committed attempts have skipped more bad records than
         --skip-bad-records allows (not only at the end: the rest of the job would be
         wasted work)."""
-        if len(self.skipped) > self.config.skip_bad_records:
+        # Only tasks that skipped something are in the dict: cheap after every commit.
+        if sum(map(len, self.skipped_by_task.values())) > self.config.skip_bad_records:
+            skipped = self.skipped
             self._flush_journal()
             raise TaskFailedError(
-                f"{len(self.skipped)} bad records were skipped, more than "
-                f"--skip-bad-records={self.config.skip_bad_records}; first: {self.skipped[0]}")
+                f"{len(skipped)} bad records were skipped, more than "
+                f"--skip-bad-records={self.config.skip_bad_records}; first: {skipped[0]}")
+
+    def _set_skipped(self, key: TaskKey, records: list[str]) -> None:
+        if records:
+            self.skipped_by_task[key] = records
+        else:
+            self.skipped_by_task.pop(key, None)
+
+    @property
+    def skipped(self) -> list[str]:
+        """Every bad record the committed tasks skipped, in task order."""
+        return [r for key in sorted(self.skipped_by_task) for r in self.skipped_by_task[key]]
 
     def _note_commit(self, task: dict[str, Any]) -> None:
         """A --verbose line for a committed attempt: what it read, spilled and wrote."""
@@ -599,7 +761,9 @@ class JobTracker:
 
     # --- steps -----------------------------------------------------------------------------
     def _restore_step(self, s: int, inputs: list[Any]) -> None:
-        """Rebuild the state of step ``s`` from journaled commits, dropping broken ones."""
+        """Rebuild the state of step ``s`` from journaled commits, dropping broken ones:
+        every committed file still needed is checked (size, and a full read of its block
+        checksums or its CRC-32) before it is trusted."""
         self.step_inputs = inputs
         self.map_outputs, self.step_outputs = {}, {}
         for (step, kind, index), p in list(self.committed.items()):
@@ -607,27 +771,64 @@ class JobTracker:
                 continue
             out = p["output"]
             if kind == "map" and "records" in out:
-                if out["path"] and self.shuffle.verify(out["path"]):
+                if self._run_file_intact(out):
                     self.map_outputs[index] = MapOutput(out["path"], out["records"], out["bytes"])
                 else:
                     self._uncommit_map(s, index)
             elif "path" in out:
-                if out["path"] and self.shuffle.verify(out["path"]):
+                if self._run_file_intact(out):
                     self.step_outputs[index] = out["path"]
                 else:
                     self._drop((step, kind, index))
-            elif "part" in out:
-                moved = os.path.join(self.output_dir, part_name(index))
-                if not (os.path.exists(out["part"]) or os.path.exists(moved)):
-                    self._drop((step, kind, index))
+
+    def _verify_committed_parts(self) -> None:
+        """On --resume: check every committed part file (size and CRC-32, in the work
+        directory or already in OUT) and run the task that made a damaged one again."""
+        for key, p in list(self.committed.items()):
+            if "part" in p["output"]:
+                broken = self._part_damage(key[2], p["output"])
+                if broken:
+                    self.listener.note(f"committed part file {broken}: running step {key[0]} "
+                                       f"{key[1]} task {key[2]} again")
+                    self._drop(key)
+
+    def _run_file_intact(self, out: dict[str, Any]) -> bool:
+        path = out.get("path")
+        if not path:
+            return False  # memory mode: it died with the coordinator that made it
+        size = out.get("size")
+        try:
+            if size is not None and os.path.getsize(path) != size:
+                return False
+        except OSError:
+            return False
+        return self.shuffle.verify(path)
+
+    def _part_damage(self, index: int, out: dict[str, Any]) -> Optional[str]:
+        """Why a committed part file cannot be trusted (None if it can).  It is in the work
+        directory, or already in OUT if a job commit was killed after moving it."""
+        path = out["part"]
+        if not os.path.exists(path):
+            path = os.path.join(self.output_dir, part_name(index))
+            if not os.path.exists(path):
+                return f"{out['part']} is missing"
+        if out.get("size") is None:
+            return None  # journaled by an older version: nothing to check against
+        size, crc = file_crc32(path)
+        if size != out["size"]:
+            return f"{path} has {size} bytes, {out['size']} were committed"
+        if out.get("crc32") is not None and crc != out["crc32"]:
+            return f"{path} fails its CRC-32 check ({crc:08x}, committed {out['crc32']:08x})"
+        return None
 
     def _drop(self, key: TaskKey) -> None:
         """Forget a commit (its output is lost or broken): the task will run again."""
         self.committed.pop(key, None)
         self.task_counters.pop(key, None)
-        for t in self.tasks:  # a replayed commit whose output is gone: keep it as history
-            if t.get("recovered") and (t["step"], t["kind"], t["index"]) == key:
-                t["status"] = "discarded"
+        self.skipped_by_task.pop(key, None)
+        task = self.recovered.pop(key, None)
+        if task is not None:  # a replayed commit whose output is gone: keep it as history
+            task["status"] = "discarded"
 
     def _step_needed(self, s: int, outputs: int) -> bool:
         """Does step s still have to run (or hand its outputs to a step that does)?"""
@@ -670,14 +871,19 @@ class JobTracker:
         self._cancelled = True
 
     def plan_inputs_and_output(self) -> tuple[list[str], int, dict[str, Any]]:
-        """Expand the inputs, choose the split size, fingerprint the job, and make sure the
-        output directory exists and is writable.  Shared with the Spark runner, so that
-        both runners cut the input alike and refuse the same outputs."""
-        files = expand_inputs(self.config.inputs)
+        """Expand the inputs, choose the split size, fingerprint the job, check where the
+        work directory goes, and make sure the output directory exists and is writable.
+        Shared with the Spark runner, so that both runners cut the input alike and refuse
+        the same outputs."""
+        out = self.output_dir
+        # The job's own output and work directory are never its input (-o inside an input
+        # directory: the previous run's part files must not be read by the next).
+        files = expand_inputs(self.config.inputs, exclude=[out, self.work.path])
+        check_placement(self.config.work_dir, self.work.path, out,
+                        input_roots(self.config.inputs), files)
         total = sum(os.path.getsize(f) for f in files)
         split_size = self.config.split_size or choose_split_size(total, self.config.workers)
         fingerprint = self._fingerprint(files, split_size)
-        out = self.output_dir
         if os.path.exists(out) and not os.path.isdir(out):
             raise OutputError(f"output path exists and is not a directory: {out}")
         try:
@@ -694,7 +900,10 @@ class JobTracker:
         out = self.output_dir
         try:
             with OutputLock(out):
-                summary = self._run_locked(files, split_size, fingerprint, started)
+                try:
+                    summary = self._run_locked(files, split_size, fingerprint, started)
+                finally:
+                    self.work.unlock()
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise MapReduceError(f"disk full: {exc}; free some space and run the same "
@@ -711,6 +920,7 @@ class JobTracker:
         if not self._open_output(files, fingerprint):
             with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
                 return json.load(f)  # already complete: nothing to do
+        self._check_skipped()  # the limit holds across runs: skipped records are journaled
         if self.job_class.INPUT_FORMAT == "whole_file":
             inputs: list[Any] = plan_whole_files(files)
             how = "one map task per file (INPUT_FORMAT = 'whole_file')"
@@ -730,12 +940,37 @@ class JobTracker:
             self.listener.note(f"resuming (run {self.run_number}): {len(self.committed)} "
                                "tasks committed by earlier runs are kept")
         with WorkerPool(self.config.workers, self.config.task_timeout) as pool:
-            for s in range(len(self.steps)):
-                inputs = self._run_step(pool, s, inputs)
-                if s:
-                    remove_tree(self.layout.step_dir(s - 1))  # consumed by step s
+            self._run_steps(pool, inputs)
         self._check_skipped()
         return self._commit_job(files, fingerprint, started)
+
+    def _run_steps(self, pool: WorkerPool, inputs: list[Any]) -> None:
+        """Run the steps in order.  When step s finds an output of step s-1 it reads damaged
+        or gone, the loop goes back: the task that made it is run again (and whatever it
+        needs in turn), then step s goes on with what it has committed."""
+        inputs_of = {0: inputs}
+        s = 0
+        while s < len(self.steps):
+            try:
+                inputs_of[s + 1] = self._run_step(pool, s, inputs_of[s])
+            except StepInputLost as lost:
+                producer = lost.task
+                if self._charge(producer) >= self.config.max_attempts:
+                    raise TaskFailedError(
+                        f"step {producer[0]} {producer[1]} task {producer[2]}: its output "
+                        f"{lost.path} was found damaged {self.charged[producer]} times") from None
+                self.listener.note(f"step {s} found {lost.path} damaged: running step "
+                                   f"{producer[0]} {producer[1]} task {producer[2]} again")
+                self._drop(producer)
+                try:
+                    os.remove(lost.path)
+                except FileNotFoundError:
+                    pass
+                s = producer[0]
+                continue
+            if s:
+                remove_tree(self.layout.step_dir(s - 1))  # consumed by step s
+            s += 1
 
     def _prepare(self, files: list[str]) -> dict:
         """Run the job's coordinator-side ``prepare`` hook (e.g. sampling split points)."""
@@ -745,7 +980,7 @@ class JobTracker:
             side = job.prepare(list(files))
         except MapReduceError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             error = TaskFailedError(f"{self.job_ref.path}: prepare() raised "
                                     f"{type(exc).__name__}: {exc}")
             error.detail = user_traceback(exc)  # type: ignore[attr-defined]
@@ -758,19 +993,24 @@ class JobTracker:
     def _keep_logs(self) -> None:
         """Move the attempt logs (what user code printed or logged, and failures' tracebacks)
         from the work directory to ``OUT/_logs`` so they outlive it, and point each task
-        record at its log's new place.  An attempt that printed nothing leaves no file, but
-        its record still names where the log would be (the name carries the attempt tag)."""
+        record at its log's new place.  An attempt that printed nothing leaves no file (an
+        attempt killed mid-task may leave an empty one, dropped here): its record names no
+        log."""
         source = os.path.join(self.layout.work_dir, "logs")
         target = os.path.join(self.output_dir, LOGS_DIR)
         names = set(os.listdir(source)) if os.path.isdir(source) else set()
-        if names:
+        for name in names:
+            path = os.path.join(source, name)
+            if os.path.getsize(path) == 0:
+                os.remove(path)
+                continue
             os.makedirs(target, exist_ok=True)
-            for name in names:
-                # shutil.move, not os.replace: --work-dir may be on another filesystem
-                shutil.move(os.path.join(source, name), os.path.join(target, name))
+            # shutil.move, not os.replace: --work-dir may be on another filesystem
+            shutil.move(path, os.path.join(target, name))
         for task in self.tasks:
             if task.get("log"):
-                task["log"] = os.path.join(target, os.path.basename(task["log"]))
+                moved = os.path.join(target, os.path.basename(task["log"]))
+                task["log"] = moved if os.path.exists(moved) else ""
 
     def _counters(self) -> dict[tuple[str, str], int]:
         total: dict[tuple[str, str], int] = {}
@@ -784,45 +1024,109 @@ class JobTracker:
         last = len(self.steps) - 1
         parts = sorted(i for (s, kind, i), p in self.committed.items()
                        if s == last and "part" in p["output"])
-        for index in parts:
-            src = self.layout.committed_part(index)
-            if os.path.exists(src):  # else moved already by a run that was killed mid-commit
-                commit_file(src, os.path.join(self.output_dir, part_name(index)), sync_dir=False)
-        self._keep_logs()
-        fsync_dir(self.output_dir)  # every part's rename is durable before _SUCCESS
-        summary = {
-            "job": {"path": self.job_ref.path, "class": self.job_ref.class_name,
-                    "fingerprint": fingerprint["fingerprint"]},
-            "mode": self.shuffle.name,
-            "runner": "local",
-            "output_protocol": self.job_class.OUTPUT_PROTOCOL,
-            "workers": self.config.workers,
-            "reducers": self.reducers,
-            "steps": [st.describe() for st in self.steps],
-            "inputs": files,
-            "output_dir": self.output_dir,
-            "work_dir": self.layout.work_dir,
-            "config": {k: v for k, v in asdict(self.config).items()
-                       if k not in ("inputs", "output_dir")},
-            "runs": self.run_number,
-            "start": started,
-            "end": time.time(),
-            "counters": _counter_tree(self._counters()),
-            "skipped_records": self.skipped,
-            "phases": self.phases,
-            "tasks": self.tasks,
-        }
-        write_file_atomically(os.path.join(self.output_dir, JOB_SUMMARY_FILE),
-                              json.dumps(summary, indent=2, default=str).encode("utf-8"))
-        write_file_atomically(os.path.join(self.output_dir, SUCCESS_FILE), b"")
-        self.listener.note(f"committed {len(parts)} part files to {self.output_dir}")
-        self.listener.job_finished(summary)
+
+        def summary() -> dict[str, Any]:
+            return {
+                "job": {"path": self.job_ref.path, "class": self.job_ref.class_name,
+                        "fingerprint": fingerprint["fingerprint"],
+                        "fingerprint_parts": fingerprint},
+                "mode": self.shuffle.name,
+                "runner": "local",
+                "output_protocol": self.job_class.OUTPUT_PROTOCOL,
+                "workers": self.config.workers,
+                "reducers": self.reducers,
+                "steps": [st.describe() for st in self.steps],
+                "inputs": files,
+                "output_dir": self.output_dir,
+                "work_dir": self.layout.work_dir,
+                "config": {k: v for k, v in asdict(self.config).items()
+                           if k not in ("inputs", "output_dir")},
+                "runs": self.run_number,
+                "start": started,
+                "end": time.time(),
+                "counters": _counter_tree(self._counters()),
+                "skipped_records": self.skipped,
+                "phases": self.phases,
+                "tasks": self.tasks,
+            }
+
+        result = self.publish(parts, fingerprint, summary)
+        self.listener.note(f"committed {len(parts)} part file{'s' if len(parts) != 1 else ''} "
+                           f"to {self.output_dir}")
+        self.listener.job_finished(result)
         if not self.config.keep_work:
             if self.journal is not None:
                 self.journal.close()
                 self.journal = None
-            remove_tree(self.layout.work_dir)
-        return summary
+            self.work.remove()
+        return result
+
+    def publish(self, parts: list[int], fingerprint: dict[str, Any],
+                summary: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The job commit: put the committed part files in OUT and declare it complete.
+
+        1. Check every input is still the file the job read (path, size, mtime, inode,
+           ctime): a job whose input changed under it fails here, naming the input, instead
+           of committing output that mixes old and new data.
+        2. ``--overwrite``: move the old output's entries aside (into ``OUT/_committing``),
+           ``_SUCCESS`` first and durably, so that from here on OUT never claims to be
+           complete and nothing old is mixed into the new output.
+        3. Move each part file into OUT (a rename; across file systems a copy into
+           ``OUT/_committing``, fsync, rename), then the attempt logs; fsync OUT.
+        4. Write ``_job.json``, then ``_SUCCESS`` last; journal JOB_COMMITTED; remove
+           ``OUT/_committing``.
+
+        Every step can be done again: a coordinator killed in the middle leaves part files
+        without ``_SUCCESS`` (a reader must check ``_SUCCESS``, as with Hadoop and Spark)
+        and ``--resume`` finishes the commit.  Shared with the Spark runner.
+        """
+        out = self.output_dir
+        staging = os.path.join(out, COMMIT_DIR)
+        self._check_inputs_unchanged(fingerprint)
+        self._set_aside_replaced(staging)
+        for index in parts:
+            src = self.layout.committed_part(index)
+            if os.path.exists(src):  # else moved already by a run that was killed mid-commit
+                move_file(src, os.path.join(out, part_name(index)), staging, sync_dir=False)
+        self._keep_logs()
+        fsync_dir(out)  # every part's rename is durable before _SUCCESS
+        result = summary()
+        write_file_atomically(os.path.join(out, JOB_SUMMARY_FILE),
+                              json.dumps(result, indent=2, default=str).encode("utf-8"))
+        write_file_atomically(os.path.join(out, SUCCESS_FILE), b"")
+        if self.journal is not None:
+            self.journal.append(JOB_COMMITTED, {"run": self.run_number, "time": time.time()})
+        remove_tree(staging)
+        return result
+
+    def _check_inputs_unchanged(self, fingerprint: dict[str, Any]) -> None:
+        for identity in fingerprint["inputs"]:
+            path = identity[0]
+            try:
+                now = _input_identity(path)
+            except OSError:
+                now = None
+            if now != identity:
+                raise InputError(f"input {path} changed while the job ran (it is gone, or its "
+                                 "size, modification time, inode or change time differ): the "
+                                 "output would mix old and new data, so it is not committed; "
+                                 "run the job again with --overwrite")
+
+    def _set_aside_replaced(self, staging: str) -> None:
+        """Move the entries of OUT that this job replaces (``--overwrite``) into
+        ``staging/replaced``; an entry found there already was moved by a commit that was
+        killed, and the same name in OUT is then this job's own."""
+        if not self.replaced:
+            return
+        trash = os.path.join(staging, "replaced")
+        os.makedirs(trash, exist_ok=True)
+        for name in sorted(self.replaced, key=lambda e: e != SUCCESS_FILE):
+            src = os.path.join(self.output_dir, name)
+            if os.path.lexists(src) and not os.path.lexists(os.path.join(trash, name)):
+                os.rename(src, os.path.join(trash, name))
+                if name == SUCCESS_FILE:
+                    fsync_dir(self.output_dir)  # OUT stops claiming completeness first
+        fsync_dir(self.output_dir)
 
 
 __all__ = ["JobTracker", "JobConfig", "JobResult"]

@@ -800,11 +800,13 @@ LAYERS = [
     ("coordinator", {"tracker"}),
     ("work", {"task", "diskshuffle", "pool"}),
     ("protocols", {"shuffle"}),
-    ("formats", {"runfile", "inputs", "job", "loader", "output", "journal", "lock", "sidedata"}),
+    ("formats", {"runfile", "inputs", "job", "loader", "output", "journal", "lock", "sidedata",
+                 "workdir"}),
     ("leaves", {"codec", "layout", "errors", "events"}),
 ]
 #: Allowed imports within one layer.
-SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli"), ("api", "cli")}
+SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli"), ("api", "cli"),
+                      ("workdir", "lock")}
 
 PACKAGE_DIR = Path(mapreduce.__file__).parent
 

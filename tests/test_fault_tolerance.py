@@ -813,42 +813,91 @@ def test_memory_mode_resume_keeps_map_counters(words_memory, runner, tmp_path):
 # the slow, bigger randomized campaign
 # ============================================================================================
 
+def _damage_committed_part(rng: random.Random, out: str, journal: str) -> tuple | None:
+    """Flip, truncate or extend a committed part file (in the work directory, or already in
+    OUT after a kill during the job commit); the key of the task that made it."""
+    parts = {k: p for k, p in H.committed_in_journal(journal).items() if "part" in p["output"]}
+    if not parts:
+        return None
+    key = rng.choice(sorted(parts))
+    path = parts[key]["output"]["part"]
+    if not os.path.exists(path):
+        path = os.path.join(out, f"part-{key[2]:05d}")
+    size = os.path.getsize(path)
+    how = rng.choice(["flip", "truncate", "append"])
+    if how == "truncate":
+        os.truncate(path, size // 2)
+    elif how == "append":
+        with open(path, "ab") as f:
+            f.write(b'"w0"\t1\n')
+    elif size:
+        with open(path, "r+b") as f:
+            f.seek(size // 2)
+            byte = f.read(1)
+            f.seek(size // 2)
+            f.write(bytes([byte[0] ^ 0x04]))
+    return key
+
+
+def _rewrite_same_bytes(path: str) -> None:
+    """Replace ``path`` by a copy of itself with the same size and mtime (what ``cp -p`` or
+    ``rsync -t`` do): a new inode and ctime, which --resume must take as a change."""
+    st = os.stat(path)
+    shutil.copyfile(path, path + ".new")
+    os.utime(path + ".new", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(path + ".new", path)
+
+
 @pytest.mark.slow
 def test_random_fault_campaign(tmp_path):
     """Rounds of random faults on a bigger input: each job gets 1-3 coordinator kills (at
-    random journal lengths or times) with busy workers SIGKILLed now and then, and in disk
-    mode sometimes a damaged map output before --resume.  The final output must equal the
-    fault-free run's, the counters too, and what the journal held as committed before the
-    last --resume must be replayed, not executed again.  FT_CAMPAIGN_ROUNDS sets the size."""
+    random journal lengths or times, or in the middle of the job commit) with busy workers
+    SIGKILLed now and then; between a kill and the --resume, in disk mode sometimes a damaged
+    map output, sometimes a damaged committed part file, and sometimes an input rewritten
+    with the same size and mtime (the resume must then be refused, naming the input, and the
+    job is run again with --overwrite).  The final output must equal the fault-free run's,
+    the counters too, and what the journal held as committed before the last --resume must
+    be replayed, not executed again.  FT_CAMPAIGN_ROUNDS sets the size."""
     rng = random.Random(f"{SEED}-campaign")
     base = str(tmp_path)
-    inp = H.write_words(os.path.join(base, "big.txt"), SEED + 7, 120000, vocab=20000)
-    refs = {mode: _reference(base, f"big-{mode}", H.WORDCOUNT, [inp],
+    original = H.write_words(os.path.join(base, "big.txt"), SEED + 7, 120000, vocab=20000)
+    refs = {mode: _reference(base, f"big-{mode}", H.WORDCOUNT, [original],
                              STD + ["--mode", mode]) for mode in ("disk", "memory")}
     corrupt = _corrupt_module()
-    kills = worker_kills_total = 0
+    job = H.ft_job("commit_killer.py")  # word count that can kill itself mid-commit
+    kills = worker_kills_total = commit_kills = part_damages = input_changes = 0
     rounds = int(os.environ.get("FT_CAMPAIGN_ROUNDS", "20"))
     for round_no in range(rounds):
         mode = rng.choice(["disk", "disk", "memory"])
         ref = refs[mode]
         total = 2 + (ref.maps if mode == "disk" else 0) + ref.reducers
         out = os.path.join(base, f"round-{round_no}")
+        inp = os.path.join(base, f"input-{round_no}.txt")
+        shutil.copyfile(original, inp)
         journal = H.journal_path(out)
-        argv = H.command(H.WORDCOUNT, [inp], out, *STD, "--mode", mode)
+        argv = H.command(job, [inp], out, *STD, "--mode", mode)
         runner = H.Runner(os.path.join(base, f"_runs-{round_no}"))
         story = [f"round {round_no}: {mode}"]
         try:
             resume = False
+            overwrite = False
             damaged: set = set()
             for _ in range(rng.randint(1, 3)):
                 have = len(H.journal_records(journal))
-                if rng.random() < 0.5 and have < total - 1:
+                env: dict = {}
+                pick = rng.random()
+                if pick < 0.2 and resume:
+                    k = rng.randint(1, ref.reducers + 2)
+                    env = {"FT_KILL_COMMIT": str(k), "FT_OUT": out}
+                    ready, how = (lambda: False), f"in the job commit (operation {k})"
+                elif pick < 0.6 and have < total - 1:
                     n = rng.randint(max(have + 1, 2), total - 1)
                     ready, how = records_at_least(journal, n), f"at {n} journal records"
                 else:
                     delay = rng.uniform(0.05, 3.0)
                     ready, how = seconds_after_journal(journal, delay), f"after {delay:.2f} s"
-                run = runner.start(argv + (["--resume"] if resume else []))
+                extra = ["--resume"] if resume else ["--overwrite"] if overwrite else []
+                run = runner.start(argv + extra, **env)
                 worker_kills: list = []
                 wrng = random.Random(rng.random())
 
@@ -876,11 +925,27 @@ def test_random_fault_campaign(tmp_path):
                     break  # the job won the race against this kill
                 assert rc == -signal.SIGKILL, (story, run.stderr[-3000:])
                 kills += 1
+                commit_kills += bool(env)
                 if not os.path.exists(journal):
                     shutil.rmtree(out)  # killed before the journal existed: start over
-                    resume = False
+                    resume = overwrite = False
                     continue
-                resume = True
+                resume, overwrite = True, False
+                if rng.random() < 0.1:
+                    # An input rewritten with the same size and mtime: the resume is refused
+                    # (naming the input) and changes nothing; the job then starts over.
+                    _rewrite_same_bytes(inp)
+                    input_changes += 1
+                    before = H.committed_in_journal(journal)
+                    refused = runner.run(argv + ["--resume"])
+                    assert refused.returncode == 1, (story, refused.stderr[-2000:])
+                    line = H.one_line_error(refused.stderr)
+                    assert inp in line and "changed" in line, (story, line)
+                    assert H.committed_in_journal(journal) == before
+                    story.append("input rewritten: resume refused")
+                    resume, overwrite = False, True
+                    damaged = set()
+                    continue
                 if mode == "disk" and rng.random() < 0.3:
                     maps = {k: p for k, p in H.committed_in_journal(journal).items()
                             if k[1] == "map"}
@@ -891,9 +956,16 @@ def test_random_fault_campaign(tmp_path):
                             corrupt.damage(maps[key]["output"]["path"], how)
                             damaged.add(key)
                             story.append(f"damaged {key} ({how})")
-            committed = H.committed_in_journal(journal)
-            if not os.path.exists(os.path.join(out, "_SUCCESS")):
-                final = runner.ok(argv + (["--resume"] if resume else []))
+                if rng.random() < 0.2:
+                    key = _damage_committed_part(rng, out, journal)
+                    if key is not None:
+                        damaged.add(key)
+                        part_damages += 1
+                        story.append(f"damaged the part file of {key}")
+            committed = H.committed_in_journal(journal) if resume else {}
+            if not os.path.exists(os.path.join(out, "_SUCCESS")) or overwrite:
+                extra = ["--resume"] if resume else ["--overwrite"] if overwrite else []
+                final = runner.ok(argv + extra)
                 assert "Traceback" not in final.stderr
             H.assert_same_output(out, ref.out)
             summary = H.load_summary(out)
@@ -909,6 +981,9 @@ def test_random_fault_campaign(tmp_path):
         finally:
             runner.close()
         shutil.rmtree(out, ignore_errors=True)
+    print(f"campaign: {rounds} rounds, {kills} coordinator kills ({commit_kills} in the job "
+          f"commit), {worker_kills_total} worker kills, {part_damages} damaged part files, "
+          f"{input_changes} rewritten inputs")
     assert kills >= rounds, f"only {kills} coordinator kills landed in {rounds} rounds"
     assert worker_kills_total >= rounds // 4
 

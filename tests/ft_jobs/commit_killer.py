@@ -6,10 +6,12 @@ so it can wrap the tracker's file operations there.  With ``FT_KILL_COMMIT=K`` a
 the job commit that targets ``OUT`` (K = 1 .. number of parts: before moving that part file
 into OUT; parts + 1: before writing ``_job.json``; parts + 2: before writing ``_SUCCESS``).
 Worker processes (forked later) are never affected.  Without the variables nothing changes.
+With ``FT_GATE`` set, map tasks wait for that file first (at most 60 s), as in ``gated.py``.
 """
 import os
 import re
 import signal
+import time
 
 import mapreduce.tracker as _tracker
 from mapreduce import Job
@@ -24,7 +26,7 @@ _seen = [0]
 
 def _wrap(fn):
     def wrapper(*args, **kwargs):
-        target = args[1] if fn.__name__ == "commit_file" else args[0]
+        target = args[1] if fn.__name__ in ("commit_file", "move_file") else args[0]
         if (os.getpid() == _COORDINATOR and _OUT is not None
                 and os.path.dirname(os.path.abspath(target)) == _OUT):
             _seen[0] += 1
@@ -37,11 +39,18 @@ def _wrap(fn):
 
 if _KILL_AT and _OUT and not getattr(_tracker, "_ft_commit_killer", False):
     _tracker.commit_file = _wrap(_tracker.commit_file)
+    _tracker.move_file = _wrap(_tracker.move_file)
     _tracker.write_file_atomically = _wrap(_tracker.write_file_atomically)
     _tracker._ft_commit_killer = True
 
 
 class CommitKiller(Job):
+    def mapper_init(self):
+        gate = os.environ.get("FT_GATE")
+        deadline = time.monotonic() + 60
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def mapper(self, _, line):
         for word in WORD_RE.findall(line):
             yield word.lower(), 1

@@ -7,7 +7,7 @@ the fault-tolerance tests can pick it, and happens at most once per marker file:
   reader checks when it opens the file), ``flip-data`` (one byte inside the data blocks of
   the last partition), ``truncate`` (cut the file to half its size) or ``delete``.
 * ``FT_CORRUPT_GLOB``: glob of the committed map outputs (``OUT/_temporary/step-0/map-*.out``).
-* ``FT_CORRUPT_INDEX``: which of the sorted matches to damage (default 0).
+* ``FT_CORRUPT_INDEX``: which of the sorted matches to damage (default 0), or ``all``.
 * ``FT_CORRUPT_MARKER``: created exclusively by the one reducer that does the damage; it
   receives the damaged file's path (so the test knows which map task must be re-run).
 
@@ -70,9 +70,12 @@ class CorruptMapOutput(Job):
             return  # another reducer (or an earlier attempt) did it already
         try:
             victims = sorted(glob.glob(os.environ["FT_CORRUPT_GLOB"]))
-            victim = victims[int(os.environ.get("FT_CORRUPT_INDEX", "0")) % len(victims)]
-            damage(victim, mode)
-            os.write(fd, victim.encode("utf-8"))
+            which = os.environ.get("FT_CORRUPT_INDEX", "0")
+            if which != "all":
+                victims = [victims[int(which) % len(victims)]]
+            for victim in victims:
+                damage(victim, mode)
+            os.write(fd, "\n".join(victims).encode("utf-8"))
         finally:
             os.close(fd)
 
