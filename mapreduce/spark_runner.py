@@ -648,20 +648,41 @@ def spark_context(master: Optional[str], app_name: str = "mapreduce") -> Any:
     conf.setMaster(master)
     if not conf.contains("spark.app.name"):
         conf.setAppName(f"mapreduce {app_name}")
-    if master.startswith("local") and not os.environ.get("PYSPARK_PYTHON") \
-            and not conf.contains("spark.pyspark.python"):
-        conf.set("spark.pyspark.python", sys.executable)  # executors run here: same Python
     quiet_spark_conf(conf)
+    python = _executor_python(conf, master)
+    # pyspark 4 takes the Python its workers run from PYSPARK_PYTHON alone, read once when
+    # the context is made (pyspark/core/context.py; spark.pyspark.python is not read there):
+    # set it for that moment, so a job started from a virtualenv runs its workers in it.
+    saved = os.environ.get("PYSPARK_PYTHON")
+    if python is not None:
+        os.environ["PYSPARK_PYTHON"] = python
     try:
         sc = SparkContext(conf=conf, gateway=_launch_gateway(conf))
     except Exception as exc:
         raise MapReduceError(f"cannot start Spark on master {master}: "
                              f"{_python_error_line(str(exc))}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
+        else:
+            os.environ["PYSPARK_PYTHON"] = saved
     if _OWN_CONTEXT is None:
         import atexit
         atexit.register(stop_spark)
     _OWN_CONTEXT = sc
     return sc
+
+
+def _executor_python(conf: Any, master: str) -> Optional[str]:
+    """The Python Spark's workers should run: ``PYSPARK_PYTHON`` if the user set it, else
+    ``spark.pyspark.python`` if set, else for a local master this very interpreter (the
+    workers run on this machine, and the job's packages are installed here); on a cluster
+    the cluster's own default (None: see docs/spark.md)."""
+    if os.environ.get("PYSPARK_PYTHON"):
+        return None
+    if conf.contains("spark.pyspark.python"):
+        return conf.get("spark.pyspark.python")
+    return sys.executable if master.startswith("local") else None
 
 
 #: JVM console lines that say nothing to a mapreduce user.

@@ -667,13 +667,14 @@ class JobTracker:
                 # A fetch failure is the map output's fault, not the reducer's (Hadoop's
                 # rule): the map task is charged for it and re-run, the reducer runs again.
                 map_key = (key[0], "map", bad_map)
-                if self._charge(map_key) >= self.config.max_attempts:
-                    self._flush_journal()
-                    raise TaskFailedError(
-                        f"step {key[0]} map task {bad_map}: its output was found damaged "
-                        f"{self.charged[map_key]} times: {failure.message}")
                 if map_key in self.committed and \
                         self.map_outputs[bad_map].location == failure.corrupt_path:
+                    # Charged once per damaged commit, however many reducers report it.
+                    if self._charge(map_key) >= self.config.max_attempts:
+                        self._flush_journal()
+                        raise TaskFailedError(
+                            f"step {key[0]} map task {bad_map}: its output was found damaged "
+                            f"{self.charged[map_key]} times: {failure.message}")
                     listener.note(f"map output {failure.corrupt_path} is unreadable: re-running "
                                   f"step {key[0]} map task {bad_map}, then the reduce again")
                     self._uncommit_map(key[0], bad_map)

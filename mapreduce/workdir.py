@@ -132,7 +132,7 @@ class WorkDir:
                               f"{st.st_uid}); it is not used or deleted: choose another "
                               "--work-dir")
         if self.marker() is None:
-            if not os.listdir(self.path):
+            if set(os.listdir(self.path)) <= {"_LOCK"}:  # empty (but for our own lock)
                 return
             raise OutputError(f"work directory {self.path} was not made by mapreduce (no "
                               f"{OWNER_FILE} marker); it is not used or deleted: move it "

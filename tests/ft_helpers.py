@@ -3,9 +3,9 @@
 Everything here drives the real CLI (``python -m mapreduce run ...``) in subprocesses and
 injects faults from the outside: SIGKILL of a worker or of the coordinator at a moment seen
 by polling the work directory, the journal or the workers' open files; damage to files of
-the work directory; a full file system.  Every process a test starts is put in a session
-(process group) of its own, so it can be stopped with its workers by that group's id; no
-wait is without a deadline.
+the work directory; a full file system.  Every process a test starts is put in a session of
+its own (its workers lead process groups of their own inside it), so it can be stopped with
+its workers by that session's id; no wait is without a deadline.
 """
 from __future__ import annotations
 
@@ -131,11 +131,13 @@ class Run:
         return self.returncode
 
     def stop(self) -> None:
-        """Kill the run's whole process group (coordinator and workers) and reap it."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """Kill the run's whole session (coordinator, workers, their children) and reap it."""
+        for pid in [self.proc.pid] + [p.pid for p in psutil.process_iter(["pid"])
+                                      if _in_group(p, self.proc.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -191,15 +193,10 @@ class Runner:
 
 
 def wait_group_gone(pgid: int, timeout: float) -> bool:
-    """Wait until no process of process group ``pgid`` is left (zombies count as gone)."""
+    """Wait until no process of session ``pgid`` (a run's coordinator, its workers and
+    whatever they started) is left (zombies count as gone)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return True
         alive = [p for p in psutil.process_iter(["pid"]) if _in_group(p, pgid)]
         if not alive:
             return True
@@ -207,9 +204,9 @@ def wait_group_gone(pgid: int, timeout: float) -> bool:
     return False
 
 
-def _in_group(p: psutil.Process, pgid: int) -> bool:
+def _in_group(p: psutil.Process, sid: int) -> bool:
     try:
-        return os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE
+        return os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE
     except (ProcessLookupError, psutil.Error, OSError):
         return False
 

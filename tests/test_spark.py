@@ -70,15 +70,11 @@ def _need_spark() -> None:
 def spark():
     """One SparkContext on local[2] for every in-process Spark test."""
     _need_spark()
-    from pyspark import SparkConf, SparkContext
-
-    from mapreduce.spark_runner import quiet_spark_conf
-    conf = quiet_spark_conf(SparkConf().setMaster("local[2]").setAppName("mapreduce tests")
-                            .set("spark.ui.enabled", "false")
-                            .set("spark.pyspark.python", sys.executable))
-    sc = SparkContext(conf=conf)
+    # Made the way the runner makes one for a user: nothing here chooses the workers' Python.
+    from mapreduce.spark_runner import spark_context, stop_spark
+    sc = spark_context("local[2]", "tests")
     yield sc
-    sc.stop()
+    stop_spark()
 
 
 # --- helpers ---------------------------------------------------------------------------------
