@@ -119,11 +119,14 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
 
 def build_parser(job_class: Optional[type[Job]] = None) -> argparse.ArgumentParser:
     """The CLI's parser; with ``job_class``, ``run`` also takes that job's own options."""
+    # allow_abbrev=False on every parser: a prefix such as --overwrit or --reducer must not
+    # silently stand for an option (a typo would pick an option, or stop doing so when a
+    # longer name is added later).
     parser = argparse.ArgumentParser(
-        prog="python -m mapreduce",
+        prog="python -m mapreduce", allow_abbrev=False,
         description="A MapReduce framework for Python whose shuffle goes through disk.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="run a job",
+    run = sub.add_parser("run", help="run a job", allow_abbrev=False,
                          description="Run JOB (a Python file defining a mapreduce.Job "
                                      "subclass) over INPUT and write its output to OUT.")
     run.add_argument("job", metavar="JOB", help="path of the job file")
@@ -208,7 +211,7 @@ def _job_named_in(argv: Sequence[str]) -> Optional[tuple[type[Job], JobRef]]:
     """The job a ``run`` command line names, loaded early so that its own options can be
     parsed (and listed by --help); None when there is none or it does not load (the full
     parse then reports the problem)."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("command", nargs="?")
     pre.add_argument("job", nargs="?")
     pre.add_argument("--job", dest="job_name")
@@ -250,7 +253,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run_job_class_main(job_class: type[Job], argv: Optional[Sequence[str]] = None) -> int:
     """``MyJob.run()``: the ``run`` options without a job path; prints output without -o."""
-    parser = argparse.ArgumentParser(prog=os.path.basename(sys.argv[0]),
+    parser = argparse.ArgumentParser(prog=os.path.basename(sys.argv[0]), allow_abbrev=False,
                                      description=(job_class.__doc__ or "").strip() or None)
     _add_run_options(parser, output_required=False)
     try:
