@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 from mapreduce.errors import JobDefinitionError, MapReduceError, UsageError
 from mapreduce.job import Job
 from mapreduce.loader import JobRef, load_job_class, register_job_class
-from mapreduce.progress import format_summary, make_progress
+from mapreduce.progress import courteous, format_summary, make_progress
 from mapreduce.runners import RUNNERS, SHUFFLES, run_job
 from mapreduce.tracker import JobConfig
 
@@ -167,11 +167,17 @@ def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
         runner=args.runner, spark_master=args.spark_master)
 
 
+def _say(text: str) -> None:
+    """A line on stderr that cannot fail: with stderr closed (``2>&1 | head``) the job's
+    exit status must still be the job's result."""
+    print(text, file=courteous(), flush=True)
+
+
 def _report_error(exc: MapReduceError) -> int:
-    print(f"mapreduce: error: {exc}", file=sys.stderr)
+    _say(f"mapreduce: error: {exc}")
     detail = getattr(exc, "detail", "")
     if detail:
-        print(detail.rstrip("\n"), file=sys.stderr)
+        _say(detail.rstrip("\n"))
     return exc.exit_status
 
 
@@ -185,7 +191,7 @@ def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
             from mapreduce.report import write_report  # same (entry) layer, as bench
             write_report(result.output_dir)
         if not args.quiet:
-            print(format_summary(result.summary, result.wall_seconds), file=sys.stderr)
+            _say(format_summary(result.summary, result.wall_seconds))
         return 0
     if args.report:
         raise UsageError("--report needs -o OUT: the report is written next to the output")
@@ -247,7 +253,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except MapReduceError as exc:
         return _report_error(exc)
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        _say(INTERRUPTED)
         return 130
 
 
@@ -267,7 +273,7 @@ def run_job_class_main(job_class: type[Job], argv: Optional[Sequence[str]] = Non
     except MapReduceError as exc:
         return _report_error(exc)
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        _say(INTERRUPTED)
         return 130
 
 

@@ -14,6 +14,9 @@ text on stderr (stdout is left to the job's output when it is printed):
   each commit's spills and merge passes, retries, map re-runs) as timestamped lines to
   either display.
 
+All of them write through a :class:`CourtesyStream`: when stderr cannot be written any more
+(``... 2>&1 | head``), they stop printing and the job runs on to its commit.
+
 :func:`format_summary` renders the end-of-job summary in the spirit of Hadoop's: where the
 output, logs and report are, phase times, and counters grouped by group (``framework`` first).
 
@@ -51,6 +54,62 @@ def human_count(n: float) -> str:
 
 def _stamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class CourtesyStream:
+    """A text stream (stderr) whose writes never fail: progress is a courtesy, the job's
+    output is the product.
+
+    When the reader goes away (``... 2>&1 | head -3``: EPIPE; Python ignores SIGPIPE, so
+    that is what a write sees) or the stream breaks otherwise (closed, EIO), the first failed
+    write silences this stream for good and the job runs on.  If the stream has a file
+    descriptor, it is pointed at /dev/null as well, so that no later write to it fails
+    either: another line of ours, a library's warning, or the interpreter's final flush of
+    ``sys.stderr`` (whose failure would turn the exit status into 120).  Everything else
+    (``isatty``, ``fileno``, ``encoding`` for tqdm) is the wrapped stream's.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.silenced = False
+
+    def write(self, text: str) -> int:
+        if not self.silenced:
+            try:
+                return self.stream.write(text)
+            except (OSError, ValueError):  # ValueError: "I/O operation on closed file"
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.silenced:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self._silence()
+
+    def _silence(self) -> None:
+        self.silenced = True
+        try:
+            fd = self.stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+        except (AttributeError, OSError, ValueError):
+            return  # no descriptor (a notebook's stream): staying quiet is all we can do
+        try:
+            os.dup2(null, fd)
+        except OSError:
+            pass
+        finally:
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def courteous(stream: Optional[TextIO] = None) -> CourtesyStream:
+    """``stream`` (default: the current ``sys.stderr``) as a :class:`CourtesyStream`."""
+    stream = sys.stderr if stream is None else stream
+    return stream if isinstance(stream, CourtesyStream) else CourtesyStream(stream)
 
 
 class _PhaseTally:
@@ -215,7 +274,7 @@ def make_progress(quiet: bool = False, verbose: bool = False,
     ``--quiet`` silences progress and summary but not ``--verbose`` notes (asking for both
     means: only the decisions, as lines).
     """
-    stream = stream or sys.stderr
+    stream = courteous(stream)
     if quiet:
         return _NotesOnly(stream) if verbose else None
     if _is_interactive(stream):
@@ -288,5 +347,5 @@ def format_summary(summary: dict[str, Any], wall_seconds: float) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BarProgress", "LineProgress", "make_progress", "format_summary",
-           "human_bytes", "human_count"]
+__all__ = ["BarProgress", "CourtesyStream", "LineProgress", "courteous", "format_summary",
+           "human_bytes", "human_count", "make_progress"]
