@@ -25,12 +25,19 @@ bytes, where RECORD_OVERHEAD approximates CPython's cost of the tuple, the two `
 objects and the list slot, so ``--sort-buffer`` bounds real memory, not just payload.
 
 User-code failures are raised as :class:`UserCodeError` naming the job method and the record
-(file and line for text input) with the user's traceback chained as ``__cause__``.
+(file and line for text input) with the user's traceback chained as ``__cause__``.  A job
+method whose result is not made of ``(key, value)`` pairs raises :class:`NotAPairError`,
+which is not retried.  The pair loops check that at the unpacking itself (a ``try`` around
+``key, value = pair``, free in CPython 3.11 unless it fails), so an exception raised inside
+the user's generator is never mistaken for one, and test ``pair.__class__ is str`` -- a
+2-character str unpacks into two 1-character strs -- only where a str pair can get to
+(a str key; not the combining buffer's small-int fast path).
 """
 from __future__ import annotations
 
 import argparse
 import errno
+import linecache
 import os
 import resource
 import sys
@@ -46,7 +53,7 @@ from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_val
 from mapreduce.errors import MapReduceError, SerializationError
 from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_lines,
                               read_whole_file)
-from mapreduce.job import Job, Step, identity_mapper, iter_pairs
+from mapreduce.job import Job, Step, identity_mapper
 from mapreduce.loader import JobRef, resolve
 from mapreduce.output import TextPartWriter
 from mapreduce.sidedata import SideDataRef, load_side_data
@@ -65,6 +72,79 @@ class UserCodeError(MapReduceError):
     """A job method raised; the message names the method and the record."""
 
     show_traceback = True
+
+
+class NotAPairError(UserCodeError):
+    """A job method yielded something that is not a ``(key, value)`` pair (``yield word``,
+    ``return key, value``, ``yield sum(values)``), or returned something that is not an
+    iterable of pairs.  A mistake in the job's code that every attempt would make again, so
+    it is not retried; the message says what was yielded and at which line of the job, so
+    no traceback is needed."""
+
+    retryable = False
+    show_traceback = False
+
+
+def _show(thing: Any) -> str:
+    text = repr(thing)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def not_a_pair(item: Any, pairs: Any) -> NotAPairError:
+    """The error for ``item`` of a job method's result ``pairs`` that is not a pair.
+
+    A generator is suspended at the ``yield`` that produced ``item``, so its frame names the
+    job's line; any other result (``return key, value`` gives a tuple) is shown itself.  The
+    method's name and the record are added by :func:`_user_error`.
+    """
+    what = f"{_show(item)} ({type(item).__name__})"
+    frame = getattr(pairs, "gi_frame", None)
+    if frame is not None:
+        path, line = frame.f_code.co_filename, frame.f_lineno
+        source = linecache.getline(path, line).strip()
+        return NotAPairError(f"yielded {what}, not a (key, value) pair ({path} line {line}"
+                             + (f": {source})" if source else ")"))
+    return NotAPairError(f"returned {_show(pairs)} ({type(pairs).__name__}), whose item "
+                         f"{what} is not a (key, value) pair (emit pairs with: yield key, value)")
+
+
+def not_pairs(result: Any) -> NotAPairError:
+    """The error for a job method that returned ``result``, which cannot be iterated."""
+    return NotAPairError(f"returned {_show(result)} ({type(result).__name__}), not (key, "
+                         "value) pairs (emit pairs with: yield key, value)")
+
+
+def _pairs(result: Any) -> Iterable[Any]:
+    """A job hook's result as an iterable: none for a bare ``return`` (mrjob allows it), a
+    NotAPairError for something that cannot be iterated.  Once per call, not per pair."""
+    if result is None:
+        return ()
+    if not hasattr(result, "__iter__"):
+        raise not_pairs(result)
+    return result
+
+
+def _checked(result: Any) -> Iterator[tuple[Any, Any]]:
+    """The pairs of a job hook's result, each checked (for hooks called once per task)."""
+    pairs = _pairs(result)
+    for pair in pairs:
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise not_a_pair(pair, pairs) from None
+        if pair.__class__ is str:
+            raise not_a_pair(pair, pairs)
+        yield key, value
+
+
+def _not_iterable(exc: BaseException, result: Any) -> Optional[NotAPairError]:
+    """A NotAPairError if ``exc`` is the TypeError of iterating ``result`` (a mapper's or
+    reducer's result, e.g. ``return sum(values)``) -- else None.  Only called on failure;
+    ``result`` is the latest call's, so if that call itself raised, ``result`` is the previous
+    call's, which was iterable (or None) since its pairs were consumed."""
+    if isinstance(exc, TypeError) and result is not None and not hasattr(result, "__iter__"):
+        return not_pairs(result)
+    return None
 
 
 @dataclass
@@ -211,8 +291,14 @@ class SortBuffer:
             pack, pack_errors = pack_value, PACK_ERRORS
         partitioner = self.partitioner
         n = self.num_partitions
-        for key, value in pairs:
+        for pair in pairs:
+            try:
+                key, value = pair
+            except (TypeError, ValueError):
+                raise not_a_pair(pair, pairs) from None
             if key.__class__ is str:
+                if pair.__class__ is str:  # "ab" unpacks as "a", "b": a str is never a pair
+                    raise not_a_pair(pair, pairs)
                 try:
                     kb = STR_KEY_PREFIX + key.encode()
                 except UnicodeEncodeError:
@@ -252,7 +338,14 @@ class SortBuffer:
             for kb, group in groupby(records, _KEY):
                 key = decode_key(kb)
                 values = (decode_value(vb) for _, vb in group)
-                for k, v in iter_pairs(combiner(key, values)):
+                out = _pairs(combiner(key, values))
+                for pair in out:
+                    try:
+                        k, v = pair
+                    except (TypeError, ValueError):
+                        raise not_a_pair(pair, out) from None
+                    if pair.__class__ is str:
+                        raise not_a_pair(pair, out)
                     okb = encode_key(k)
                     combined[self.partition(okb, k)].append((okb, self.encode_value(v)))
                     n_out += 1
@@ -281,7 +374,7 @@ class SortBuffer:
             self.running = "combiner_final"
             self.parts = [[] for _ in range(self.num_partitions)]
             self.size = 0
-            for k, v in iter_pairs(self.step.combiner_final()):
+            for k, v in _checked(self.step.combiner_final()):
                 kb = encode_key(k)
                 self.parts[self.partition(kb, k)].append((kb, self.encode_value(v)))
             if any(self.parts):
@@ -340,7 +433,11 @@ class CombiningBuffer(SortBuffer):
         groups = self.groups
         room = (self.limit - self.size) // VALUE_SLOT_SIZE  # fast-path values that still fit
         taken = 0
-        for key, value in pairs:
+        for pair in pairs:
+            try:
+                key, value = pair
+            except (TypeError, ValueError):
+                raise not_a_pair(pair, pairs) from None
             if value.__class__ is int and -5 <= value <= 256 and taken < room:
                 try:
                     group = groups.get(key)
@@ -350,6 +447,8 @@ class CombiningBuffer(SortBuffer):
                     group.append(value)
                     taken += 1
                     continue
+            if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the int fast path)
+                raise not_a_pair(pair, pairs)
             self.records += taken
             self.size += taken * VALUE_SLOT_SIZE
             taken = 0
@@ -399,7 +498,14 @@ class CombiningBuffer(SortBuffer):
             kb = next(values)
             key = decode_key(kb)
             same_key_part = None
-            for k, v in iter_pairs(combiner(key, values)):
+            out = _pairs(combiner(key, values))
+            for pair in out:
+                try:
+                    k, v = pair
+                except (TypeError, ValueError):
+                    raise not_a_pair(pair, out) from None
+                if pair.__class__ is str:
+                    raise not_a_pair(pair, out)
                 if k is key:  # the combiner kept its key, as usual: reuse its encoding
                     if same_key_part is None:
                         same_key_part = parts[self.partition(kb, key)]
@@ -429,7 +535,13 @@ class _DirectCollector:
 
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         write = self.writer.write
-        for key, value in pairs:
+        for pair in pairs:
+            try:
+                key, value = pair
+            except (TypeError, ValueError):
+                raise not_a_pair(pair, pairs) from None
+            if pair.__class__ is str:
+                raise not_a_pair(pair, pairs)
             write(key, value)
             self.records += 1
 
@@ -469,6 +581,8 @@ def _record_location(split: Any, index: int) -> str:
 
 
 def _user_error(method: str, where: str, exc: BaseException) -> MapReduceError:
+    if isinstance(exc, NotAPairError):
+        return NotAPairError(f"{method} {exc}, at {where}")
     if isinstance(exc, SerializationError):
         return SerializationError(f"{method} output at {where}: {exc}")
     return UserCodeError(f"{method} raised {type(exc).__name__}: {exc} (at {where})")
@@ -495,12 +609,13 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     skipped: list[str] = []
     index = -1
     method = "combiner_init"
+    out = None
     try:
         if step.combiner_init is not None and spec.num_partitions:
-            extend(iter_pairs(step.combiner_init()))
+            extend(_pairs(step.combiner_init()))
         method = "mapper_init"
         if step.mapper_init is not None:
-            extend(iter_pairs(step.mapper_init()))
+            extend(_pairs(step.mapper_init()))
         method = "mapper"
         records = _split_records(spec.split, spec.decode_errors)
         if spec.skip_bad_records:
@@ -513,7 +628,7 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
         records_in = index + 1
         method = "mapper_final"
         if step.mapper_final is not None:
-            extend(iter_pairs(step.mapper_final()))
+            extend(_pairs(step.mapper_final()))
         method = "map output"
         if writer is None:
             map_output, output, output_bytes = collector.finish(), None, 0
@@ -529,6 +644,10 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
             raise  # not user code: writing the map output failed (e.g. disk full)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise  # a spill hit a full disk: the disk's fault, not the mapper's
+        mistake = _not_iterable(exc, out) if method == "mapper" and \
+            collector.running is None else None
+        if mistake is not None:
+            raise _map_error(spec, collector, method, index, mistake) from None
         raise _map_error(spec, collector, method, index, exc) from exc
     _bump(counters, "MAP_INPUT_RECORDS", records_in)
     if skipped:
@@ -557,7 +676,9 @@ def _map_skipping(spec: TaskSpec, mapper: Callable, extend: Callable, records: I
     index = -1
     for index, (key, value) in enumerate(records):
         try:
-            pairs = list(iter_pairs(mapper(key, value)))
+            pairs = list(_checked(mapper(key, value)))
+        except NotAPairError:
+            raise  # a mistake in the job's code, not a bad record
         except Exception as exc:
             where = _record_location(spec.split, index)
             skipped.append(f"{where}: {type(exc).__name__}: {exc}")
@@ -597,8 +718,8 @@ def reduce_error(exc: Exception, method: str, key: Any, partition: int) -> Excep
             not isinstance(exc, (SerializationError, UserCodeError)):
         return exc
     where = (f"key {key!r} of partition {partition}"
-             if method == "reducer" or isinstance(exc, MapReduceError) else
-             f"partition {partition}")
+             if method == "reducer" or isinstance(exc, MapReduceError)
+             and not isinstance(exc, NotAPairError) else f"partition {partition}")
     return _user_error(method, where, exc)
 
 
@@ -613,9 +734,10 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
     key: Any = None
     method = "reducer_init"
     records_out = 0
+    out = None
     try:
         if step.reducer_init is not None:
-            for k, v in iter_pairs(step.reducer_init()):
+            for k, v in _checked(step.reducer_init()):
                 write(k, v)
                 records_out += 1
         method = "reducer"
@@ -626,16 +748,24 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
             # A lazy iterator over the group: map/itemgetter run in C, no Python frame per value.
             out = reducer(key, map(_VALUE, group))
             if out is not None:
-                for k, v in out:
+                for pair in out:
+                    try:
+                        k, v = pair
+                    except (TypeError, ValueError):
+                        raise not_a_pair(pair, out) from None
+                    if pair.__class__ is str:  # "ab" unpacks as "a", "b": never a pair
+                        raise not_a_pair(pair, out)
                     write(k, v)
                     records_out += 1
         if step.reducer_final is not None:
             method = "reducer_final"
-            for k, v in iter_pairs(step.reducer_final()):
+            for k, v in _checked(step.reducer_final()):
                 write(k, v)
                 records_out += 1
         output, output_bytes = writer.finish()
     except Exception as exc:
+        if method == "reducer":
+            exc = _not_iterable(exc, out) or exc
         error = reduce_error(exc, method, key, spec.index)
         if error is exc:
             raise
@@ -658,6 +788,6 @@ def run_task(spec: TaskSpec) -> TaskResult:
     return run_map_task(spec) if spec.kind == "map" else run_reduce_task(spec)
 
 
-__all__ = ["TaskSpec", "TaskResult", "TextOutput", "SortBuffer", "UserCodeError", "run_task",
-           "RECORD_OVERHEAD"]
+__all__ = ["TaskSpec", "TaskResult", "TextOutput", "SortBuffer", "UserCodeError",
+           "NotAPairError", "run_task", "RECORD_OVERHEAD"]
 

@@ -133,3 +133,272 @@ class Sample(Job):
 if __name__ == "__main__":
     Sample.run()
 '''
+
+
+# --------------------------------------------------------------------------------------------
+# a job method whose result is not (key, value) pairs
+# --------------------------------------------------------------------------------------------
+
+#: name -> (the job's methods, needles of the error line).  Input: "north\nsouth\nnorth\n".
+NOT_PAIRS = {
+    "mapper yields a word": ('''
+    def mapper(self, _, line):
+        for word in line.split():
+            yield word
+
+    def reducer(self, key, values):
+        yield key, sum(values)
+''', ["mapper yielded 'north' (str), not a (key, value) pair", "the_job.py line 9: yield word",
+      "at {src} line 1"]),
+    # The silent case: every 2-character string unpacked into a key and a value.
+    "mapper yields 2-character strings": ('''
+    def mapper(self, _, line):
+        yield line[:2]
+
+    def reducer(self, key, values):
+        yield key, list(values)
+''', ["mapper yielded 'no' (str), not a (key, value) pair", "yield line[:2]",
+      "at {src} line 1"]),
+    "2-character strings into a combiner": ('''
+    def mapper(self, _, line):
+        yield line[:2]
+
+    def combiner(self, key, values):
+        yield key, sum(values)
+
+    def reducer(self, key, values):
+        yield key, sum(values)
+''', ["mapper yielded 'no' (str), not a (key, value) pair", "at {src} line 1"]),
+    "2-character strings, map-only": ('''
+    def mapper(self, _, line):
+        yield line[:2]
+''', ["mapper yielded 'no' (str), not a (key, value) pair", "at {src} line 1"]),
+    "mapper returns a pair": ('''
+    def mapper(self, _, line):
+        return line, 1
+
+    def reducer(self, key, values):
+        yield key, sum(values)
+''', ["mapper returned ('north', 1) (tuple), whose item 'north' (str) is not a (key, value) "
+      "pair", "yield key, value", "at {src} line 1"]),
+    "reducer yields a sum": ('''
+    def mapper(self, _, line):
+        yield line, 1
+
+    def reducer(self, key, values):
+        yield sum(values)
+''', ["reducer yielded 2 (int), not a (key, value) pair", "yield sum(values)",
+      "at key 'north' of partition 0"]),
+    "reducer returns a sum": ('''
+    def mapper(self, _, line):
+        yield line, 1
+
+    def reducer(self, key, values):
+        return sum(values)
+''', ["reducer returned 2 (int), not (key, value) pairs", "at key 'north' of partition 0"]),
+    "combiner yields a sum": ('''
+    def mapper(self, _, line):
+        yield line, 1
+
+    def combiner(self, key, values):
+        yield sum(values)
+
+    def reducer(self, key, values):
+        yield key, sum(values)
+''', ["combiner yielded 2 (int), not a (key, value) pair", "yield sum(values)"]),
+    "mapper_final returns a number": ('''
+    def mapper(self, _, line):
+        yield line, 1
+
+    def mapper_final(self):
+        return 5
+
+    def reducer(self, key, values):
+        yield key, sum(values)
+''', ["mapper_final returned 5 (int), not (key, value) pairs"]),
+    "reducer_final yields a string": ('''
+    def mapper(self, _, line):
+        yield line, 1
+
+    def reducer(self, key, values):
+        yield key, sum(values)
+
+    def reducer_final(self):
+        yield "xy"
+''', ["reducer_final yielded 'xy' (str), not a (key, value) pair", 'yield "xy"',
+      "at partition 0"]),
+}
+
+
+def _job_file(tmp_path, methods: str) -> str:
+    path = tmp_path / "the_job.py"
+    path.write_text("from mapreduce import Job\n\n\nclass TheJob(Job):\n    REDUCERS = 1\n"
+                    + methods, encoding="utf-8")
+    return str(path)
+
+
+def assert_failed_once(proc, out, *needles: str) -> str:
+    """Exit 1, one error line holding every needle, and ONE attempt: not retried."""
+    assert proc.returncode == 1, proc.stderr
+    lines = error_lines(proc)
+    assert lines and lines[0].startswith(PREFIX), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    assert "failed after 1 attempt:" in lines[0], lines[0]
+    assert len(failed_attempts(proc)) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "too many values to unpack" not in proc.stderr
+    assert_nothing_written(out)
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", sorted(NOT_PAIRS))
+def test_not_a_pair_is_named_and_not_retried(tmp_path, case):
+    methods, needles = NOT_PAIRS[case]
+    src = tmp_path / "in.txt"
+    src.write_text("north\nsouth\nnorth\n", encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_cli("run", _job_file(tmp_path, methods), src, "-o", out, "--workers", "1")
+    assert_failed_once(proc, out, *(n.format(src=src) for n in needles))
+
+
+@pytest.mark.parametrize("mode", ["disk", "memory"])
+def test_unencodable_key_is_not_retried(tmp_path, small_input, mode):
+    out = tmp_path / "out"
+    proc = run_cli("run", os.path.join(REPO, "tests", "jobs", "bad_key.py"), small_input,
+                   "-o", out, "--mode", mode)
+    assert_failed_once(proc, out, "mapper output at", "dict")
+
+
+def test_undecodable_input_is_not_retried(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"alpha\n\xff beta\n")
+    out = tmp_path / "out"
+    proc = run_cli("run", WORDCOUNT, src, "-o", out)
+    assert_failed_once(proc, out, str(src), "invalid UTF-8 at byte offset 6")
+
+
+def test_users_own_value_error_is_still_retried(tmp_path):
+    """A ValueError raised inside the mapper's generator is the user's (it may be flaky):
+    retried, and reported as the user's exception with its traceback -- not as a pair
+    mistake, although it is the same exception type an unpacking raises."""
+    src = tmp_path / "in.txt"
+    src.write_text("1 2\nthree 4\n", encoding="utf-8")
+    out = tmp_path / "out"
+    job_file = _job_file(tmp_path, '''
+    def mapper(self, _, line):
+        for word in line.split():
+            yield "n", int(word)
+
+    def reducer(self, key, values):
+        yield key, sum(values)
+''')
+    proc = run_cli("run", job_file, src, "-o", out, "--max-attempts", "3")
+    assert proc.returncode == 1
+    line = error_lines(proc)[0]
+    assert "failed after 3 attempts: mapper raised ValueError: invalid literal" in line, line
+    assert f"at {src} line 2" in line
+    assert len(failed_attempts(proc)) == 3
+    assert "yield \"n\", int(word)" in proc.stderr  # the user's traceback follows
+
+
+def test_pairs_that_are_lists_and_tuples_still_work(tmp_path):
+    """What unpacks as a pair and is not a str stays a pair (a list, a tuple subclass)."""
+    src = tmp_path / "in.txt"
+    src.write_text("a b\nb c\n", encoding="utf-8")
+    out = tmp_path / "out"
+    job_file = _job_file(tmp_path, '''
+    def mapper(self, _, line):
+        import collections
+        Pair = collections.namedtuple("Pair", "key value")
+        for word in line.split():
+            yield [word, 1]
+            yield Pair(word, 10)
+
+    def reducer(self, key, values):
+        yield [key, sum(values)]
+''')
+    proc = run_cli("run", job_file, src, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "part-00000", encoding="utf-8") as f:
+        got = dict(tuple(json.loads(x) for x in line.rstrip("\n").split("\t")) for line in f)
+    assert got == {"a": 11, "b": 22, "c": 11}
+
+
+def test_not_a_pair_is_not_a_skippable_bad_record(tmp_path):
+    """--skip-bad-records tolerates records whose mapper raises; a mapper that yields no
+    pairs at all is a mistake in the job, reported at once."""
+    src = tmp_path / "in.txt"
+    src.write_text("north\nsouth\nnorth\n", encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_cli("run", _job_file(tmp_path, NOT_PAIRS["mapper yields a word"][0]), src,
+                   "-o", out, "--skip-bad-records", "10")
+    assert_failed_once(proc, out, "mapper yielded 'north' (str), not a (key, value) pair",
+                       "yield word")
+    assert "skipping bad record" not in proc.stderr
+
+
+# --- the collectors themselves (the map task's per-pair loops) ------------------------------
+
+class _Sink:
+    counters: dict = {}
+
+    def spill(self, parts) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def _sum(key, values):
+    yield key, sum(values)
+
+
+def _collectors():
+    from mapreduce.job import Step
+    from mapreduce.task import CombiningBuffer, SortBuffer, _DirectCollector
+
+    class Writer:
+        def __init__(self):
+            self.written = []
+
+        def write(self, key, value):
+            self.written.append((key, value))
+
+    return [SortBuffer(Step(), 2, 1 << 20, False, _Sink(), {}),
+            SortBuffer(Step(), 2, 1 << 20, True, _Sink(), {}),
+            CombiningBuffer(Step(combiner=_sum), 2, 1 << 20, False, _Sink(), {}),
+            _DirectCollector(Writer())]
+
+
+@pytest.mark.parametrize("bad", ["ab", "abc", "", 7, None, ("k", 1, 2), ("k",)])
+@pytest.mark.parametrize("which", range(4))
+def test_collectors_reject_what_is_not_a_pair(bad, which):
+    from mapreduce.task import NotAPairError
+
+    def mapper():
+        yield "k", 1
+        yield bad
+
+    collector = _collectors()[which]
+    with pytest.raises(NotAPairError, match=re.escape(f"yielded {bad!r} ({type(bad).__name__})"
+                                                      ", not a (key, value) pair")):
+        collector.extend(mapper())
+    assert collector.records == 1  # the pair before the bad one was taken
+
+
+@pytest.mark.parametrize("which", range(4))
+def test_collectors_pass_the_users_own_exceptions_through(which):
+    """A ValueError or TypeError raised inside the user's generator stays the user's."""
+    def mapper():
+        yield "k", 1
+        int("x")
+
+    def mapper2():
+        yield "k", 1
+        len(5)
+
+    with pytest.raises(ValueError, match="invalid literal"):
+        _collectors()[which].extend(mapper())
+    with pytest.raises(TypeError, match="has no len"):
+        _collectors()[which].extend(mapper2())
