@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Iterator, Optional, Sequence, Union
 
-from mapreduce.cli import parse_size
+from mapreduce.cli import job_options_from_dict, parse_size
 from mapreduce.errors import JobCancelledError, UsageError
 from mapreduce.events import JobListener, Listeners
 from mapreduce.job import Job
@@ -197,12 +197,7 @@ def make_config(job_class: type[Job], inputs: Union[str, Sequence[str]], output:
     if unknown:
         raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} "
                          f"{', '.join(unknown)} (options: {', '.join(sorted(_OPTION_NAMES))})")
-    job_options = dict(job_options or {})
-    known = job_class.default_options()
-    strange = sorted(set(job_options) - set(known))
-    if strange:
-        raise UsageError(f"{job_class.__name__} has no option {', '.join(strange)} (its "
-                         f"options: {', '.join(sorted(known)) or 'none'})")
+    job_options = job_options_from_dict(job_class, dict(job_options or {}))
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [os.fspath(i) for i in inputs]

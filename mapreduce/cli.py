@@ -15,7 +15,7 @@ import re
 import shutil
 import sys
 import tempfile
-from typing import Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 from mapreduce.errors import JobDefinitionError, MapReduceError, UsageError
 from mapreduce.job import Job
@@ -154,6 +154,68 @@ def add_job_options(parser: argparse.ArgumentParser, job_class: type[Job]) -> li
     return [a.dest for a in group._group_actions[before:]]
 
 
+class _OptionsParser(argparse.ArgumentParser):
+    """Checks ``job_options={...}`` (the Python API): argparse's complaints are UsageErrors,
+    not a usage message and ``SystemExit``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: job_options: {message}")
+
+
+def job_options_from_dict(job_class: type[Job], given: dict[str, Any]) -> dict[str, Any]:
+    """The job's options from the API's ``job_options`` dict, checked against the job's own
+    parser (``configure_args``) as the command line is: an unknown name, a missing required
+    option, a string its ``type`` rejects or a value not among its ``choices`` is a
+    UsageError naming the option.  Strings are converted by the option's ``type`` (``"5"``
+    for ``type=int`` gives 5), other values are taken as given; every option is in the
+    result, with its default when not given.  Runs in the coordinator, before any task."""
+    name = job_class.__name__
+    parser = _OptionsParser(prog=name, add_help=False, allow_abbrev=False, exit_on_error=False)
+    add_job_options(parser, job_class)
+    actions = {a.dest: a for a in parser._actions}
+    unknown = sorted(set(given) - set(actions))
+    if unknown:
+        raise UsageError(f"{name} has no option {', '.join(unknown)} (its options: "
+                         f"{', '.join(sorted(actions)) or 'none'})")
+    for action in parser._actions:
+        if action.required and action.dest not in given:
+            raise UsageError(f"{name} needs job_options[{action.dest!r}] (the job's required "
+                             f"option {'/'.join(action.option_strings)})")
+        action.required = False  # checked just now; the dict's other values are not argv
+    argv: list[str] = []
+    direct: dict[str, Any] = {}
+    for dest, value in given.items():
+        action = actions[dest]
+        if isinstance(value, str) and action.nargs is None and action.option_strings:
+            # --long=VALUE or -sVALUE: a value starting with "-" is never taken for an option
+            flag = max(action.option_strings, key=len)
+            argv.append(f"{flag}={value}" if flag.startswith("--") else flag + value)
+        else:
+            direct[dest] = value
+    try:
+        options = vars(parser.parse_args(argv))
+    except argparse.ArgumentError as exc:
+        raise UsageError(f"{name}: job_options[{_dest_of(exc, actions)!r}]: {exc.message}"
+                         ) from None
+    for dest, value in direct.items():
+        choices = actions[dest].choices
+        values = value if isinstance(value, (list, tuple)) and actions[dest].nargs not in \
+            (None, "?") else [value]
+        bad = [v for v in values if choices is not None and v not in choices]
+        if bad:
+            raise UsageError(f"{name}: job_options[{dest!r}]: invalid choice: {bad[0]!r} "
+                             f"(choose from {', '.join(map(repr, choices))})")
+        options[dest] = value
+    return options
+
+
+def _dest_of(exc: argparse.ArgumentError, actions: dict[str, argparse.Action]) -> str:
+    for dest, action in actions.items():
+        if exc.argument_name in action.option_strings or exc.argument_name == dest:
+            return dest
+    return str(exc.argument_name)
+
+
 def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
     return JobConfig(
         inputs=list(args.inputs), output_dir=output_dir, mode=args.mode, workers=args.workers,
@@ -277,4 +339,4 @@ def run_job_class_main(job_class: type[Job], argv: Optional[Sequence[str]] = Non
         return 130
 
 
-__all__ = ["main", "run_job_class_main", "parse_size", "build_parser"]
+__all__ = ["main", "run_job_class_main", "parse_size", "build_parser", "job_options_from_dict"]

@@ -402,3 +402,146 @@ def test_collectors_pass_the_users_own_exceptions_through(which):
         _collectors()[which].extend(mapper())
     with pytest.raises(TypeError, match="has no len"):
         _collectors()[which].extend(mapper2())
+
+
+# --------------------------------------------------------------------------------------------
+# the job's own options: checked once, in the coordinator, before any task
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def options_job(tmp_path):
+    path = tmp_path / "sample.py"
+    path.write_text(JOB_WITH_OPTIONS, encoding="utf-8")
+    src = tmp_path / "in.txt"
+    src.write_text("x\ny\nz\n", encoding="utf-8")
+    return path, src
+
+
+def part_pairs(out) -> dict:
+    pairs = {}
+    for name in sorted(os.listdir(out)):
+        if name.startswith("part-"):
+            with open(os.path.join(out, name), encoding="utf-8") as f:
+                for line in f:
+                    k, v = line.rstrip("\n").split("\t")
+                    pairs[json.loads(k)] = json.loads(v)
+    return pairs
+
+
+def test_required_job_option_given_on_the_command_line(tmp_path, options_job):
+    job_file, src = options_job
+    out = tmp_path / "out"
+    proc = run_cli("run", job_file, src, "-o", out, "--sample-size", "5", "--unit", "b")
+    assert proc.returncode == 0, proc.stderr
+    assert part_pairs(out) == {"b": 15}  # 3 lines, 5 each
+
+
+def test_required_job_option_given_in_script_mode(tmp_path, options_job):
+    job_file, src = options_job
+    proc = run_script(job_file, src, "--sample-size", "2", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == '"a"\t6\n'
+
+
+@pytest.mark.parametrize("argv, needle", [
+    ([], "--sample-size"),
+    (["--sample-size", "many"], "--sample-size: invalid int value: 'many'"),
+    (["--sample-size", "2", "--unit", "c"], "--unit: invalid choice: 'c'"),
+])
+@pytest.mark.parametrize("script", [False, True])
+def test_bad_or_missing_job_option_is_a_usage_error(tmp_path, options_job, argv, needle,
+                                                     script):
+    job_file, src = options_job
+    out = tmp_path / "out"
+    proc = (run_script(job_file, src, "-o", out, *argv) if script else
+            run_cli("run", job_file, src, "-o", out, *argv))
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and needle in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and " failed: " not in proc.stderr
+    assert not os.path.exists(out)
+
+
+def test_api_job_options_are_converted_and_checked(tmp_path, options_job):
+    from mapreduce import run
+    from mapreduce.errors import UsageError
+
+    job_file, src = options_job
+    with run(str(job_file), str(src), job_options={"sample_size": "4", "unit": "b"},
+             progress=False) as result:
+        assert dict(result.pairs()) == {"b": 12}
+    cases = [({"unit": "b"}, "Sample needs job_options['sample_size'] (the job's required "
+                             "option --sample-size)"),
+             ({"sample_size": "many"}, "job_options['sample_size']: invalid int value: 'many'"),
+             ({"sample_size": 1, "unit": "c"}, "job_options['unit']: invalid choice: 'c'"),
+             ({"sample_size": "1", "unit": "c"}, "job_options['unit']: invalid choice: 'c'"),
+             ({"sample_size": 1, "units": "a"}, "Sample has no option units")]
+    for n, (given, needle) in enumerate(cases):
+        out = tmp_path / f"out{n}"
+        with pytest.raises(UsageError) as info:
+            run(str(job_file), str(src), str(out), job_options=given, progress=False)
+        assert needle in str(info.value)
+        assert "\n" not in str(info.value)
+        assert not os.path.exists(out)  # refused before anything started
+
+
+def test_api_string_option_is_converted_before_the_tasks_see_it(tmp_path):
+    """Without the check, "3" reached the tasks as a str (and [-"3":] failed 4 times)."""
+    from mapreduce import run
+
+    path = tmp_path / "top.py"
+    path.write_text('''
+from mapreduce import Job
+
+
+class Top(Job):
+    REDUCERS = 1
+
+    def configure_args(self, parser):
+        parser.add_argument("--top", type=int, default=2)
+
+    def mapper(self, _, line):
+        yield None, line
+
+    def reducer(self, _, lines):
+        yield "top", sorted(lines)[-self.options.top:]
+''', encoding="utf-8")
+    src = tmp_path / "in.txt"
+    src.write_text("b\nd\na\nc\n", encoding="utf-8")
+    with run(str(path), str(src), job_options={"top": "3"}, progress=False) as result:
+        assert dict(result.pairs()) == {"top": ["b", "c", "d"]}
+    with run(str(path), str(src), progress=False) as result:
+        assert dict(result.pairs()) == {"top": ["c", "d"]}
+
+
+def test_tasks_never_parse_options(tmp_path):
+    """configure_args runs in the coordinator only: a task gets the parsed values."""
+    calls = tmp_path / "calls"
+    path = tmp_path / "opts.py"
+    path.write_text(f'''
+import os
+from mapreduce import Job
+
+
+class Opts(Job):
+    def configure_args(self, parser):
+        with open({str(calls)!r}, "a") as f:
+            f.write(f"{{os.getpid()}}\\n")
+        parser.add_argument("--n", type=int, default=1)
+
+    def mapper(self, _, line):
+        yield os.getpid(), self.options.n
+
+    def reducer(self, pid, ns):
+        yield pid, sum(ns)
+''', encoding="utf-8")
+    src = tmp_path / "in.txt"
+    src.write_text("".join(f"line {i}\n" for i in range(50)), encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_cli("run", path, src, "-o", out, "--n", "3", "--split-size", "100",
+                   "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    task_pids = set(part_pairs(out))
+    assert sum(part_pairs(out).values()) == 150
+    parsing_pids = {int(x) for x in calls.read_text().split()}
+    assert parsing_pids and not parsing_pids & task_pids
