@@ -26,6 +26,10 @@ from mapreduce.tracker import JobConfig
 
 INTERRUPTED = ("mapreduce: interrupted; what committed is kept: run the same command with "
                "--resume to finish the job")
+#: Script mode without -o runs in a temporary directory that is removed: nothing to resume.
+INTERRUPTED_NOT_KEPT = ("mapreduce: interrupted; nothing is kept: without -o the job ran in a "
+                        "temporary directory, now removed (with -o DIR, what committed is kept "
+                        "and --resume finishes the job)")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -71,7 +75,8 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
                              "are skipped) or glob patterns")
     parser.add_argument("-o", "--output", required=output_required, metavar="OUT",
                         help="output directory (part-NNNNN files, _job.json, _SUCCESS)"
-                        + ("" if output_required else "; without it the output is printed"))
+                        + ("" if output_required else "; without it the output is printed "
+                           "and nothing is kept (an interrupted job cannot be resumed)"))
     parser.add_argument("--mode", choices=sorted(SHUFFLES), default="disk",
                         help="shuffle through sorted run files on disk (default) or in memory")
     parser.add_argument("--runner", choices=RUNNERS, default="local",
@@ -257,10 +262,26 @@ def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
         return 0
     if args.report:
         raise UsageError("--report needs -o OUT: the report is written next to the output")
+    if args.resume:
+        raise UsageError("--resume needs -o OUT: without it the job runs in a temporary "
+                         "directory that is not kept, so there is nothing to resume")
     # No -o: run into a temporary directory and print the output pairs (mrjob's habit).
     tmp = tempfile.mkdtemp(prefix="mapreduce-")
     try:
-        result = run_job(job_class, job_ref, _config(args, os.path.join(tmp, "out")), listener)
+        try:
+            result = run_job(job_class, job_ref, _config(args, os.path.join(tmp, "out")),
+                             listener)
+        except MapReduceError as exc:
+            if keep_only_logs(tmp):  # the error names an attempt log: keep it readable
+                note = (f"mapreduce: the attempt logs are kept in {tmp}; nothing else is "
+                        "(no -o given): delete it when done")
+                detail = getattr(exc, "detail", "")
+                exc.detail = f"{detail.rstrip()}\n{note}" if detail else note  # type: ignore
+                tmp = ""
+            raise
+        except KeyboardInterrupt:
+            _say(INTERRUPTED_NOT_KEPT)
+            return 130
         parts = sorted(f for f in os.listdir(result.output_dir) if f.startswith("part-"))
         out = sys.stdout.buffer
         try:
@@ -271,8 +292,38 @@ def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
         except BrokenPipeError:  # e.g. `python jobs/wordcount.py data | head`: fine, stop
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def keep_only_logs(directory: str) -> list[str]:
+    """Delete everything under ``directory`` except attempt logs (``*.log``), and the
+    directory itself when there are none; return the logs kept.
+
+    For a failed run whose output went to a temporary directory (script mode without -o,
+    ``run()`` without ``output=``): its error names the attempt log to read, but nothing
+    else there can ever be used (no -o, no --resume), and spills may be large.
+    """
+    kept = []
+    for root, dirs, files in os.walk(directory, topdown=False):
+        for name in files:
+            path = os.path.join(root, name)
+            if name.endswith(".log"):
+                kept.append(path)
+            else:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+        for name in dirs:
+            try:
+                os.rmdir(os.path.join(root, name))  # fails, as it should, if it holds a log
+            except OSError:
+                pass
+    if not kept:
+        shutil.rmtree(directory, ignore_errors=True)
+    return sorted(kept)
 
 
 def _job_named_in(argv: Sequence[str]) -> Optional[tuple[type[Job], JobRef]]:
@@ -339,4 +390,5 @@ def run_job_class_main(job_class: type[Job], argv: Optional[Sequence[str]] = Non
         return 130
 
 
-__all__ = ["main", "run_job_class_main", "parse_size", "build_parser", "job_options_from_dict"]
+__all__ = ["main", "run_job_class_main", "parse_size", "build_parser", "job_options_from_dict",
+           "keep_only_logs"]
