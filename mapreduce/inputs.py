@@ -97,8 +97,9 @@ def _check_readable(path: str) -> None:
         raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
 
 
-def _walk(top: str, seen_dirs: set[str]) -> Iterator[str]:
-    """Files under directory ``top``, depth first, entries sorted by name, hidden names skipped.
+def _walk(top: str, seen_dirs: set[str], hidden: list[str] | None = None) -> Iterator[str]:
+    """Files under directory ``top``, depth first, entries sorted by name, hidden names skipped
+    (and appended to ``hidden``, when given, to explain an empty result).
 
     Symlinks are followed; ``seen_dirs`` (real paths) stops symlink loops and double walks.
     """
@@ -113,16 +114,28 @@ def _walk(top: str, seen_dirs: set[str]) -> Iterator[str]:
         raise InputError(f"cannot read input directory {top}: {exc.strerror or exc}") from None
     for entry in entries:
         if _is_hidden(entry.name):
+            if hidden is not None:
+                hidden.append(entry.name)
             continue
         path = os.path.join(top, entry.name)
         try:
             if entry.is_dir():  # follows symlinks
-                yield from _walk(path, seen_dirs)
+                yield from _walk(path, seen_dirs, hidden)
             elif entry.is_file():
                 yield path
             # sockets, FIFOs, devices and dangling symlinks inside a directory are ignored
         except OSError as exc:
             raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+
+
+def _hidden_note(hidden: list[str]) -> str:
+    """Why a directory gave no input: what the ``_``/``.`` rule skipped in it, if anything."""
+    if not hidden:
+        return " (it holds no files)"
+    names = ", ".join(hidden[:3]) + (f" and {len(hidden) - 3} more" if len(hidden) > 3 else "")
+    return (f" ({len(hidden)} name{'s' if len(hidden) != 1 else ''} skipped: {names}; names "
+            "starting with _ or . inside a directory are not input (Hadoop's rule): name a "
+            "file on the command line to read it anyway)")
 
 
 def _glob_match_allowed(match: str, pattern: str) -> bool:
@@ -190,9 +203,11 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
             if not os.path.exists(arg):
                 raise InputError(f"input path does not exist: {arg}")
             if os.path.isdir(arg):
-                found = list(_walk(arg, set()))
+                hidden: list[str] = []
+                found = list(_walk(arg, set(), hidden))
                 if not found:
-                    raise InputError(f"input directory contains no input files: {arg}")
+                    raise InputError(f"input directory contains no input files: {arg}"
+                                     + _hidden_note(hidden))
                 for path in found:
                     add(path)
             else:

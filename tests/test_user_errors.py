@@ -545,3 +545,35 @@ class Opts(Job):
     assert sum(part_pairs(out).values()) == 150
     parsing_pids = {int(x) for x in calls.read_text().split()}
     assert parsing_pids and not parsing_pids & task_pids
+
+
+# --------------------------------------------------------------------------------------------
+# a directory whose files are all skipped
+# --------------------------------------------------------------------------------------------
+
+def test_directory_of_skipped_names_says_how_many_and_why(tmp_path):
+    d = tmp_path / "indir"
+    (d / ".git").mkdir(parents=True)
+    (d / ".git" / "config").write_text("x\n")
+    (d / "_SUCCESS").write_text("")
+    (d / "_part-00000").write_text("a b\n")
+    (d / "sub").mkdir()
+    (d / "sub" / ".hidden.txt").write_text("x\n")
+    out = tmp_path / "out"
+    proc = run_cli("run", WORDCOUNT, d, "-o", out)
+    assert proc.returncode == 1, proc.stderr
+    assert error_lines(proc) == [
+        f"{PREFIX}input directory contains no input files: {d} (4 names skipped: .git, "
+        "_SUCCESS, _part-00000 and 1 more; names starting with _ or . inside a directory are "
+        "not input (Hadoop's rule): name a file on the command line to read it anyway)"]
+    assert_nothing_written(out)
+
+
+def test_empty_directory_says_it_holds_no_files(tmp_path):
+    d = tmp_path / "empty"
+    (d / "sub").mkdir(parents=True)
+    proc = run_cli("run", WORDCOUNT, d, "-o", tmp_path / "out")
+    assert proc.returncode == 1, proc.stderr
+    assert error_lines(proc) == [
+        f"{PREFIX}input directory contains no input files: {d} (it holds no files)"]
+
