@@ -46,10 +46,11 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Iterator, Optional, Sequence, Union
 
-from mapreduce.cli import job_options_from_dict, keep_only_logs, parse_size
+from mapreduce.cli import job_options_from_dict, keep_only_logs, parse_size, sort_buffer_warning
 from mapreduce.errors import JobCancelledError, UsageError
 from mapreduce.events import JobListener, Listeners
 from mapreduce.job import Job
@@ -232,7 +233,12 @@ def make_config(job_class: type[Job], inputs: Union[str, Sequence[str]], output:
         raise UsageError("resume and overwrite contradict each other; pick one")
     if options.get("workers") is None:  # None means the default, as when left out
         options["workers"] = os.cpu_count() or 1
-    options["sort_buffer"] = _size(options.get("sort_buffer", "64MB"), "sort_buffer")
+    given = options.get("sort_buffer", "64MB")
+    options["sort_buffer"] = _size(given, "sort_buffer")
+    warning = options["sort_buffer"] and sort_buffer_warning(options["sort_buffer"],
+                                                             f"sort_buffer={given!r}")
+    if warning:  # a warning, as on the command line; Python's, so a caller can filter it
+        warnings.warn(warning, stacklevel=4)  # at the caller of run() / run_async()
     options["split_size"] = _size(options.get("split_size"), "split_size")
     return JobConfig(inputs=inputs, output_dir=os.fspath(output), job_options=job_options,
                      **options)

@@ -577,3 +577,29 @@ def test_empty_directory_says_it_holds_no_files(tmp_path):
     assert error_lines(proc) == [
         f"{PREFIX}input directory contains no input files: {d} (it holds no files)"]
 
+
+# --------------------------------------------------------------------------------------------
+# a sort buffer too small to be meant
+# --------------------------------------------------------------------------------------------
+
+def test_tiny_sort_buffer_is_warned_about_once_and_runs(tmp_path, small_input):
+    out = tmp_path / "out"
+    proc = run_cli("run", WORDCOUNT, small_input, "-o", out, "--sort-buffer", "1KB",
+                   "--reducers", "1")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert warnings == ["mapreduce: warning: --sort-buffer 1KB is below 1MB: the map tasks "
+                        "spill every 1024 bytes and the job runs many times slower (the "
+                        "default is 64MB)"], proc.stderr
+    assert part_pairs(out) == {"alpha": 2, "beta": 1, "gamma": 1}
+    proc = run_cli("run", WORDCOUNT, small_input, "-o", tmp_path / "out2", "--sort-buffer",
+                   "1MB")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
+def test_tiny_sort_buffer_from_python_is_a_warning(small_input):
+    from mapreduce import run
+
+    with pytest.warns(UserWarning, match=r"sort_buffer='4KB' is below 1MB"):
+        with run(WORDCOUNT, str(small_input), sort_buffer="4KB", progress=False) as result:
+            assert dict(result.pairs()) == {"alpha": 2, "beta": 1, "gamma": 1}
