@@ -302,3 +302,25 @@ def test_cancelled_handle_reads_cancelled_and_keeps_nothing(tmp_path):
     assert notes and "cannot be resumed" in notes[0], notes
     with open(gate, "w"):
         pass
+
+
+# --------------------------------------------------------------------------------------------
+# plurals (item 9)
+# --------------------------------------------------------------------------------------------
+
+def test_progress_and_summary_say_one_task_not_one_tasks(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("alpha beta\n", encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "mapreduce", "run", WORDCOUNT, str(src), "-o",
+                           str(out), "--workers", "1", "--reducers", "1"], capture_output=True,
+                          text=True, timeout=TIMEOUT, env=_env(), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stderr
+    for wrong in re.findall(r"\b1 (?:map )?(?:tasks|workers|reducers|steps|part files|"
+                            r"attempt logs)\b", text):
+        pytest.fail(f"{wrong!r} in:\n{text}")
+    assert "1 map task over" in text and "1 step, 1 reducer, 1 worker," in text, text
+    assert "step 0 map: 1 task\n" in text and "step 0 map: done, 1 task in" in text, text
+    assert "(1 part file, " in text, text
+    assert re.search(r"step 0 map\s+1 task ", text), text
