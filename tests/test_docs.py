@@ -34,6 +34,8 @@ NOT_CLI_OPTIONS = {
         "--rows",         # jobs/teragen.py --write-spec
         "--tasks",        # jobs/teragen.py / jobs/textgen.py --write-spec
         "--lines",        # jobs/textgen.py --write-spec
+        "--overwrit",     # an option prefix, shown as refused (not an abbreviation)
+        "--reducer",      # an option prefix, shown as refused (not an abbreviation)
     },
     "tutorial.md": {
         "--lines",        # docs/tutorial/make_access_log.py
