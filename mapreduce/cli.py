@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from typing import Any, NoReturn, Optional, Sequence
 
 from mapreduce.errors import JobDefinitionError, MapReduceError, UsageError
@@ -131,7 +132,8 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
     parser.add_argument("--keep-work", action="store_true",
                         help="keep the work directory (journal, logs) after success")
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print no progress and no summary (errors still go to stderr)")
+                        help="print no progress, warnings or summary (errors still go to "
+                             "stderr)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print the framework's decisions: the split plan, each "
                              "task's spills and merge passes, retries, map re-runs")
@@ -241,8 +243,8 @@ def _dest_of(exc: argparse.ArgumentError, actions: dict[str, argparse.Action]) -
 def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
     sort_buffer = parse_size(args.sort_buffer, "--sort-buffer")
     warning = sort_buffer_warning(sort_buffer, f"--sort-buffer {args.sort_buffer}")
-    if warning:
-        _say(f"mapreduce: warning: {warning}")
+    if warning and not args.quiet:  # a courtesy, like progress: a timestamped line like theirs
+        _say(f"{time.strftime('%Y-%m-%d %H:%M:%S')} mapreduce: warning: {warning}")
     return JobConfig(
         inputs=list(args.inputs), output_dir=output_dir, mode=args.mode, workers=args.workers,
         reducers=args.reducers, sort_buffer=sort_buffer,
