@@ -27,15 +27,21 @@ objects and the list slot, so ``--sort-buffer`` bounds real memory, not just pay
 User-code failures are raised as :class:`UserCodeError` naming the job method and the record
 (file and line for text input) with the user's traceback chained as ``__cause__``.  A job
 method whose result is not made of ``(key, value)`` pairs raises :class:`NotAPairError`,
-which is not retried.  The pair loops check that at the unpacking itself (a ``try`` around
-``key, value = pair``, free in CPython 3.11 unless it fails), so an exception raised inside
-the user's generator is never mistaken for one, and test ``pair.__class__ is str`` -- a
-2-character str unpacks into two 1-character strs -- only where a str pair can get to
-(a str key; not the combining buffer's small-int fast path).
+which is not retried.  The map side's per-pair loops (``for pair in pairs: key, value =
+pair``) pay nothing per pair for it: a ``try`` around the whole loop (free in CPython 3.11)
+catches the TypeError/ValueError of the unpacking, told apart from the user's own by where
+it was raised (:func:`_pair_mistake`: this frame, the unpacking instruction).  A 2-character
+str unpacks without error into two 1-character strs; a ``pair.__class__ is str`` test costs
+about 10 ns, so those loops make it once per call, on the last item (``SortBuffer`` and the
+map-only collector), or only off the fast path (``CombiningBuffer``: a str pair's value is
+never a small int).  A method that yields strs is caught on its first call; one whose call
+yields 2-character strs and then ends with a true pair is not.  The reduce side and the
+once-per-task hooks, whose per-pair cost is dominated by writing, test every pair.
 """
 from __future__ import annotations
 
 import argparse
+import dis
 import errno
 import linecache
 import os
@@ -93,17 +99,24 @@ def _show(thing: Any) -> str:
 def not_a_pair(item: Any, pairs: Any) -> NotAPairError:
     """The error for ``item`` of a job method's result ``pairs`` that is not a pair.
 
-    A generator is suspended at the ``yield`` that produced ``item``, so its frame names the
-    job's line; any other result (``return key, value`` gives a tuple) is shown itself.  The
-    method's name and the record are added by :func:`_user_error`.
+    A generator still running is suspended at the ``yield`` that produced ``item``, so its
+    frame names the job's line; one that has finished (a check after the loop) names the
+    line of its only ``yield``, or all of them.  Any other result (``return key, value``
+    gives a tuple) is shown itself.  The method and the record are added by _user_error.
     """
     what = f"{_show(item)} ({type(item).__name__})"
-    frame = getattr(pairs, "gi_frame", None)
-    if frame is not None:
-        path, line = frame.f_code.co_filename, frame.f_lineno
-        source = linecache.getline(path, line).strip()
-        return NotAPairError(f"yielded {what}, not a (key, value) pair ({path} line {line}"
-                             + (f": {source})" if source else ")"))
+    frame, code = getattr(pairs, "gi_frame", None), getattr(pairs, "gi_code", None)
+    if frame is not None or code is not None:
+        path = (frame.f_code if frame is not None else code).co_filename
+        lines = [frame.f_lineno] if frame is not None else sorted({
+            i.positions.lineno for i in dis.get_instructions(code)
+            if i.opname == "YIELD_VALUE" and i.positions and i.positions.lineno})
+        if len(lines) == 1:
+            source = linecache.getline(path, lines[0]).strip()
+            where = f"{path} line {lines[0]}" + (f": {source}" if source else "")
+        else:
+            where = f"{path}, a yield at line {', '.join(map(str, lines))}"
+        return NotAPairError(f"yielded {what}, not a (key, value) pair ({where})")
     return NotAPairError(f"returned {_show(pairs)} ({type(pairs).__name__}), whose item "
                          f"{what} is not a (key, value) pair (emit pairs with: yield key, value)")
 
@@ -135,6 +148,30 @@ def _checked(result: Any) -> Iterator[tuple[Any, Any]]:
         if pair.__class__ is str:
             raise not_a_pair(pair, pairs)
         yield key, value
+
+
+_UNPACK_SEQUENCE, _GET_ITER = dis.opmap["UNPACK_SEQUENCE"], dis.opmap["GET_ITER"]
+
+
+def _pair_mistake(exc: BaseException, pairs: Any, pair: Any) -> Optional[NotAPairError]:
+    """The NotAPairError for a TypeError/ValueError caught around a per-pair loop
+    ``for pair in pairs: key, value = pair`` -- or None when it is not the loop's own.
+
+    Which it is, is read off where it was raised: in the loop's own frame (no deeper
+    traceback entry: not inside the user's generator, nor any Python function the loop
+    calls), by the instruction that unpacks ``pair`` (it is no pair) or that iterates
+    ``pairs`` (it cannot be iterated).  Only looked at on failure; so the loop itself pays
+    for no ``try`` per pair, and a user's own ValueError is never taken for a mistake.
+    """
+    tb = exc.__traceback__
+    if tb is None or tb.tb_next is not None:
+        return None
+    op = tb.tb_frame.f_code.co_code[tb.tb_lasti]
+    if op == _UNPACK_SEQUENCE:
+        return not_a_pair(pair, pairs)
+    if op == _GET_ITER:
+        return not_pairs(pairs)
+    return None
 
 
 def _not_iterable(exc: BaseException, result: Any) -> Optional[NotAPairError]:
@@ -291,35 +328,39 @@ class SortBuffer:
             pack, pack_errors = pack_value, PACK_ERRORS
         partitioner = self.partitioner
         n = self.num_partitions
-        for pair in pairs:
-            try:
+        pair = None
+        try:
+            for pair in pairs:
                 key, value = pair
-            except (TypeError, ValueError):
-                raise not_a_pair(pair, pairs) from None
-            if key.__class__ is str:
-                if pair.__class__ is str:  # "ab" unpacks as "a", "b": a str is never a pair
-                    raise not_a_pair(pair, pairs)
-                try:
-                    kb = STR_KEY_PREFIX + key.encode()
-                except UnicodeEncodeError:
+                if key.__class__ is str:
+                    try:
+                        kb = STR_KEY_PREFIX + key.encode()
+                    except UnicodeEncodeError:
+                        kb = encode_key(key)
+                else:
                     kb = encode_key(key)
-            else:
-                kb = encode_key(key)
-            try:
-                vb = pack(value)
-            except pack_errors:
-                vb = encode_value(value)
-            if partitioner is None:
-                p = crc32(kb) % n  # == codec.partition_of
-            else:
-                p = partitioner(key, n)
-                if p.__class__ is not int or not 0 <= p < n:
-                    p = self.partition(kb, key)  # raises the explanatory error
-            self.parts[p].append((kb, vb))
-            self.records += 1
-            self.size += len(kb) + len(vb) + RECORD_OVERHEAD
-            if self.size >= self.limit:
-                self.spill()
+                try:
+                    vb = pack(value)
+                except pack_errors:
+                    vb = encode_value(value)
+                if partitioner is None:
+                    p = crc32(kb) % n  # == codec.partition_of
+                else:
+                    p = partitioner(key, n)
+                    if p.__class__ is not int or not 0 <= p < n:
+                        p = self.partition(kb, key)  # raises the explanatory error
+                self.parts[p].append((kb, vb))
+                self.records += 1
+                self.size += len(kb) + len(vb) + RECORD_OVERHEAD
+                if self.size >= self.limit:
+                    self.spill()
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
+        if pair.__class__ is str:  # "ab" unpacked as "a", "b": see the module docstring
+            raise not_a_pair(pair, pairs)
 
     def _sort(self, parts: list[list[tuple[bytes, bytes]]]) -> None:
         for records in parts:
@@ -433,28 +474,32 @@ class CombiningBuffer(SortBuffer):
         groups = self.groups
         room = (self.limit - self.size) // VALUE_SLOT_SIZE  # fast-path values that still fit
         taken = 0
-        for pair in pairs:
-            try:
+        pair = None
+        try:
+            for pair in pairs:
                 key, value = pair
-            except (TypeError, ValueError):
-                raise not_a_pair(pair, pairs) from None
-            if value.__class__ is int and -5 <= value <= 256 and taken < room:
-                try:
-                    group = groups.get(key)
-                except TypeError:  # unhashable: the general path canonicalises it
-                    group = None
-                if group is not None:
-                    group.append(value)
-                    taken += 1
-                    continue
-            if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the int fast path)
-                raise not_a_pair(pair, pairs)
-            self.records += taken
-            self.size += taken * VALUE_SLOT_SIZE
-            taken = 0
-            self._add_grouped(key, value)  # may spill, which replaces self.groups
-            groups = self.groups
-            room = (self.limit - self.size) // VALUE_SLOT_SIZE
+                if value.__class__ is int and -5 <= value <= 256 and taken < room:
+                    try:
+                        group = groups.get(key)
+                    except TypeError:  # unhashable: the general path canonicalises it
+                        group = None
+                    if group is not None:
+                        group.append(value)
+                        taken += 1
+                        continue
+                if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the fast path)
+                    raise not_a_pair(pair, pairs)
+                self.records += taken
+                self.size += taken * VALUE_SLOT_SIZE
+                taken = 0
+                self._add_grouped(key, value)  # may spill, which replaces self.groups
+                groups = self.groups
+                room = (self.limit - self.size) // VALUE_SLOT_SIZE
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
         self.records += taken
         self.size += taken * VALUE_SLOT_SIZE
 
@@ -535,15 +580,19 @@ class _DirectCollector:
 
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         write = self.writer.write
-        for pair in pairs:
-            try:
+        pair = None
+        try:
+            for pair in pairs:
                 key, value = pair
-            except (TypeError, ValueError):
-                raise not_a_pair(pair, pairs) from None
-            if pair.__class__ is str:
-                raise not_a_pair(pair, pairs)
-            write(key, value)
-            self.records += 1
+                write(key, value)
+                self.records += 1
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
+        if pair.__class__ is str:  # "ab" unpacked as "a", "b": see the module docstring
+            raise not_a_pair(pair, pairs)
 
 
 # --- running tasks ---------------------------------------------------------------------------

