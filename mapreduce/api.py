@@ -30,21 +30,27 @@ Design choices:
   terminal or a Jupyter kernel (tqdm's plain text bar: no widgets to install); ``True``
   forces it, ``False`` hides it.  The async handle's ``progress`` works either way.
 * Without ``output``, the job writes to a fresh temporary directory that the result owns:
-  ``result.cleanup()`` (or ``with run(...) as result:``) removes it.  If the job fails, the
-  directory is kept, because the error names the attempt logs in it.
+  ``with run(...) as result:`` (or ``result.cleanup()``) removes it, and so does the end of
+  the Python process if neither did.  Not garbage collection: ``run(...).output_dir`` or
+  ``run(...).part_files`` would name files already deleted (``tempfile.TemporaryDirectory``'s
+  trap).  If the job fails, only its attempt logs are kept (the error names them) and a
+  note on the exception says where; the rest cannot be resumed without ``output``.
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Iterator, Optional, Sequence, Union
 
-from mapreduce.cli import parse_size
+from mapreduce.cli import job_options_from_dict, keep_only_logs, parse_size, sort_buffer_warning
 from mapreduce.errors import JobCancelledError, UsageError
 from mapreduce.events import JobListener, Listeners
 from mapreduce.job import Job
@@ -69,6 +75,12 @@ class RunResult:
         self.wall_seconds: float = result.wall_seconds
         self.summary: dict[str, Any] = result.summary       # what _job.json holds
         self._temporary = temporary
+        self._at_exit: Optional[functools.partial] = None
+        if temporary:
+            # Removed by cleanup() or a with block, else when the process ends (never at
+            # garbage collection: run(...).output_dir would name a deleted directory).
+            self._at_exit = functools.partial(shutil.rmtree, temporary, ignore_errors=True)
+            atexit.register(self._at_exit)
 
     @property
     def phases(self) -> dict[str, float]:
@@ -103,10 +115,14 @@ class RunResult:
         return format_summary(self.summary, self.wall_seconds)
 
     def cleanup(self) -> None:
-        """Remove the temporary output directory ``run`` made when no ``output`` was given."""
+        """Remove the temporary output directory ``run`` made when no ``output`` was given
+        (else done when the process ends)."""
         if self._temporary:
             shutil.rmtree(self._temporary, ignore_errors=True)
             self._temporary = None
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
+            self._at_exit = None
 
     def __enter__(self) -> "RunResult":
         return self
@@ -197,12 +213,7 @@ def make_config(job_class: type[Job], inputs: Union[str, Sequence[str]], output:
     if unknown:
         raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} "
                          f"{', '.join(unknown)} (options: {', '.join(sorted(_OPTION_NAMES))})")
-    job_options = dict(job_options or {})
-    known = job_class.default_options()
-    strange = sorted(set(job_options) - set(known))
-    if strange:
-        raise UsageError(f"{job_class.__name__} has no option {', '.join(strange)} (its "
-                         f"options: {', '.join(sorted(known)) or 'none'})")
+    job_options = job_options_from_dict(job_class, dict(job_options or {}))
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [os.fspath(i) for i in inputs]
@@ -222,7 +233,12 @@ def make_config(job_class: type[Job], inputs: Union[str, Sequence[str]], output:
         raise UsageError("resume and overwrite contradict each other; pick one")
     if options.get("workers") is None:  # None means the default, as when left out
         options["workers"] = os.cpu_count() or 1
-    options["sort_buffer"] = _size(options.get("sort_buffer", "64MB"), "sort_buffer")
+    given = options.get("sort_buffer", "64MB")
+    options["sort_buffer"] = _size(given, "sort_buffer")
+    warning = options["sort_buffer"] and sort_buffer_warning(options["sort_buffer"],
+                                                             f"sort_buffer={given!r}")
+    if warning:  # a warning, as on the command line; Python's, so a caller can filter it
+        warnings.warn(warning, stacklevel=4)  # at the caller of run() / run_async()
     options["split_size"] = _size(options.get("split_size"), "split_size")
     return JobConfig(inputs=inputs, output_dir=os.fspath(output), job_options=job_options,
                      **options)
@@ -257,6 +273,22 @@ def _prepare(job: JobSpec, inputs: Any, output: Optional[str], job_name: Optiona
     return job_class, job_ref, config, temporary, report
 
 
+def _failed(exc: BaseException, temporary: Optional[str]) -> None:
+    """A job without ``output`` failed: keep only the attempt logs its error names, and say
+    where they are; after an interrupt or a cancel, keep nothing (nothing can resume)."""
+    if temporary is None:
+        return
+    if isinstance(exc, Exception) and not isinstance(exc, JobCancelledError) \
+            and keep_only_logs(temporary):
+        exc.add_note(f"mapreduce: the attempt logs are kept in {temporary}; nothing else is "
+                     "(no output= given): delete it when done")
+        return
+    shutil.rmtree(temporary, ignore_errors=True)
+    if isinstance(exc, (JobCancelledError, KeyboardInterrupt)):
+        exc.add_note("mapreduce: no output= was given, so nothing is kept and this job cannot "
+                     "be resumed (with output=DIR, resume=True finishes it)")
+
+
 def _finish(result: JobResult, temporary: Optional[str], report: bool) -> RunResult:
     if report:
         from mapreduce.report import write_report  # same (entry) layer
@@ -277,8 +309,11 @@ def run(job: JobSpec, inputs: Union[str, Sequence[str]], output: Optional[str] =
     options["report"] = report
     job_class, job_ref, config, temporary, report = _prepare(job, inputs, output, job_name,
                                                              job_options, options)
-    # On failure a temporary output directory is kept: the error names attempt logs in it.
-    result = run_job(job_class, job_ref, config, _progress_listener(progress, verbose))
+    try:
+        result = run_job(job_class, job_ref, config, _progress_listener(progress, verbose))
+    except BaseException as exc:
+        _failed(exc, temporary)
+        raise
     return _finish(result, temporary, report)
 
 
@@ -342,6 +377,8 @@ class JobHandle:
         p = self.progress
         if not self.ready():
             state = f"{p.phase or 'starting'} {p.done}/{p.total}"
+        elif isinstance(self._error, JobCancelledError):
+            state = "cancelled"
         else:
             state = "done" if self._error is None else f"failed: {self._error}"
         return f"<JobHandle {self.name}: {state}, {p.elapsed:.1f} s>"
@@ -361,8 +398,9 @@ class JobHandle:
             result = run_job(job_class, job_ref, config, Listeners([self._state, display]),
                              tracker_ready=self._tracker_ready)
             self._result = _finish(result, temporary, report)
-        except BaseException as exc:  # handed to whoever calls result(); a temporary output
-            self._error = exc         # directory is kept, as its logs are named in the error
+        except BaseException as exc:  # handed to whoever calls result()
+            _failed(exc, temporary)
+            self._error = exc
         finally:
             self._done.set()
 

@@ -88,7 +88,7 @@ COUNTER_ROWS = [
 def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``bench`` on the CLI's subparsers (called by :func:`mapreduce.cli.build_parser`)."""
     p = subparsers.add_parser(
-        "bench", help="time a job in each shuffle mode and compare",
+        "bench", help="time a job in each shuffle mode and compare", allow_abbrev=False,
         description="Run JOB over INPUT once per mode (--repeat times each, interleaved), "
                     "check that every run's output is byte-identical, and print wall time, "
                     "CPU time, peak RSS, phase times and spill/merge counters per mode, with "

@@ -63,6 +63,7 @@ class SerializationError(MapReduceError):
     """A key or value a job method produced cannot be encoded."""
 
     show_traceback = True
+    retryable = False  # the same record makes the same key or value on every attempt
 
 
 class TaskFailedError(MapReduceError):

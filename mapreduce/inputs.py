@@ -10,8 +10,10 @@ Three steps, each used by the engine:
     can be the input of the next.
 
 ``plan_splits(files, split_size)`` / ``choose_split_size(total_bytes, workers)``
-    Cut plain files into byte ranges; a ``.gz`` / ``.bz2`` file is a single split because a
-    compressed stream cannot be entered in the middle.
+    Cut plain files into byte ranges; a compressed file (``.gz``, ``.bz2``, ``.xz``, ``.lz4``,
+    ``.zst``: by suffix, case-insensitive) is a single split because a compressed stream
+    cannot be entered in the middle.  Any other suffix is plain text.  ``.zst`` needs the
+    optional ``zstandard`` package; without it planning fails, before any task runs.
 
 ``read_lines(split)``
     Yields the lines of one split.  A line belongs to the split that holds its *first byte*,
@@ -22,7 +24,8 @@ Lines are separated by ``b"\\n"`` only; a ``"\\r"`` right before the ``"\\n"`` i
 any other ``"\\r"`` is data.  Text is UTF-8; by default a byte that is not valid UTF-8 is an
 :class:`~mapreduce.errors.InputError` naming the file and the byte offset.
 
-This is a leaf module: it imports only the standard library and :mod:`mapreduce.errors`.
+This is a leaf module: it imports only the standard library and :mod:`mapreduce.errors`
+(and, when such a file is read, ``lz4.frame`` and ``zstandard``).
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ import codecs
 import fnmatch
 import glob
 import gzip
+import lzma
 import os
 import stat
 import zlib
@@ -63,7 +67,9 @@ MIN_SPLIT_SIZE = 1 * MiB
 MAX_SPLIT_SIZE = 128 * MiB
 SPLITS_PER_WORKER = 4
 
-_COMPRESSION_SUFFIXES = {".gz": "gz", ".bz2": "bz2"}
+#: Compressed inputs, by suffix: each is read whole (one split) through its decompressor.
+_COMPRESSION_SUFFIXES = {".gz": "gz", ".bz2": "bz2", ".xz": "xz", ".lz4": "lz4", ".zst": "zst"}
+ZSTD_MISSING = ".zst input needs the zstandard package: pip install 'mapreduce[zstd]'"
 _GLOB_MAGIC = ("*", "?", "[")
 
 
@@ -100,8 +106,9 @@ def _check_readable(path: str) -> None:
         raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
 
 
-def _walk(top: str, seen_dirs: set[str]) -> Iterator[str]:
-    """Files under directory ``top``, depth first, entries sorted by name, hidden names skipped.
+def _walk(top: str, seen_dirs: set[str], hidden: list[str] | None = None) -> Iterator[str]:
+    """Files under directory ``top``, depth first, entries sorted by name, hidden names skipped
+    (and appended to ``hidden``, when given, to explain an empty result).
 
     Symlinks are followed; ``seen_dirs`` (real paths) stops symlink loops and double walks,
     and holds the directories the caller excludes (the job's own output and work directory).
@@ -117,16 +124,28 @@ def _walk(top: str, seen_dirs: set[str]) -> Iterator[str]:
         raise InputError(f"cannot read input directory {top}: {exc.strerror or exc}") from None
     for entry in entries:
         if _is_hidden(entry.name):
+            if hidden is not None:
+                hidden.append(entry.name)
             continue
         path = os.path.join(top, entry.name)
         try:
             if entry.is_dir():  # follows symlinks
-                yield from _walk(path, seen_dirs)
+                yield from _walk(path, seen_dirs, hidden)
             elif entry.is_file():
                 yield path
             # sockets, FIFOs, devices and dangling symlinks inside a directory are ignored
         except OSError as exc:
             raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+
+
+def _hidden_note(hidden: list[str]) -> str:
+    """Why a directory gave no input: what the ``_``/``.`` rule skipped in it, if anything."""
+    if not hidden:
+        return " (it holds no files)"
+    names = ", ".join(hidden[:3]) + (f" and {len(hidden) - 3} more" if len(hidden) > 3 else "")
+    return (f" ({len(hidden)} name{'s' if len(hidden) != 1 else ''} skipped: {names}; names "
+            "starting with _ or . inside a directory are not input (Hadoop's rule): name a "
+            "file on the command line to read it anyway)")
 
 
 def _glob_match_allowed(match: str, pattern: str) -> bool:
@@ -212,9 +231,11 @@ def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[
             if not os.path.exists(arg):
                 raise InputError(f"input path does not exist: {arg}")
             if os.path.isdir(arg):
-                found = list(_walk(arg, set(excluded)))
+                hidden: list[str] = []
+                found = list(_walk(arg, set(excluded), hidden))
                 if not found:
-                    raise InputError(f"input directory contains no input files: {arg}")
+                    raise InputError(f"input directory contains no input files: {arg}"
+                                     + _hidden_note(hidden))
                 for path in found:
                     add(path)
             else:
@@ -241,8 +262,22 @@ def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[
 # --------------------------------------------------------------------------------------------
 
 def compression_of(path: str) -> str | None:
-    """``"gz"``, ``"bz2"`` or None, from the file name's suffix (case-insensitive)."""
-    return _COMPRESSION_SUFFIXES.get(os.path.splitext(path)[1].lower())
+    """``"gz"``, ``"bz2"``, ``"xz"``, ``"lz4"``, ``"zst"`` or None (plain text), from the file
+    name's suffix (case-insensitive).  Called when splits are planned, so a ``.zst`` file
+    without the zstandard package is an InputError before any task runs."""
+    comp = _COMPRESSION_SUFFIXES.get(os.path.splitext(path)[1].lower())
+    if comp == "zst" and _zstandard() is None:
+        raise InputError(f"{path}: {ZSTD_MISSING}")
+    return comp
+
+
+def _zstandard():
+    """The zstandard module, or None when it is not installed (it is an optional extra)."""
+    try:
+        import zstandard
+    except ImportError:
+        return None
+    return zstandard
 
 
 @dataclass(frozen=True)
@@ -274,7 +309,7 @@ def plan_splits(files: Sequence[str], split_size: int) -> list[TextSplit]:
 
     A plain file becomes ``ceil(size / split_size)`` byte ranges (the last one shorter); an
     empty file becomes exactly one empty split ``(0, 0)`` so a map task still runs for it; a
-    ``.gz`` / ``.bz2`` file is one split covering the whole file.
+    compressed file (see :func:`compression_of`) is one split covering the whole file.
     """
     if split_size < 1:
         raise ValueError(f"split_size must be >= 1, got {split_size}")
@@ -326,17 +361,93 @@ def _open_stream(split: TextSplit) -> BinaryIO:
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if split.compression == "bz2":
         return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+    if split.compression == "xz":
+        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
+    if split.compression == "lz4":
+        import lz4.frame  # a dependency (run files use it); imported when such a file is read
+        return lz4.frame.LZ4FrameFile(raw, mode="rb")  # type: ignore[return-value]
+    if split.compression == "zst":
+        zstandard = _zstandard()
+        if zstandard is not None:
+            return _ZstdStream(raw, zstandard)  # type: ignore[return-value]
+        raw.close()
+        raise InputError(f"{split.path}: {ZSTD_MISSING}")
     if split.compression is not None:
         raw.close()
         raise InputError(f"{split.path}: unsupported compression {split.compression!r}")
     return raw
 
 
+class _ZstdStream:
+    """A ``.zst`` file's decompressed bytes, frame after frame (``zstd`` and ``cat a.zst
+    b.zst`` make several), with ``read(n)``/``close()`` as the line reader needs.
+
+    Not zstandard's ``stream_reader``: it returns a truncated file's bytes without complaint,
+    while here a file that ends inside a frame raises EOFError, as gzip, bz2 and lzma do.
+    Compressed bytes are fed ``_FEED`` at a time, which bounds the decompressed bytes held.
+    """
+
+    _FEED = 128 * KiB
+
+    def __init__(self, raw: BinaryIO, zstandard) -> None:
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._frame = self._dctx.decompressobj()
+        self._in_frame = False  # the current frame has had input and has not ended
+        self._buf = b""
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        while len(self._buf) - self._pos < n or n < 0:
+            data = self._raw.read(self._FEED)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("Compressed file ended before the end-of-stream marker was "
+                                   "reached")
+                break
+            self._feed(data)
+        end = len(self._buf) if n < 0 else self._pos + n
+        out = self._buf[self._pos:end]
+        self._pos = min(end, len(self._buf))
+        return out
+
+    def _feed(self, data: bytes) -> None:
+        pieces = [self._buf[self._pos:]]
+        while data:
+            self._in_frame = True
+            pieces.append(self._frame.decompress(data))
+            data = b""
+            if self._frame.eof:  # a frame ended: whatever follows is the next one's
+                data = self._frame.unused_data
+                self._frame = self._dctx.decompressobj()
+                self._in_frame = False
+        self._buf, self._pos = b"".join(pieces), 0
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> "_ZstdStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _codec_errors(compression: str | None) -> tuple[type[BaseException], ...]:
+    """What a decompressor raises for truncated or corrupt data (besides OSError)."""
+    if compression == "lz4":
+        return (EOFError, RuntimeError)  # lz4.frame: "LZ4F_decompress failed with code: ..."
+    if compression == "zst":
+        zstandard = _zstandard()
+        return (EOFError,) + ((zstandard.ZstdError,) if zstandard is not None else ())
+    return (EOFError, zlib.error, lzma.LZMAError)
+
+
 def _read(f: BinaryIO, n: int, split: TextSplit) -> bytes:
     """``f.read(n)`` with I/O and decompression failures turned into InputError."""
     try:
         return f.read(n)
-    except (EOFError, zlib.error) as exc:
+    except _codec_errors(split.compression) as exc:
         detail = str(exc) or type(exc).__name__
         raise InputError(f"{split.path}: truncated or corrupt {split.compression} file ({detail})"
                          ) from None
@@ -507,7 +618,7 @@ def line_number_at(split: TextSplit, index_in_split: int) -> int:
 class WholeFileSplit:
     """One whole input file as one record (``INPUT_FORMAT = "whole_file"``, Hadoop's
     WholeFileInputFormat): the mapper gets ``(path, contents)`` with the contents as bytes,
-    decompressed for ``.gz``/``.bz2``."""
+    decompressed for a compressed file (see :func:`compression_of`)."""
 
     path: str
     compression: str | None = None

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
+
+from mapreduce.errors import JobDefinitionError
 
 Pair = tuple  # (key, value)
 
@@ -77,6 +79,14 @@ def iter_pairs(result: Optional[Iterable[Any]]) -> Iterable[Any]:
     return () if result is None else result
 
 
+class _DefaultsParser(argparse.ArgumentParser):
+    """Reads a job's option defaults: argparse's complaints become a JobDefinitionError
+    instead of a usage message and ``SystemExit``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise JobDefinitionError(f"{self.prog}.configure_args: {message}")
+
+
 class Job:
     """Base class for MapReduce jobs.  Override mapper/combiner/reducer (and their
     ``*_init`` / ``*_final`` hooks) or :meth:`steps`.
@@ -107,12 +117,29 @@ class Job:
         self._status: Optional[str] = None
         #: What :meth:`prepare` returned in the coordinator (empty dict if nothing).
         self.side_data: dict = {}
-        #: The job's own options (from :meth:`configure_args`), parsed from the command line.
-        self.options = argparse.Namespace(**self.default_options())
+        # The job's own options (see the ``options`` property): set by the engine, which
+        # parsed and checked them once, in the coordinator, before any task started.
+        self._options: Optional[argparse.Namespace] = None
         #: Task context: the input file and byte range of the current map task (first step).
         self.input_path: Optional[str] = None
         self.input_start: Optional[int] = None
         self.input_end: Optional[int] = None
+
+    @property
+    def options(self) -> argparse.Namespace:
+        """The job's own options (from :meth:`configure_args`).
+
+        In a task and in :meth:`prepare`, the values the run was given (parsed and checked
+        in the coordinator: a task never parses a command line).  On a Job made by hand (a
+        unit test, a notebook), their defaults.
+        """
+        if getattr(self, "_options", None) is None:
+            self._options = argparse.Namespace(**self.default_options())
+        return self._options  # type: ignore[return-value]
+
+    @options.setter
+    def options(self, value: argparse.Namespace) -> None:
+        self._options = value
 
     # --- methods users override -----------------------------------------------------
     def mapper(self, key: Any, value: Any) -> Iterable[Pair]:
@@ -163,10 +190,17 @@ class Job:
 
     @classmethod
     def default_options(cls) -> dict[str, Any]:
-        """The job options' defaults (what ``self.options`` holds without a command line)."""
-        parser = argparse.ArgumentParser(add_help=False)
+        """The job options' defaults (what ``self.options`` holds without a command line):
+        a string default converted by the option's ``type``, None for a required option."""
+        parser = _DefaultsParser(prog=cls.__name__, add_help=False, allow_abbrev=False,
+                                 exit_on_error=False)
         cls.__new__(cls).configure_args(parser)
-        return vars(parser.parse_args([]))
+        for action in parser._actions:
+            action.required = False  # the defaults are wanted, not a complete command line
+        try:
+            return vars(parser.parse_args([]))
+        except argparse.ArgumentError as exc:  # e.g. default="ten" with type=int
+            raise JobDefinitionError(f"{cls.__name__}.configure_args: {exc}") from None
 
     def prepare(self, inputs: list[str]) -> Optional[dict]:
         """Called once, in the coordinator, before any task runs, with the input files.

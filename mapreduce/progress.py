@@ -14,6 +14,9 @@ text on stderr (stdout is left to the job's output when it is printed):
   each commit's spills and merge passes, retries, map re-runs) as timestamped lines to
   either display.
 
+All of them write through a :class:`CourtesyStream`: when stderr cannot be written any more
+(``... 2>&1 | head``), they stop printing and the job runs on to its commit.
+
 :func:`format_summary` renders the end-of-job summary in the spirit of Hadoop's: where the
 output, logs and report are, phase times, and counters grouped by group (``framework`` first).
 
@@ -51,6 +54,67 @@ def human_count(n: float) -> str:
 
 def _stamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 task``, ``2 tasks``, ``0 tasks`` (nouns here take a plain ``s``)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+class CourtesyStream:
+    """A text stream (stderr) whose writes never fail: progress is a courtesy, the job's
+    output is the product.
+
+    When the reader goes away (``... 2>&1 | head -3``: EPIPE; Python ignores SIGPIPE, so
+    that is what a write sees) or the stream breaks otherwise (closed, EIO), the first failed
+    write silences this stream for good and the job runs on.  If the stream has a file
+    descriptor, it is pointed at /dev/null as well, so that no later write to it fails
+    either: another line of ours, a library's warning, or the interpreter's final flush of
+    ``sys.stderr`` (whose failure would turn the exit status into 120).  Everything else
+    (``isatty``, ``fileno``, ``encoding`` for tqdm) is the wrapped stream's.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.silenced = False
+
+    def write(self, text: str) -> int:
+        if not self.silenced:
+            try:
+                return self.stream.write(text)
+            except (OSError, ValueError):  # ValueError: "I/O operation on closed file"
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.silenced:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self._silence()
+
+    def _silence(self) -> None:
+        self.silenced = True
+        try:
+            fd = self.stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+        except (AttributeError, OSError, ValueError):
+            return  # no descriptor (a notebook's stream): staying quiet is all we can do
+        try:
+            os.dup2(null, fd)
+        except OSError:
+            pass
+        finally:
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def courteous(stream: Optional[TextIO] = None) -> CourtesyStream:
+    """``stream`` (default: the current ``sys.stderr``) as a :class:`CourtesyStream`."""
+    stream = sys.stderr if stream is None else stream
+    return stream if isinstance(stream, CourtesyStream) else CourtesyStream(stream)
 
 
 class _PhaseTally:
@@ -108,10 +172,11 @@ class _Display(JobListener):
     def job_started(self, info: dict[str, Any]) -> None:
         self.workers = info.get("workers", 1)
         resumed = f", run {info['run']} (resumed)" if info.get("run", 1) > 1 else ""
-        self.write(f"{_stamp()} mapreduce: running {info['name']}: {info['map_tasks']} map "
-                   f"tasks over {human_bytes(info['input_bytes'])}, {info['steps']} step"
-                   f"{'s' if info['steps'] != 1 else ''}, {info['reducers']} reducers, "
-                   f"{info['workers']} workers, {info['mode']} shuffle{resumed}")
+        self.write(f"{_stamp()} mapreduce: running {info['name']}: "
+                   f"{plural(info['map_tasks'], 'map task')} over "
+                   f"{human_bytes(info['input_bytes'])}, {plural(info['steps'], 'step')}, "
+                   f"{plural(info['reducers'], 'reducer')}, {plural(info['workers'], 'worker')}, "
+                   f"{info['mode']} shuffle{resumed}")
 
     def phase_started(self, phase: str, total: int) -> None:
         self.phase = _PhaseTally(phase, total, self.workers)
@@ -189,7 +254,7 @@ class LineProgress(_Display):
         super().phase_started(phase, total)
         self.last_line = time.monotonic()
         if total:
-            self.write(f"{_stamp()} mapreduce: {phase}: {total} tasks")
+            self.write(f"{_stamp()} mapreduce: {phase}: {plural(total, 'task')}")
 
     def task_finished(self, phase: str, task: dict[str, Any]) -> None:
         super().task_finished(phase, task)
@@ -197,14 +262,14 @@ class LineProgress(_Display):
         if p is not None and time.monotonic() - self.last_line >= self.interval \
                 and p.done < p.total:
             self.last_line = time.monotonic()
-            self.write(f"{_stamp()} mapreduce: {phase}: {p.done}/{p.total} tasks done "
+            self.write(f"{_stamp()} mapreduce: {phase}: {p.done}/{plural(p.total, 'task')} done "
                        f"({100 * p.done // max(p.total, 1)}%), {p.running} running, "
                        f"{p.rates()}")
 
     def phase_finished(self, phase: dict[str, Any]) -> None:
         p = self.phase
         if p is not None and p.total:
-            self.write(f"{_stamp()} mapreduce: {p.name}: done, {p.done} tasks in "
+            self.write(f"{_stamp()} mapreduce: {p.name}: done, {plural(p.done, 'task')} in "
                        f"{phase['end'] - phase['start']:.2f} s ({p.rates()})")
 
 
@@ -215,7 +280,7 @@ def make_progress(quiet: bool = False, verbose: bool = False,
     ``--quiet`` silences progress and summary but not ``--verbose`` notes (asking for both
     means: only the decisions, as lines).
     """
-    stream = stream or sys.stderr
+    stream = courteous(stream)
     if quiet:
         return _NotesOnly(stream) if verbose else None
     if _is_interactive(stream):
@@ -259,10 +324,10 @@ def format_summary(summary: dict[str, Any], wall_seconds: float) -> str:
     job = summary.get("job", {})
     lines = [f"mapreduce: job {job.get('class', '?')} succeeded in {wall_seconds:.2f} s"
              + (f" (run {summary['runs']}, resumed)" if summary.get("runs", 1) > 1 else ""),
-             f"  output:  {out} ({len(parts)} part files, {human_bytes(size)})"]
+             f"  output:  {out} ({plural(len(parts), 'part file')}, {human_bytes(size)})"]
     logs = os.path.join(out, "_logs")
     n_logs = len(os.listdir(logs)) if os.path.isdir(logs) else 0
-    lines.append(f"  logs:    {logs} ({n_logs} attempt logs)" if n_logs else
+    lines.append(f"  logs:    {logs} ({plural(n_logs, 'attempt log')})" if n_logs else
                  "  logs:    none (no task attempt printed or logged anything)")
     if summary.get("work_dir") and os.path.isdir(summary["work_dir"]):
         lines.append(f"  work:    {summary['work_dir']} (kept)")
@@ -274,7 +339,8 @@ def format_summary(summary: dict[str, Any], wall_seconds: float) -> str:
         lines.append("  phases:")
         width = max(len(p["phase"]) for p in phases)
         for p in phases:
-            lines.append(f"    {p['phase']:<{width}}  {p['tasks']:>5} tasks  "
+            tasks = "task " if p["tasks"] == 1 else "tasks"  # the columns stay aligned
+            lines.append(f"    {p['phase']:<{width}}  {p['tasks']:>5} {tasks}  "
                          f"{p['end'] - p['start']:8.2f} s")
     counters = summary.get("counters", {})
     groups = sorted(counters, key=lambda g: (g != "framework", g))
@@ -288,5 +354,5 @@ def format_summary(summary: dict[str, Any], wall_seconds: float) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BarProgress", "LineProgress", "make_progress", "format_summary",
-           "human_bytes", "human_count"]
+__all__ = ["BarProgress", "CourtesyStream", "LineProgress", "courteous", "format_summary",
+           "human_bytes", "human_count", "make_progress"]

@@ -894,7 +894,7 @@ def write_report(output_dir: str, html_path: Optional[str] = None) -> str:
 def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``report`` on the CLI's subparsers (called by :func:`mapreduce.cli.build_parser`)."""
     p = subparsers.add_parser(
-        "report", help="write an HTML report page of a finished job",
+        "report", help="write an HTML report page of a finished job", allow_abbrev=False,
         description="Write a self-contained HTML page (no network needed to view it) about "
                     "the finished job whose output directory is OUT, from OUT/_job.json: a "
                     "timeline of every task attempt per worker, phase durations, counters, "

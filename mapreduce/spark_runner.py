@@ -68,7 +68,7 @@ from mapreduce.codec import decode_key, decode_value, encode_key, encode_value
 from mapreduce.errors import (MapReduceError, OutputError, SerializationError,
                               TaskFailedError, UsageError)
 from mapreduce.inputs import plan_splits, plan_whole_files
-from mapreduce.job import Job, identity_mapper, iter_pairs
+from mapreduce.job import Job, identity_mapper
 from mapreduce.layout import part_name
 from mapreduce.loader import JobRef, _module_name
 from mapreduce.lock import OutputLock
@@ -77,7 +77,8 @@ from mapreduce.pool import user_traceback
 from mapreduce.shuffle import MemoryShuffle, value_decoder
 from mapreduce.sidedata import load_side_data
 from mapreduce.task import (CombiningBuffer, SortBuffer, TaskSpec, UserCodeError,
-                            _DirectCollector, _map_error, _split_bytes, _split_records, reduce_error)
+                            _checked, _DirectCollector, _map_error, _not_iterable, _pairs,
+                            _split_bytes, _split_records, not_a_pair, reduce_error)
 from mapreduce.tracker import JobConfig, JobResult, JobTracker, _counter_tree
 
 _KEY = itemgetter(0)
@@ -369,12 +370,13 @@ def _run_map(plan: _StepPlan, index: int, items: Iterator, where: list) -> Itera
     i = -1
     method = "combiner_init"
     output_bytes = 0
+    out = None
     try:
         if step.combiner_init is not None and n:
-            extend(iter_pairs(step.combiner_init()))
+            extend(_pairs(step.combiner_init()))
         method = "mapper_init"
         if step.mapper_init is not None:
-            extend(iter_pairs(step.mapper_init()))
+            extend(_pairs(step.mapper_init()))
         method = "mapper"
         for i, (key, value) in enumerate(records):
             out = mapper(key, value)
@@ -385,7 +387,7 @@ def _run_map(plan: _StepPlan, index: int, items: Iterator, where: list) -> Itera
         records_in = i + 1
         method = "mapper_final"
         if step.mapper_final is not None:
-            extend(iter_pairs(step.mapper_final()))
+            extend(_pairs(step.mapper_final()))
         method = "map output"
         if n:
             collector.finish()
@@ -399,6 +401,10 @@ def _run_map(plan: _StepPlan, index: int, items: Iterator, where: list) -> Itera
     except Exception as exc:
         if collector.running is None and method == "map output":
             raise
+        mistake = _not_iterable(exc, out) if method == "mapper" and \
+            collector.running is None else None
+        if mistake is not None:  # as in task.run_map_task
+            raise _map_error(spec, collector, method, i, mistake) from None
         raise _map_error(spec, collector, method, i, exc) from exc
     _bump(counters, "MAP_INPUT_RECORDS", records_in)
     _bump(counters, "MAP_OUTPUT_RECORDS", collector.records)
@@ -449,9 +455,10 @@ def _run_reduce(plan: _StepPlan, index: int, items: Iterator,
     groups = records_out = 0
     key: Any = None
     method = "reducer_init"
+    out = None
     try:
         if step.reducer_init is not None:
-            for k, v in iter_pairs(step.reducer_init()):
+            for k, v in _checked(step.reducer_init()):
                 write(k, v)
                 records_out += 1
         method = "reducer"
@@ -460,7 +467,13 @@ def _run_reduce(plan: _StepPlan, index: int, items: Iterator,
             groups += 1
             out = reducer(key, map(decode_v, map(_VALUE, group)))
             if out is not None:
-                for k, v in out:
+                for pair in out:  # checked as in task.run_reduce_task
+                    try:
+                        k, v = pair
+                    except (TypeError, ValueError):
+                        raise not_a_pair(pair, out) from None
+                    if pair.__class__ is str:
+                        raise not_a_pair(pair, out)
                     write(k, v)
                     records_out += 1
                     if len(pending) >= _BATCH:
@@ -471,12 +484,14 @@ def _run_reduce(plan: _StepPlan, index: int, items: Iterator,
                 pending.clear()
         if step.reducer_final is not None:
             method = "reducer_final"
-            for k, v in iter_pairs(step.reducer_final()):
+            for k, v in _checked(step.reducer_final()):
                 write(k, v)
                 records_out += 1
         output_bytes = part.close() if part is not None else 0
         yield from pending
     except Exception as exc:
+        if method == "reducer":
+            exc = _not_iterable(exc, out) or exc
         error = reduce_error(exc, method, key, index)
         if error is exc:
             raise

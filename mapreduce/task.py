@@ -25,12 +25,25 @@ bytes, where RECORD_OVERHEAD approximates CPython's cost of the tuple, the two `
 objects and the list slot, so ``--sort-buffer`` bounds real memory, not just payload.
 
 User-code failures are raised as :class:`UserCodeError` naming the job method and the record
-(file and line for text input) with the user's traceback chained as ``__cause__``.
+(file and line for text input) with the user's traceback chained as ``__cause__``.  A job
+method whose result is not made of ``(key, value)`` pairs raises :class:`NotAPairError`,
+which is not retried.  The map side's per-pair loops (``for pair in pairs: key, value =
+pair``) pay nothing per pair for it: a ``try`` around the whole loop (free in CPython 3.11)
+catches the TypeError/ValueError of the unpacking, told apart from the user's own by where
+it was raised (:func:`_pair_mistake`: this frame, the unpacking instruction).  A 2-character
+str unpacks without error into two 1-character strs; a ``pair.__class__ is str`` test costs
+about 10 ns, so those loops make it once per call, on the last item (``SortBuffer`` and the
+map-only collector), or only off the fast path (``CombiningBuffer``: a str pair's value is
+never a small int).  A method that yields strs is caught on its first call; one whose call
+yields 2-character strs and then ends with a true pair is not.  The reduce side and the
+once-per-task hooks, whose per-pair cost is dominated by writing, test every pair.
 """
 from __future__ import annotations
 
 import argparse
+import dis
 import errno
+import linecache
 import os
 import resource
 import sys
@@ -46,7 +59,7 @@ from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_val
 from mapreduce.errors import MapReduceError, SerializationError
 from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_lines,
                               read_whole_file)
-from mapreduce.job import Job, Step, identity_mapper, iter_pairs
+from mapreduce.job import Job, Step, identity_mapper
 from mapreduce.loader import JobRef, resolve
 from mapreduce.output import TextPartWriter
 from mapreduce.sidedata import SideDataRef, load_side_data
@@ -65,6 +78,110 @@ class UserCodeError(MapReduceError):
     """A job method raised; the message names the method and the record."""
 
     show_traceback = True
+
+
+class NotAPairError(UserCodeError):
+    """A job method yielded something that is not a ``(key, value)`` pair (``yield word``,
+    ``return key, value``, ``yield sum(values)``), or returned something that is not an
+    iterable of pairs.  A mistake in the job's code that every attempt would make again, so
+    it is not retried; the message says what was yielded and at which line of the job, so
+    no traceback is needed."""
+
+    retryable = False
+    show_traceback = False
+
+
+def _show(thing: Any) -> str:
+    text = repr(thing)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def not_a_pair(item: Any, pairs: Any) -> NotAPairError:
+    """The error for ``item`` of a job method's result ``pairs`` that is not a pair.
+
+    A generator still running is suspended at the ``yield`` that produced ``item``, so its
+    frame names the job's line; one that has finished (a check after the loop) names the
+    line of its only ``yield``, or all of them.  Any other result (``return key, value``
+    gives a tuple) is shown itself.  The method and the record are added by _user_error.
+    """
+    what = f"{_show(item)} ({type(item).__name__})"
+    frame, code = getattr(pairs, "gi_frame", None), getattr(pairs, "gi_code", None)
+    if frame is not None or code is not None:
+        path = (frame.f_code if frame is not None else code).co_filename
+        lines = [frame.f_lineno] if frame is not None else sorted({
+            i.positions.lineno for i in dis.get_instructions(code)
+            if i.opname == "YIELD_VALUE" and i.positions and i.positions.lineno})
+        if len(lines) == 1:
+            source = linecache.getline(path, lines[0]).strip()
+            where = f"{path} line {lines[0]}" + (f": {source}" if source else "")
+        else:
+            where = f"{path}, a yield at line {', '.join(map(str, lines))}"
+        return NotAPairError(f"yielded {what}, not a (key, value) pair ({where})")
+    return NotAPairError(f"returned {_show(pairs)} ({type(pairs).__name__}), whose item "
+                         f"{what} is not a (key, value) pair (emit pairs with: yield key, value)")
+
+
+def not_pairs(result: Any) -> NotAPairError:
+    """The error for a job method that returned ``result``, which cannot be iterated."""
+    return NotAPairError(f"returned {_show(result)} ({type(result).__name__}), not (key, "
+                         "value) pairs (emit pairs with: yield key, value)")
+
+
+def _pairs(result: Any) -> Iterable[Any]:
+    """A job hook's result as an iterable: none for a bare ``return`` (mrjob allows it), a
+    NotAPairError for something that cannot be iterated.  Once per call, not per pair."""
+    if result is None:
+        return ()
+    if not hasattr(result, "__iter__"):
+        raise not_pairs(result)
+    return result
+
+
+def _checked(result: Any) -> Iterator[tuple[Any, Any]]:
+    """The pairs of a job hook's result, each checked (for hooks called once per task)."""
+    pairs = _pairs(result)
+    for pair in pairs:
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise not_a_pair(pair, pairs) from None
+        if pair.__class__ is str:
+            raise not_a_pair(pair, pairs)
+        yield key, value
+
+
+_UNPACK_SEQUENCE, _GET_ITER = dis.opmap["UNPACK_SEQUENCE"], dis.opmap["GET_ITER"]
+
+
+def _pair_mistake(exc: BaseException, pairs: Any, pair: Any) -> Optional[NotAPairError]:
+    """The NotAPairError for a TypeError/ValueError caught around a per-pair loop
+    ``for pair in pairs: key, value = pair`` -- or None when it is not the loop's own.
+
+    Which it is, is read off where it was raised: in the loop's own frame (no deeper
+    traceback entry: not inside the user's generator, nor any Python function the loop
+    calls), by the instruction that unpacks ``pair`` (it is no pair) or that iterates
+    ``pairs`` (it cannot be iterated).  Only looked at on failure; so the loop itself pays
+    for no ``try`` per pair, and a user's own ValueError is never taken for a mistake.
+    """
+    tb = exc.__traceback__
+    if tb is None or tb.tb_next is not None:
+        return None
+    op = tb.tb_frame.f_code.co_code[tb.tb_lasti]
+    if op == _UNPACK_SEQUENCE:
+        return not_a_pair(pair, pairs)
+    if op == _GET_ITER:
+        return not_pairs(pairs)
+    return None
+
+
+def _not_iterable(exc: BaseException, result: Any) -> Optional[NotAPairError]:
+    """A NotAPairError if ``exc`` is the TypeError of iterating ``result`` (a mapper's or
+    reducer's result, e.g. ``return sum(values)``) -- else None.  Only called on failure;
+    ``result`` is the latest call's, so if that call itself raised, ``result`` is the previous
+    call's, which was iterable (or None) since its pairs were consumed."""
+    if isinstance(exc, TypeError) and result is not None and not hasattr(result, "__iter__"):
+        return not_pairs(result)
+    return None
 
 
 @dataclass
@@ -219,29 +336,39 @@ class SortBuffer:
             pack, pack_errors = pack_value, PACK_ERRORS
         partitioner = self.partitioner
         n = self.num_partitions
-        for key, value in pairs:
-            if key.__class__ is str:
-                try:
-                    kb = STR_KEY_PREFIX + key.encode()
-                except UnicodeEncodeError:
+        pair = None
+        try:
+            for pair in pairs:
+                key, value = pair
+                if key.__class__ is str:
+                    try:
+                        kb = STR_KEY_PREFIX + key.encode()
+                    except UnicodeEncodeError:
+                        kb = encode_key(key)
+                else:
                     kb = encode_key(key)
-            else:
-                kb = encode_key(key)
-            try:
-                vb = pack(value)
-            except pack_errors:
-                vb = encode_value(value)
-            if partitioner is None:
-                p = crc32(kb) % n  # == codec.partition_of
-            else:
-                p = partitioner(key, n)
-                if p.__class__ is not int or not 0 <= p < n:
-                    p = self.partition(kb, key)  # raises the explanatory error
-            self.parts[p].append((kb, vb))
-            self.records += 1
-            self.size += len(kb) + len(vb) + RECORD_OVERHEAD
-            if self.size >= self.limit:
-                self.spill()
+                try:
+                    vb = pack(value)
+                except pack_errors:
+                    vb = encode_value(value)
+                if partitioner is None:
+                    p = crc32(kb) % n  # == codec.partition_of
+                else:
+                    p = partitioner(key, n)
+                    if p.__class__ is not int or not 0 <= p < n:
+                        p = self.partition(kb, key)  # raises the explanatory error
+                self.parts[p].append((kb, vb))
+                self.records += 1
+                self.size += len(kb) + len(vb) + RECORD_OVERHEAD
+                if self.size >= self.limit:
+                    self.spill()
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
+        if pair.__class__ is str:  # "ab" unpacked as "a", "b": see the module docstring
+            raise not_a_pair(pair, pairs)
 
     def _sort(self, parts: list[list[tuple[bytes, bytes]]]) -> None:
         for records in parts:
@@ -260,7 +387,14 @@ class SortBuffer:
             for kb, group in groupby(records, _KEY):
                 key = decode_key(kb)
                 values = (decode_value(vb) for _, vb in group)
-                for k, v in iter_pairs(combiner(key, values)):
+                out = _pairs(combiner(key, values))
+                for pair in out:
+                    try:
+                        k, v = pair
+                    except (TypeError, ValueError):
+                        raise not_a_pair(pair, out) from None
+                    if pair.__class__ is str:
+                        raise not_a_pair(pair, out)
                     okb = encode_key(k)
                     combined[self.partition(okb, k)].append((okb, self.encode_value(v)))
                     n_out += 1
@@ -289,7 +423,7 @@ class SortBuffer:
             self.running = "combiner_final"
             self.parts = [[] for _ in range(self.num_partitions)]
             self.size = 0
-            for k, v in iter_pairs(self.step.combiner_final()):
+            for k, v in _checked(self.step.combiner_final()):
                 kb = encode_key(k)
                 self.parts[self.partition(kb, k)].append((kb, self.encode_value(v)))
             if any(self.parts):
@@ -348,22 +482,32 @@ class CombiningBuffer(SortBuffer):
         groups = self.groups
         room = (self.limit - self.size) // VALUE_SLOT_SIZE  # fast-path values that still fit
         taken = 0
-        for key, value in pairs:
-            if value.__class__ is int and -5 <= value <= 256 and taken < room:
-                try:
-                    group = groups.get(key)
-                except TypeError:  # unhashable: the general path canonicalises it
-                    group = None
-                if group is not None:
-                    group.append(value)
-                    taken += 1
-                    continue
-            self.records += taken
-            self.size += taken * VALUE_SLOT_SIZE
-            taken = 0
-            self._add_grouped(key, value)  # may spill, which replaces self.groups
-            groups = self.groups
-            room = (self.limit - self.size) // VALUE_SLOT_SIZE
+        pair = None
+        try:
+            for pair in pairs:
+                key, value = pair
+                if value.__class__ is int and -5 <= value <= 256 and taken < room:
+                    try:
+                        group = groups.get(key)
+                    except TypeError:  # unhashable: the general path canonicalises it
+                        group = None
+                    if group is not None:
+                        group.append(value)
+                        taken += 1
+                        continue
+                if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the fast path)
+                    raise not_a_pair(pair, pairs)
+                self.records += taken
+                self.size += taken * VALUE_SLOT_SIZE
+                taken = 0
+                self._add_grouped(key, value)  # may spill, which replaces self.groups
+                groups = self.groups
+                room = (self.limit - self.size) // VALUE_SLOT_SIZE
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
         self.records += taken
         self.size += taken * VALUE_SLOT_SIZE
 
@@ -407,7 +551,14 @@ class CombiningBuffer(SortBuffer):
             kb = next(values)
             key = decode_key(kb)
             same_key_part = None
-            for k, v in iter_pairs(combiner(key, values)):
+            out = _pairs(combiner(key, values))
+            for pair in out:
+                try:
+                    k, v = pair
+                except (TypeError, ValueError):
+                    raise not_a_pair(pair, out) from None
+                if pair.__class__ is str:
+                    raise not_a_pair(pair, out)
                 if k is key:  # the combiner kept its key, as usual: reuse its encoding
                     if same_key_part is None:
                         same_key_part = parts[self.partition(kb, key)]
@@ -437,9 +588,19 @@ class _DirectCollector:
 
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         write = self.writer.write
-        for key, value in pairs:
-            write(key, value)
-            self.records += 1
+        pair = None
+        try:
+            for pair in pairs:
+                key, value = pair
+                write(key, value)
+                self.records += 1
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
+        if pair.__class__ is str:  # "ab" unpacked as "a", "b": see the module docstring
+            raise not_a_pair(pair, pairs)
 
 
 # --- running tasks ---------------------------------------------------------------------------
@@ -477,6 +638,8 @@ def _record_location(split: Any, index: int) -> str:
 
 
 def _user_error(method: str, where: str, exc: BaseException) -> MapReduceError:
+    if isinstance(exc, NotAPairError):
+        return NotAPairError(f"{method} {exc}, at {where}")
     if isinstance(exc, SerializationError):
         return SerializationError(f"{method} output at {where}: {exc}")
     if isinstance(exc, SystemExit):  # the user's sys.exit(): name it, not the framework's frames
@@ -505,12 +668,13 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     skipped: list[str] = []
     index = -1
     method = "combiner_init"
+    out = None
     try:
         if step.combiner_init is not None and spec.num_partitions:
-            extend(iter_pairs(step.combiner_init()))
+            extend(_pairs(step.combiner_init()))
         method = "mapper_init"
         if step.mapper_init is not None:
-            extend(iter_pairs(step.mapper_init()))
+            extend(_pairs(step.mapper_init()))
         method = "mapper"
         records = _split_records(spec.split, spec.decode_errors)
         if spec.skip_bad_records:
@@ -523,7 +687,7 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
         records_in = index + 1
         method = "mapper_final"
         if step.mapper_final is not None:
-            extend(iter_pairs(step.mapper_final()))
+            extend(_pairs(step.mapper_final()))
         method = "map output"
         if writer is None:
             map_output, output, output_bytes = collector.finish(), None, 0
@@ -541,6 +705,10 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
             raise  # not user code: writing the map output failed (e.g. disk full)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise  # a spill hit a full disk: the disk's fault, not the mapper's
+        mistake = _not_iterable(exc, out) if method == "mapper" and \
+            collector.running is None else None
+        if mistake is not None:
+            raise _map_error(spec, collector, method, index, mistake) from None
         raise _map_error(spec, collector, method, index, exc) from exc
     _bump(counters, "MAP_INPUT_RECORDS", records_in)
     if skipped:
@@ -570,7 +738,9 @@ def _map_skipping(spec: TaskSpec, mapper: Callable, extend: Callable, records: I
     index = -1
     for index, (key, value) in enumerate(records):
         try:
-            pairs = list(iter_pairs(mapper(key, value)))
+            pairs = list(_checked(mapper(key, value)))
+        except NotAPairError:
+            raise  # a mistake in the job's code, not a bad record
         except Exception as exc:
             where = _record_location(spec.split, index)
             skipped.append(f"{where}: {type(exc).__name__}: {exc}")
@@ -612,8 +782,8 @@ def reduce_error(exc: BaseException, method: str, key: Any, partition: int) -> B
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return exc  # a merge (or the part file) hit a full disk: the disk's fault
     where = (f"key {key!r} of partition {partition}"
-             if method == "reducer" or isinstance(exc, MapReduceError) else
-             f"partition {partition}")
+             if method == "reducer" or isinstance(exc, MapReduceError)
+             and not isinstance(exc, NotAPairError) else f"partition {partition}")
     return _user_error(method, where, exc)
 
 
@@ -628,9 +798,10 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
     key: Any = None
     method = "reducer_init"
     records_out = 0
+    out = None
     try:
         if step.reducer_init is not None:
-            for k, v in iter_pairs(step.reducer_init()):
+            for k, v in _checked(step.reducer_init()):
                 write(k, v)
                 records_out += 1
         method = "reducer"
@@ -641,16 +812,24 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
             # A lazy iterator over the group: map/itemgetter run in C, no Python frame per value.
             out = reducer(key, map(_VALUE, group))
             if out is not None:
-                for k, v in out:
+                for pair in out:
+                    try:
+                        k, v = pair
+                    except (TypeError, ValueError):
+                        raise not_a_pair(pair, out) from None
+                    if pair.__class__ is str:  # "ab" unpacks as "a", "b": never a pair
+                        raise not_a_pair(pair, out)
                     write(k, v)
                     records_out += 1
         if step.reducer_final is not None:
             method = "reducer_final"
-            for k, v in iter_pairs(step.reducer_final()):
+            for k, v in _checked(step.reducer_final()):
                 write(k, v)
                 records_out += 1
         output, output_bytes = writer.finish()
     except (Exception, SystemExit) as exc:  # SystemExit: sys.exit() in a job method
+        if method == "reducer":
+            exc = _not_iterable(exc, out) or exc
         error = reduce_error(exc, method, key, spec.index)
         if error is exc:
             raise
@@ -673,6 +852,6 @@ def run_task(spec: TaskSpec) -> TaskResult:
     return run_map_task(spec) if spec.kind == "map" else run_reduce_task(spec)
 
 
-__all__ = ["TaskSpec", "TaskResult", "TextOutput", "SortBuffer", "UserCodeError", "run_task",
-           "RECORD_OVERHEAD"]
+__all__ = ["TaskSpec", "TaskResult", "TextOutput", "SortBuffer", "UserCodeError",
+           "NotAPairError", "run_task", "RECORD_OVERHEAD"]
 

@@ -34,6 +34,8 @@ NOT_CLI_OPTIONS = {
         "--rows",         # jobs/teragen.py --write-spec
         "--tasks",        # jobs/teragen.py / jobs/textgen.py --write-spec
         "--lines",        # jobs/textgen.py --write-spec
+        "--overwrit",     # an option prefix, shown as refused (not an abbreviation)
+        "--reducer",      # an option prefix, shown as refused (not an abbreviation)
     },
     "tutorial.md": {
         "--lines",        # docs/tutorial/make_access_log.py
@@ -192,3 +194,22 @@ def test_tutorial_failing_and_fixed_jobs(logs):
                        progress=False) as guarded:
         assert {tuple(k): n for k, n in guarded.pairs()} == dict(expected)
         assert guarded.counter("status_by_hour", "malformed lines") == 3
+
+
+def test_output_directories_the_docs_create_are_ignored_by_git():
+    """Running README's and docs/examples.md's commands from the repository's root must not
+    leave untracked output directories for `git status` to list."""
+    if not os.path.isdir(os.path.join(ROOT, ".git")) and \
+            not os.path.isfile(os.path.join(ROOT, ".git")):
+        pytest.skip("not a git checkout")
+    outputs = set()
+    for name in ("examples.md", os.path.join("..", "README.md")):
+        # real names only, not placeholders such as OUT
+        outputs |= set(re.findall(r"python -m mapreduce run \S+ .*?-o ([a-z][\w-]*)\b",
+                                  _read(name)))
+    assert {"wc-out", "grid", "ranks", "sessions", "join-left"} <= outputs, outputs
+    paths = [f"{out.rstrip('/')}/part-00000" for out in sorted(outputs)]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT,
+                          capture_output=True, text=True)
+    ignored = set(proc.stdout.split())
+    assert ignored == set(paths), f"not ignored by .gitignore: {sorted(set(paths) - ignored)}"

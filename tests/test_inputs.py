@@ -397,9 +397,12 @@ def test_expand_errors(tree):
         expand_inputs(["in/*.csv"])
     with pytest.raises(InputError, match=r"^no files match input pattern: out/\*/\*$"):
         expand_inputs(["out/*/*"])  # only matches inside _temporary
-    with pytest.raises(InputError, match=r"^input directory contains no input files: emptydir$"):
+    with pytest.raises(InputError, match=r"^input directory contains no input files: emptydir "
+                                         r"\(2 names skipped: \.keep, _SUCCESS; names starting "
+                                         r"with _ or \. inside a directory are not input"):
         expand_inputs(["emptydir"])
-    with pytest.raises(InputError, match=r"^input directory contains no input files: reallyempty$"):
+    with pytest.raises(InputError, match=r"^input directory contains no input files: "
+                                         r"reallyempty \(it holds no files\)$"):
         expand_inputs(["reallyempty"])
 
 

@@ -119,7 +119,8 @@ def test_summary_groups_counters_and_says_where_things_are(tmp_path):
     assert f"logs:    {out}/_logs (" in summary
     assert f"python -m mapreduce report {out}" in summary
     for phase in s["phases"]:
-        assert re.search(rf"{phase['phase']}\s+{phase['tasks']} tasks", summary)
+        noun = "task " if phase["tasks"] == 1 else "tasks"
+        assert re.search(rf"{phase['phase']}\s+{phase['tasks']} {noun}", summary)
     # Every counter of _job.json, under its group, framework first.
     lines = summary.splitlines()
     counters = lines[lines.index(f"  counters: {sum(map(len, s['counters'].values()))}") + 1:]

@@ -290,6 +290,50 @@ def test_user_exception_in_a_reducer_fails_the_job(spark, tmp_path):
     assert os.listdir(out) == []   # no part files, no _SUCCESS, no work dir
 
 
+_NOT_PAIRS = {
+    "mapper": ("""
+        from mapreduce import Job
+        class NotPairs(Job):
+            REDUCERS = 1
+            def mapper(self, _, line):
+                yield line[:2]
+            def reducer(self, key, values):
+                yield key, sum(values)
+        """, "mapper yielded 'no' (str), not a (key, value) pair"),
+    "reducer": ("""
+        from mapreduce import Job
+        class NotPairs(Job):
+            REDUCERS = 1
+            def mapper(self, _, line):
+                yield line, 1
+            def reducer(self, key, values):
+                yield sum(values)
+        """, "reducer yielded 2 (int), not a (key, value) pair"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(_NOT_PAIRS))
+def test_not_a_pair_is_named_as_by_the_local_runner(spark, tmp_path, method):
+    """The Spark runner's task loops report a job method's non-pairs with the local
+    runner's words (what was yielded, the job's line, the record or key)."""
+    source, needle = _NOT_PAIRS[method]
+    job_path = write_job(tmp_path, "not_pairs", source)
+    (tmp_path / "in.txt").write_text("north\nsouth\nnorth\n")
+    cls, ref = load_job_class(job_path)
+    messages = {}
+    for runner in ("local", "spark"):
+        with pytest.raises(MapReduceError) as info:
+            run_job(cls, ref, config([tmp_path / "in.txt"], tmp_path / runner, runner,
+                                     max_attempts=1) if runner == "local" else
+                    config([tmp_path / "in.txt"], tmp_path / runner, runner))
+        message = str(info.value)
+        assert needle in message and "not_pairs" in message, message
+        # Spark runs a shipped copy of the job file: compare past its path
+        messages[runner] = re.sub(r"\(\S+ line (\d+): ", r"(JOB line \1: ",
+                                  message[message.index(needle):].split(" (log: ")[0])
+    assert messages["spark"] == messages["local"]
+
+
 def test_missing_dependency_on_executors(spark, tmp_path, monkeypatch):
     helpers = tmp_path / "driver_only"
     helpers.mkdir()
