@@ -36,6 +36,7 @@ from typing import Any, Iterable, Iterator
 
 from mapreduce.codec import (decode_key, decode_value, decode_value_unchecked,
                              decode_values_unchecked)
+from mapreduce.core import native
 from mapreduce.runfile import pack_flat, unpack_flat
 
 Record = tuple  # (key_bytes, value_bytes)
@@ -45,6 +46,13 @@ _VALUE = itemgetter(1)
 
 def merge_blocks(runs: list[Iterator[list[Record]]], sort_values: bool) -> Iterator[list[Record]]:
     """Stable k-way merge of sorted runs given as blocks (lists of records); yields batches.
+
+    With the C core active this is ``_core.Merge``: a loser tree over the runs' current
+    records (ties to the lower run: stable) that yields the records taken so far whenever a
+    run's block is used up, before reading that run's next block -- the same records in the
+    same order, in batches of at most one block per run, so the same memory bound.  C
+    requires records to be ``(bytes, bytes)`` tuples (TypeError otherwise), which is all the
+    engine passes.  The pure-Python merge below is the reference:
 
     Instead of a per-record heap (``heapq.merge`` runs Python code for every record), each
     round holds one block per run and emits everything that is already final, letting
@@ -100,6 +108,12 @@ def merge_blocks(runs: list[Iterator[list[Record]]], sort_values: bool) -> Itera
     if blocks:  # one run left: pass its blocks through
         yield blocks[0]
         yield from sources[0]
+
+
+#: The pure-Python merge, whichever core is active (the reference tests compare C with).
+py_merge_blocks = merge_blocks
+if native is not None:
+    merge_blocks = native.Merge  # noqa: F811 -- same batches' records, in C
 
 
 def record_blocks(records: Iterable[Record], size: int = 4096) -> Iterator[list[Record]]:
