@@ -805,7 +805,8 @@ LAYERS = [
     ("core", {"core"}),   # which implementation of the kernels runs (imports no module)
 ]
 #: Allowed imports within one layer.
-SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli"), ("api", "cli")}
+SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli"), ("api", "cli"), ("__main__", "info"),
+                      ("info", "__init__")}
 
 PACKAGE_DIR = Path(mapreduce.__file__).parent
 
