@@ -48,7 +48,10 @@ def _load() -> tuple[Optional[ModuleType], str]:
             raise ImportError(f"{ENV_VAR}=c but the C core is not built ({exc}); reinstall "
                               f"with a C compiler (pip install .) or set {ENV_VAR}=python") \
                 from exc
-        return None, f"C core not built ({exc})"
+        hint = ""
+        if os.path.exists(os.path.join(os.path.dirname(os.path.dirname(__file__)), "setup.py")):
+            hint = "; in a source checkout, pip install -e . builds it next to the sources"
+        return None, f"C core not built ({exc}{hint})"
     return _core, f"{ENV_VAR}=c" if wanted else "built"
 
 
