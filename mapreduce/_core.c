@@ -1033,6 +1033,60 @@ static PyTypeObject MergeType = {
 };
 
 /* ======================================================================================
+ * value_payloads: the reduce loop's batched value decoding (shuffle.decoded_records)
+ *
+ * For a batch of records, the slices shuffle.decode_slices would cut -- at most
+ * max_records values and max_bytes of them, a larger value alone -- each with the bytes
+ * codec.decode_values_unchecked would unpack: a msgpack array-32 header, then the values'
+ * encodings.  The caller unpacks each with one msgpack call, as in the Python path.
+ * ====================================================================================== */
+static PyObject *core_value_payloads(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "value_payloads(batch: list, max_records, max_bytes)");
+        return NULL;
+    }
+    PyObject *batch = args[0];
+    Py_ssize_t max_records = PyLong_AsSsize_t(args[1]), max_bytes = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (max_records < 1) max_records = 1;
+    Py_ssize_t n = PyList_GET_SIZE(batch);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(batch, i);
+        if (!is_record(rec)) { bad_record("value_payloads", rec); return NULL; }
+    }
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    Py_ssize_t start = 0;
+    while (start < n) {
+        /* the first value always goes in; then values while both bounds hold */
+        Py_ssize_t stop = start, bytes = 0;
+        while (stop < n && stop - start < max_records) {
+            Py_ssize_t len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(PyList_GET_ITEM(batch, stop), 1));
+            if (stop > start && bytes + len > max_bytes) break;
+            bytes += len;
+            stop++;
+        }
+        PyObject *data = PyBytes_FromStringAndSize(NULL, 5 + bytes);
+        if (!data) { Py_DECREF(out); return NULL; }
+        unsigned char *q = (unsigned char *)PyBytes_AS_STRING(data);
+        uint32_t count = (uint32_t)(stop - start);
+        q[0] = 0xDD; q[1] = (unsigned char)(count >> 24); q[2] = (unsigned char)(count >> 16);
+        q[3] = (unsigned char)(count >> 8); q[4] = (unsigned char)count;
+        q += 5;
+        for (Py_ssize_t i = start; i < stop; i++) {
+            PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(batch, i), 1);
+            memcpy(q, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+            q += PyBytes_GET_SIZE(v);
+        }
+        PyObject *item = Py_BuildValue("(nnN)", start, stop, data);
+        if (!item || PyList_Append(out, item) < 0) { Py_XDECREF(item); Py_DECREF(out); return NULL; }
+        Py_DECREF(item);
+        start = stop;
+    }
+    return out;
+}
+
+/* ======================================================================================
  * module
  * ====================================================================================== */
 static PyObject *core_set_reference(PyObject *self, PyObject *args) {
@@ -1056,6 +1110,9 @@ static PyMethodDef core_methods[] = {
      "exactly an array of 2 * count bin objects."},
     {"unpack_flat", (PyCFunction)(void (*)(void))core_unpack_flat, METH_FASTCALL,
      "unpack_flat(data, count): a block payload as [k0, v0, ...], or None (as unpack_pairs)."},
+    {"value_payloads", (PyCFunction)(void (*)(void))core_value_payloads, METH_FASTCALL,
+     "value_payloads(batch, max_records, max_bytes): [(start, stop, msgpack array of the "
+     "values batch[start:stop])], the slices shuffle.decode_slices cuts."},
     {"set_reference", core_set_reference, METH_VARARGS,
      "set_reference(encode_key, decode_key): the Python functions C delegates to."},
     {NULL}

@@ -568,6 +568,11 @@ decode_value_unchecked = functools.partial(_unpackb, raw=False, use_list=False,
 _ARRAY32_HEADER = struct.Struct(">BI")
 
 
+#: Unpack a msgpack array of values as ``decode_values_unchecked`` does (the C core builds
+#: the array itself, see ``shuffle.decoded_records``).
+unpack_values = functools.partial(_unpackb, raw=False, use_list=False, strict_map_key=False)
+
+
 def decode_values_unchecked(encoded: list[bytes]) -> tuple:
     """``decode_value`` of every item of ``encoded``, as one C call: the reduce loop's batch path.
 

@@ -238,6 +238,72 @@ def test_merge_errors_come_through():
         list(_core.Merge([iter([[(b"a", 1)]]), iter([[(b"b", b"2")]])], False))
 
 
+# --- the reduce side's batched value decoding, memory mode ----------------------------------
+@SETTINGS
+@given(st.lists(st.binary(max_size=30), max_size=40), st.integers(1, 5), st.integers(1, 60))
+def test_value_payloads_cut_and_join_like_python(values, max_records, max_bytes):
+    old = shuffle.DECODE_BATCH, shuffle.DECODE_BATCH_BYTES
+    shuffle.DECODE_BATCH, shuffle.DECODE_BATCH_BYTES = max_records, max_bytes
+    try:
+        slices = shuffle.decode_slices(values)
+    finally:
+        shuffle.DECODE_BATCH, shuffle.DECODE_BATCH_BYTES = old
+    want = [(a, b, struct.pack(">BI", 0xDD, b - a) + b"".join(values[a:b])) for a, b in slices]
+    batch = [(b"k%d" % i, v) for i, v in enumerate(values)]
+    assert _core.value_payloads(batch, max_records, max_bytes) == want
+
+
+def _with_core(module, use_c, f, *args):
+    """``f(*args)``'s outcome with ``module`` on the C or the Python core (for shuffle, its
+    merge too, which it binds at import)."""
+    old = module.native, getattr(module, "merge_blocks", None)
+    module.native = _core if use_c else None
+    if module is shuffle:
+        shuffle.merge_blocks = _core.Merge if use_c else shuffle.py_merge_blocks
+    try:
+        return outcome(f, *args)
+    finally:
+        module.native = old[0]
+        if module is shuffle:
+            shuffle.merge_blocks = old[1]
+
+
+values_ = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 63, 2 ** 64 - 1)
+                       | st.floats() | st.text(max_size=5) | st.binary(max_size=5),
+                       lambda inner: st.lists(inner, max_size=3), max_leaves=5)
+
+
+@SETTINGS
+@given(st.lists(st.lists(st.tuples(st.integers(0, 5), values_), max_size=30), max_size=4))
+def test_decoded_records_match_python(batches):
+    batches = [[(codec.py_encode_key(k), codec.encode_value(v)) for k, v in b] for b in batches]
+
+    def decode():
+        return list(shuffle.decoded_records(iter(batches), False))
+    assert _with_core(shuffle, True, decode) == _with_core(shuffle, False, decode)
+
+
+@SETTINGS
+@given(st.lists(st.lists(st.lists(st.tuples(short_bytes, st.binary(max_size=4)), max_size=8),
+                         min_size=3, max_size=3), max_size=4),
+       st.booleans())
+def test_memory_shuffle_packs_and_reads_like_python(spills, sort_values):
+    for spill in spills:
+        for part in spill:
+            part.sort(key=None if sort_values else itemgetter(0))
+
+    def run():
+        sink = shuffle.MemoryShuffle().map_sink("", 3, 10, sort_values)
+        for spill in spills:
+            sink.spill([list(p) for p in spill])
+        out = sink.finish()
+        read = [list(shuffle.MemoryShuffle().reduce_source([out, out], p, "", 10,
+                                                           sort_values).open())
+                for p in range(3)]
+        return out.location, out.partition_records, out.partition_bytes, read
+    assert _with_core(shuffle, True, run) == _with_core(shuffle, False, run)
+
+
 # --- run files: the same bytes on disk, the same records and errors back --------------------
 def write_run(path, parts, block_bytes, use_c, how):
     """A run file of ``parts`` ({partition: records}), written through one of the writer's
