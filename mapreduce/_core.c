@@ -491,6 +491,13 @@ typedef struct { uint64_t prefix; PyObject *rec; } SortItem;
 static inline uint64_t prefix_of(PyObject *kb) {
     const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(kb);
     Py_ssize_t n = PyBytes_GET_SIZE(kb);
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n >= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        return __builtin_bswap64(v);
+    }
+#endif
     uint64_t p = 0;
     for (int i = 0; i < 8; i++) p = (p << 8) | (i < n ? s[i] : 0);
     return p;   /* zero-padded: a padding byte differs only from a real byte > 0 */
@@ -855,10 +862,19 @@ static PyObject *core_unpack_flat(PyObject *self, PyObject *const *args, Py_ssiz
  * pass through whole.
  * ====================================================================================== */
 typedef struct {
+    uint64_t prefix;      /* the current key's first 8 bytes (prefix_of): most comparisons */
+    PyObject *rec;        /* the current record (borrowed from block) */
     PyObject *source;     /* iterator of blocks */
     PyObject *block;      /* current block (a tuple of records), NULL when the run is done */
     Py_ssize_t pos;
 } Run;
+
+/* Cache the run's current record and its key prefix: the loser tree compares prefixes
+ * held in the Run array and follows pointers only on a tie. */
+static inline void run_load(Run *r) {
+    r->rec = PyTuple_GET_ITEM(r->block, r->pos);
+    r->prefix = prefix_of(PyTuple_GET_ITEM(r->rec, 0));
+}
 
 typedef struct {
     PyObject_HEAD
@@ -878,8 +894,8 @@ static inline int run_less(Merge *m, Py_ssize_t a, Py_ssize_t b) {
     Run *ra = &m->runs[a], *rb = &m->runs[b];
     if (!ra->block) return 0;
     if (!rb->block) return 1;
-    int c = cmp_records(PyTuple_GET_ITEM(ra->block, ra->pos), PyTuple_GET_ITEM(rb->block, rb->pos),
-                        m->sort_values);
+    if (ra->prefix != rb->prefix) return ra->prefix < rb->prefix;
+    int c = cmp_records(ra->rec, rb->rec, m->sort_values);
     return c < 0 || (c == 0 && a < b);
 }
 
@@ -899,7 +915,7 @@ static int run_next_block(Run *r) {
             PyObject *rec = PyTuple_GET_ITEM(t, i);
             if (!is_record(rec)) { Py_DECREF(t); return bad_record("merge", rec); }
         }
-        if (n) { r->block = t; return 0; }
+        if (n) { r->block = t; run_load(r); return 0; }
         Py_DECREF(t);
     }
 }
@@ -980,13 +996,14 @@ static PyObject *merge_next(Merge *m) {
         Py_ssize_t w = m->loser[0];
         Run *r = &m->runs[w];
         if (!r->block) break;                        /* every run is done */
-        if (PyList_Append(batch, PyTuple_GET_ITEM(r->block, r->pos)) < 0) { Py_DECREF(batch); return NULL; }
+        if (PyList_Append(batch, r->rec) < 0) { Py_DECREF(batch); return NULL; }
         if (++r->pos == PyTuple_GET_SIZE(r->block)) {
             /* yield before reading the run's next block: one block per run in memory */
             Py_CLEAR(r->block);
             m->refill = w;
             break;
         }
+        run_load(r);
         tree_replay(m, w);
     }
     if (PyList_GET_SIZE(batch) == 0) { Py_DECREF(batch); return NULL; }
