@@ -209,6 +209,30 @@ static int encode_float(Buf *b, double x, int nested) {
     return buf_put(b, frac, nbytes);
 }
 
+/* A str's UTF-8 into the buffer (tag first).  ASCII strings are their own UTF-8; others are
+ * encoded into a temporary bytes object rather than with PyUnicode_AsUTF8AndSize, which
+ * would cache a UTF-8 copy inside the caller's key object for the key's lifetime.
+ * Returns DELEGATE for lone surrogates (the Python code uses surrogatepass). */
+static int put_str(Buf *b, PyObject *o, int nested) {
+    if (PyUnicode_IS_ASCII(o)) {
+        const unsigned char *s = PyUnicode_1BYTE_DATA(o);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+        if (buf_byte(b, T_STR) < 0) return -1;
+        return nested ? buf_put_escaped(b, s, n) : buf_put(b, s, n);
+    }
+    PyObject *u = PyUnicode_AsUTF8String(o);
+    if (!u) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) { PyErr_Clear(); return DELEGATE; }
+        return -1;
+    }
+    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(u);
+    Py_ssize_t n = PyBytes_GET_SIZE(u);
+    int r = buf_byte(b, T_STR);
+    if (r == 0) r = nested ? buf_put_escaped(b, s, n) : buf_put(b, s, n);
+    Py_DECREF(u);
+    return r;
+}
+
 static int encode_into(Buf *b, PyObject *o, int nested, int depth);
 
 static int encode_items(Buf *b, PyObject *o, int nested, int depth) {
@@ -226,13 +250,7 @@ static int encode_items(Buf *b, PyObject *o, int nested, int depth) {
 
 static int encode_into(Buf *b, PyObject *o, int nested, int depth) {
     PyTypeObject *t = Py_TYPE(o);
-    if (t == &PyUnicode_Type) {
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(o, &n);
-        if (!s) { PyErr_Clear(); return DELEGATE; }   /* lone surrogates: surrogatepass */
-        if (buf_byte(b, T_STR) < 0) return -1;
-        return nested ? buf_put_escaped(b, (const unsigned char *)s, n) : buf_put(b, s, n);
-    }
+    if (t == &PyUnicode_Type) return put_str(b, o, nested);
     if (t == &PyLong_Type) return encode_pylong(b, o);
     if (t == &PyTuple_Type || t == &PyList_Type) return encode_items(b, o, nested, depth);
     if (t == &PyFloat_Type) return encode_float(b, PyFloat_AS_DOUBLE(o), nested);
@@ -256,19 +274,14 @@ static PyObject *delegate(PyObject *ref, PyObject *arg) {
 
 static PyObject *core_encode_key(PyObject *self, PyObject *key) {
     PyTypeObject *t = Py_TYPE(key);
-    if (t == &PyUnicode_Type) {   /* the word-count case: the tag byte and the UTF-8 */
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(key, &n);
-        if (s) {
-            PyObject *out = PyBytes_FromStringAndSize(NULL, n + 1);
-            if (!out) return NULL;
-            char *q = PyBytes_AS_STRING(out);
-            q[0] = T_STR;
-            memcpy(q + 1, s, n);
-            return out;
-        }
-        PyErr_Clear();
-        return delegate(ref_encode_key, key);
+    if (t == &PyUnicode_Type && PyUnicode_IS_ASCII(key)) {   /* the word-count case */
+        Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+        PyObject *out = PyBytes_FromStringAndSize(NULL, n + 1);
+        if (!out) return NULL;
+        char *q = PyBytes_AS_STRING(out);
+        q[0] = T_STR;
+        memcpy(q + 1, PyUnicode_1BYTE_DATA(key), n);
+        return out;
     }
     Buf b;
     buf_init(&b);
