@@ -20,9 +20,9 @@
  *                2 * record_count bin objects; otherwise it returns None and the caller
  *                runs msgpack, which gives the reference result or error.
  *
- * Kernels with nothing to delegate (partition_of, sort_records, BlockPacker, Merge) take
- * records as (bytes, bytes) tuples -- what the engine always passes -- and raise TypeError
- * for anything else.
+ * Kernels with nothing to delegate (partition_of, sort_records, BlockPacker, Merge,
+ * value_payloads) take records as (bytes, bytes) tuples -- what the engine always passes --
+ * and raise TypeError for anything else.
  *
  * Everything that reads bytes (decode_key, unpack_*) checks every length against the end
  * of its buffer before reading; tests/test_core_fuzz.py fuzzes them with atheris.

@@ -24,6 +24,11 @@ The memory back end keeps map output in RAM: a map task returns each partition a
 byte string (msgpack of the flat record list) to the coordinator, which hands the strings of
 partition r to reduce task r.  Nothing touches disk, and the sort buffer, spills and combiner
 calls are exactly those of the disk back end, so both modes produce byte-identical output.
+
+With the C core active (:mod:`mapreduce.core`, ``docs/core.md``) the merge is
+``_core.Merge``, the reduce loop's batched value decoding builds its msgpack arrays with
+``_core.value_payloads``, and memory mode packs and unpacks partitions with
+``_core.BlockPacker`` / ``unpack_pairs``; the Python code here stays the reference.
 """
 from __future__ import annotations
 
