@@ -32,6 +32,7 @@ from typing import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from mapreduce.core import describe  # noqa: E402
 from mapreduce.job import Step  # noqa: E402
 from mapreduce.task import CombiningBuffer  # noqa: E402
 
@@ -113,7 +114,7 @@ def main() -> None:
         lines = f.read(args.mib << 20).splitlines()
     tokens = sum(len(line.split()) for line in lines)
     print(f"{len(lines):,} lines, {tokens:,} tokens from {args.text}; "
-          f"Python {sys.version.split()[0]}; best of {args.repeat}")
+          f"Python {sys.version.split()[0]}; best of {args.repeat}; {describe()}")
     for name, fn in ROWS:
         best = min(_timed(fn, lines) for _ in range(args.repeat))
         print(f"{name:50s} {best / tokens * 1e9:6.0f} ns/token")

@@ -648,7 +648,14 @@ def machine_info() -> dict[str, str]:
     if _command(["git", "status", "--porcelain", "--untracked-files=no"]):
         commit += " + uncommitted changes"
     disk = shutil.disk_usage(DATA)
+    try:  # the core the jobs' processes load (they import the repository through _env())
+        core = subprocess.run([sys.executable, "-c", "from mapreduce.core import describe; "
+                               "print(describe())"], env=_env(), capture_output=True,
+                              text=True, timeout=60).stdout.strip() or "core: unknown"
+    except (OSError, subprocess.SubprocessError):
+        core = "core: unknown"
     return {
+        "core": core,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{cpu}, {os.cpu_count()} logical CPUs"
                + (f" ({physical} physical)" if physical else ""),
@@ -677,7 +684,8 @@ def render(sections: list[dict[str, Any]], machine: dict[str, str], args: argpar
               f"- machine: {machine['cpu']}, {machine['ram']} RAM, {machine['os']}; "
               f"{machine['disk']}",
               f"- software: {machine['python']}; {machine['packages']}; {machine['tools']}",
-              f"- code: git commit {machine['commit']}",
+              f"- code: git commit {machine['commit']}; mapreduce "
+              f"{machine.get('core', 'core: unknown')}",
               f"- load average (1/5 min): {load_start} at start, {load()} at end "
               f"(other processes on the machine add noise)", ""]
     all_targets = []

@@ -66,8 +66,18 @@ only, so it is the same in every process and every run (``hash()`` of str is sal
 process, so it must never be used here), and keys that are equal (``1`` and ``1.0``) land
 in the same partition because their bytes are identical.
 
-This module is a leaf: it imports only the standard library, msgpack and
-``mapreduce.errors``.
+The C core
+==========
+
+When the compiled core is active (:mod:`mapreduce.core`), ``encode_key``, ``decode_key``
+and ``partition_of`` are rebound at the end of this module to their C twins in
+``mapreduce._core``.  The functions defined here stay the reference: C handles the common
+types itself and hands anything else (subclasses, ints beyond 64 bits, lone surrogates,
+unsupported types, malformed bytes) to ``py_encode_key`` / ``py_decode_key``, so results
+and error messages are these functions' by construction (``docs/core.md``).
+
+This module is a leaf: it imports only the standard library, msgpack,
+``mapreduce.errors`` and ``mapreduce.core``.
 """
 from __future__ import annotations
 
@@ -78,6 +88,7 @@ import zlib
 
 import msgpack
 
+from mapreduce.core import native
 from mapreduce.errors import SerializationError
 
 __all__ = ["encode_key", "decode_key", "partition_of", "encode_value", "decode_value"]
@@ -557,6 +568,11 @@ decode_value_unchecked = functools.partial(_unpackb, raw=False, use_list=False,
 _ARRAY32_HEADER = struct.Struct(">BI")
 
 
+#: Unpack a msgpack array of values as ``decode_values_unchecked`` does (the C core builds
+#: the array itself, see ``shuffle.decoded_records``).
+unpack_values = functools.partial(_unpackb, raw=False, use_list=False, strict_map_key=False)
+
+
 def decode_values_unchecked(encoded: list[bytes]) -> tuple:
     """``decode_value`` of every item of ``encoded``, as one C call: the reduce loop's batch path.
 
@@ -579,3 +595,19 @@ def decode_value(data: bytes) -> object:
         raise  # msgpack's FormatError/ExtraData/StackError and UnicodeDecodeError are ValueErrors
     except (TypeError, msgpack.UnpackException) as exc:
         raise ValueError(f"malformed value encoding ({exc})") from None
+
+
+# ---------------------------------------------------------------------------------------
+# The C core (mapreduce.core): the functions above stay as the reference
+# ---------------------------------------------------------------------------------------
+#: The pure-Python implementations, whichever core is active: what the C core delegates
+#: the cases it does not handle to, and what tests/test_core.py compares it with.
+py_encode_key = encode_key
+py_decode_key = decode_key
+py_partition_of = partition_of
+
+if native is not None:
+    native.set_reference(py_encode_key, py_decode_key)
+    encode_key = native.encode_key  # noqa: F811 -- same contract, in C
+    decode_key = native.decode_key  # noqa: F811
+    partition_of = native.partition_of  # noqa: F811

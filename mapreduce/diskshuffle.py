@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
-from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -29,7 +28,7 @@ from mapreduce.errors import CorruptDataError
 from mapreduce.layout import commit_file
 from mapreduce.runfile import RunReader, RunWriter, read_partition
 from mapreduce.shuffle import (MapOutput, MapSink, PairSink, Record, ReduceSource, Shuffle,
-                               StepInput, flat_pairs, merge_blocks)
+                               StepInput, merge_blocks)
 
 #: Flush a pair sink's buffered records to its run file every this many raw bytes.
 PAIR_SINK_FLUSH_BYTES = 1 << 20
@@ -95,15 +94,15 @@ def _merge_passes(runs: list[Run], prefix: str, merge_factor: int, num_partition
 
 def pair_blocks(reader: RunReader, partition: int) -> Iterator[list[Record]]:
     """A partition of a run file as blocks of (key, value) pairs (one run-file block each)."""
-    for flat in reader.iter_partition_flat(partition):
-        yield list(flat_pairs(flat))
+    return reader.iter_partition_blocks(partition)
 
 
 def _write_merged(writer: RunWriter, partition: int, runs: list[Iterator[list[Record]]],
                   sort_values: bool) -> None:
     """Merge ``runs`` into ``partition`` of ``writer`` a batch at a time (no per-record loop)."""
+    append = writer.append_records
     for batch in merge_blocks(runs, sort_values):
-        writer.write_flat(partition, list(chain.from_iterable(batch)))
+        append(partition, batch)
 
 
 @dataclass

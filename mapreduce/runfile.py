@@ -19,6 +19,14 @@ Reading (streams: one block in memory at a time)::
 
     for key, value in read_partition(path, 2):
         ...
+
+The C core (:mod:`mapreduce.core`) takes over the per-record work when it is active:
+``_core.BlockPacker`` turns records into block payloads (the msgpack bytes before LZ4) with
+the same block boundaries, and ``_core.unpack_pairs`` / ``unpack_flat`` turn a payload back
+into records.  Everything per block stays here in both cores: the file layout, LZ4 (through
+python-lz4), every CRC and every check, which runs *before* a payload is parsed.  A payload
+C does not recognise as exactly ``2 * record_count`` bin objects goes through msgpack as
+before, so errors are the same.
 """
 from __future__ import annotations
 
@@ -34,6 +42,7 @@ from typing import Iterable, Iterator, NamedTuple
 import lz4.block
 import msgpack
 
+from mapreduce.core import native
 from mapreduce.errors import CorruptDataError
 
 __all__ = [
@@ -168,7 +177,9 @@ class RunWriter:
         self._part = -1
         self._p_start = HEADER_SIZE
         self._p_blocks = self._p_records = self._p_raw = self._p_ulen = self._p_clen = 0
-        # The pending (not yet written) block of the current partition.
+        # The pending (not yet written) block of the current partition: in C, a packer
+        # holding its msgpack bytes; in Python, a flat list and its accounted size.
+        self._packer = native.BlockPacker(block_bytes, str(path)) if native is not None else None
         self._buf: list[bytes] = []
         self._buf_size = 0  # accounted size: sum(len) + _ELEMENT_OVERHEAD per element
 
@@ -183,6 +194,9 @@ class RunWriter:
                 "partitions must be written in strictly increasing order"
             )
         self._start_partition(partition)
+        if self._packer is not None:
+            self._append_pairs(records)
+            return
         it = iter(records)
         from_iterable = chain.from_iterable
         while True:
@@ -210,8 +224,28 @@ class RunWriter:
             raise ValueError(f"{self.path}: flat record list has odd length {n}")
         if partition != self._part:
             self._start_partition(partition)
-        if n:
+        if not n:
+            return
+        if self._packer is not None:
+            self._emit_blocks(self._packer.add_flat(flat if type(flat) is list else list(flat)))
+        else:
             self._add_flat(flat)
+
+    def append_records(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+        """Append ``records`` (sorted ``(key, value)`` pairs) to ``partition``: like
+        :meth:`write_flat`, without flattening (what a merge produces)."""
+        if self._packer is None:
+            self.write_flat(partition, list(chain.from_iterable(records)))
+            return
+        self._check_open()
+        if partition < self._part:
+            raise ValueError(
+                f"{self.path}: partition {partition} written after partition {self._part}; "
+                "partitions must be written in non-decreasing order"
+            )
+        if partition != self._part:
+            self._start_partition(partition)
+        self._append_pairs(records)
 
     def close(self, fsync: bool = True) -> RunStats:
         """Finish the file (last block, empty partitions, index, footer), flush, fsync, close.
@@ -284,9 +318,31 @@ class RunWriter:
         self._p_start = self._pos
         self._p_blocks = self._p_records = self._p_raw = self._p_ulen = self._p_clen = 0
 
+    def _append_pairs(self, records: Iterable[tuple[bytes, bytes]]) -> None:
+        """The C core's write path: records go to the packer (a list at once, any other
+        iterable a batch at a time), and every block it closes is written."""
+        add = self._packer.add_pairs
+        if type(records) is list:
+            self._emit_blocks(add(records))
+            return
+        it = iter(records)
+        while True:
+            batch = list(islice(it, _BATCH_RECORDS))
+            if not batch:
+                break
+            self._emit_blocks(add(batch))
+
+    def _emit_blocks(self, blocks: list[tuple[bytes, int, int]]) -> None:
+        for data, records, accounted in blocks:
+            self._emit_block(data, records, accounted)
+
     def _finish_partition(self) -> None:
         if self._part < 0:
             return
+        if self._packer is not None:
+            pending = self._packer.flush()
+            if pending is not None:
+                self._emit_block(*pending)
         if self._buf:
             self._write_block(self._buf, self._buf_size)
         self._buf = []
@@ -340,8 +396,10 @@ class RunWriter:
         self._buf_size = size
 
     def _write_block(self, flat: list[bytes], accounted: int) -> None:
-        records = len(flat) >> 1
-        data = _packb(flat, use_bin_type=True)
+        self._emit_block(_packb(flat, use_bin_type=True), len(flat) >> 1, accounted)
+
+    def _emit_block(self, data: bytes, records: int, accounted: int) -> None:
+        """Compress and write one block whose msgpack payload is ``data``."""
         ulen = len(data)
         if ulen > MAX_BLOCK_UNCOMPRESSED:
             raise ValueError(
@@ -491,7 +549,13 @@ class RunReader:
     def iter_partition_flat(self, partition: int) -> Iterator[list[bytes]]:
         """Yield one verified flat ``[k0, v0, ...]`` list per block of ``partition``."""
         info = self.partition_info(partition)
-        return self._iter_blocks(partition, info)
+        return self._iter_flat(partition, info)
+
+    def iter_partition_blocks(self, partition: int) -> Iterator[list[tuple[bytes, bytes]]]:
+        """Yield one verified list of ``(key, value)`` pairs per block of ``partition``
+        (what the merges take)."""
+        info = self.partition_info(partition)
+        return self._iter_pair_blocks(partition, info)
 
     def iter_partition(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Yield the ``(key, value)`` pairs of ``partition`` in file order, verifying each block."""
@@ -518,11 +582,39 @@ class RunReader:
     # -- internals --
 
     def _iter_pairs(self, partition: int, info: PartitionInfo) -> Iterator[tuple[bytes, bytes]]:
-        for flat in self._iter_blocks(partition, info):
-            it = iter(flat)
-            yield from zip(it, it)
+        for block in self._iter_pair_blocks(partition, info):
+            yield from block
 
-    def _iter_blocks(self, partition: int, info: PartitionInfo) -> Iterator[list[bytes]]:
+    def _iter_flat(self, partition: int, info: PartitionInfo) -> Iterator[list[bytes]]:
+        unpack = native.unpack_flat if native is not None else None
+        for off, data, count in self._iter_payloads(partition, info):
+            flat = unpack(data, count) if unpack is not None else None
+            yield flat if flat is not None else self._unpack_block(off, data, count)
+
+    def _iter_pair_blocks(self, partition: int,
+                          info: PartitionInfo) -> Iterator[list[tuple[bytes, bytes]]]:
+        unpack = native.unpack_pairs if native is not None else None
+        for off, data, count in self._iter_payloads(partition, info):
+            pairs = unpack(data, count) if unpack is not None else None
+            if pairs is None:
+                it = iter(self._unpack_block(off, data, count))
+                pairs = list(zip(it, it))
+            yield pairs
+
+    def _unpack_block(self, off: int, data: bytes, count: int) -> list[bytes]:
+        """A verified payload's msgpack, as the flat list of its keys and values."""
+        try:
+            flat = _unpackb(data, use_list=True)
+        except Exception as exc:  # msgpack's ExtraData, FormatError, StackError, ValueError...
+            raise self._fail(off, f"block payload undecodable ({type(exc).__name__})") from None
+        if type(flat) is not list or len(flat) != 2 * count:
+            raise self._fail(off, "block record count mismatch")
+        return flat
+
+    def _iter_payloads(self, partition: int, info: PartitionInfo) -> Iterator[tuple[int, bytes, int]]:
+        """``(offset, decompressed payload, record count)`` of each block of a partition,
+        after every check that comes before parsing: block header CRC and lengths, payload
+        CRC, decompression and its length; after the last block, the index's totals."""
         fail = self._fail
         pread = self._pread
         unpack_header = BLOCK_HEADER.unpack
@@ -548,17 +640,11 @@ class RunReader:
             del payload
             if len(data) != ulen:
                 raise fail(off, f"block uncompressed length mismatch ({len(data)} != {ulen})")
-            try:
-                flat = _unpackb(data, use_list=True)
-            except Exception as exc:  # msgpack's ExtraData, FormatError, StackError, ValueError...
-                raise fail(off, f"block payload undecodable ({type(exc).__name__})") from None
+            yield off, data, count
             del data
-            if type(flat) is not list or len(flat) != 2 * count:
-                raise fail(off, "block record count mismatch")
             records += count
             ulen_total += ulen
             off += BLOCK_HEADER_SIZE + clen
-            yield flat
         if off != end or records != info.records or ulen_total != info.uncompressed_bytes:
             raise fail(
                 info.offset,

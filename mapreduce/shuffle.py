@@ -24,6 +24,11 @@ The memory back end keeps map output in RAM: a map task returns each partition a
 byte string (msgpack of the flat record list) to the coordinator, which hands the strings of
 partition r to reduce task r.  Nothing touches disk, and the sort buffer, spills and combiner
 calls are exactly those of the disk back end, so both modes produce byte-identical output.
+
+With the C core active (:mod:`mapreduce.core`, ``docs/core.md``) the merge is
+``_core.Merge``, the reduce loop's batched value decoding builds its msgpack arrays with
+``_core.value_payloads``, and memory mode packs and unpacks partitions with
+``_core.BlockPacker`` / ``unpack_pairs``; the Python code here stays the reference.
 """
 from __future__ import annotations
 
@@ -32,19 +37,28 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, islice
 from operator import itemgetter
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Optional
 
 from mapreduce.codec import (decode_key, decode_value, decode_value_unchecked,
-                             decode_values_unchecked)
+                             decode_values_unchecked, unpack_values)
+from mapreduce.core import native
 from mapreduce.runfile import pack_flat, unpack_flat
 
 Record = tuple  # (key_bytes, value_bytes)
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
+_unpack_values = unpack_values
 
 
 def merge_blocks(runs: list[Iterator[list[Record]]], sort_values: bool) -> Iterator[list[Record]]:
     """Stable k-way merge of sorted runs given as blocks (lists of records); yields batches.
+
+    With the C core active this is ``_core.Merge``: a loser tree over the runs' current
+    records (ties to the lower run: stable) that yields the records taken so far whenever a
+    run's block is used up, before reading that run's next block -- the same records in the
+    same order, in batches of at most one block per run, so the same memory bound.  C
+    requires records to be ``(bytes, bytes)`` tuples (TypeError otherwise), which is all the
+    engine passes.  The pure-Python merge below is the reference:
 
     Instead of a per-record heap (``heapq.merge`` runs Python code for every record), each
     round holds one block per run and emits everything that is already final, letting
@@ -100,6 +114,12 @@ def merge_blocks(runs: list[Iterator[list[Record]]], sort_values: bool) -> Itera
     if blocks:  # one run left: pass its blocks through
         yield blocks[0]
         yield from sources[0]
+
+
+#: The pure-Python merge, whichever core is active (the reference tests compare C with).
+py_merge_blocks = merge_blocks
+if native is not None:
+    merge_blocks = native.Merge  # noqa: F811 -- same batches' records, in C
 
 
 def record_blocks(records: Iterable[Record], size: int = 4096) -> Iterator[list[Record]]:
@@ -239,13 +259,24 @@ class MemoryMapSink(MapSink):
     def finish(self) -> MapOutput:
         packed, records, sizes = [], [], []
         for _, merged in merge_into_partitions(self.spills, self.num_partitions, self.sort_values):
-            flat = [b for rec in merged for b in rec]
-            data = pack_flat(flat)
+            if native is not None:
+                # One block without a size limit is exactly pack_flat's bytes.
+                packer = native.BlockPacker(_UNBOUNDED)
+                packer.add_pairs(list(merged))
+                data, count, _ = packer.flush() or (pack_flat([]), 0, 0)
+            else:
+                flat = [b for rec in merged for b in rec]
+                data = pack_flat(flat)
+                count = len(flat) // 2
             packed.append(data)
-            records.append(len(flat) // 2)
+            records.append(count)
             sizes.append(len(data))
         self.spills = []
         return MapOutput(packed, records, sizes)
+
+
+#: A BlockPacker target no partition reaches: memory mode packs a partition as one array.
+_UNBOUNDED = 1 << 62
 
 
 @dataclass
@@ -253,10 +284,21 @@ class MemoryReduceSource(ReduceSource):
     packed_runs: list[bytes]
     sort_values: bool
     counters: dict = field(default_factory=dict)
+    record_counts: Optional[list[int]] = None  # of each packed run, when known
 
     def open_batches(self) -> Iterator[list[Record]]:
-        runs = [[list(flat_pairs(unpack_flat(data)))] for data in self.packed_runs]
+        counts = self.record_counts or [None] * len(self.packed_runs)
+        runs = [[_unpack_run(data, count)] for data, count in zip(self.packed_runs, counts)]
         return merge_blocks(runs, self.sort_values)
+
+
+def _unpack_run(data: bytes, count: Optional[int]) -> list[Record]:
+    """A packed memory-mode run as records (in C when the core is and the count is known)."""
+    if native is not None and count is not None:
+        pairs = native.unpack_pairs(data, count)
+        if pairs is not None:
+            return pairs
+    return list(flat_pairs(unpack_flat(data)))
 
 
 @dataclass
@@ -304,8 +346,9 @@ class MemoryShuffle(Shuffle):
 
     def reduce_source(self, outputs: list[MapOutput], partition: int, prefix: str,
                       merge_factor: int, sort_values: bool) -> ReduceSource:
-        runs = [o.location[partition] for o in outputs if o.partition_records[partition]]
-        return MemoryReduceSource(runs, sort_values)
+        used = [o for o in outputs if o.partition_records[partition]]
+        return MemoryReduceSource([o.location[partition] for o in used], sort_values,
+                                  record_counts=[o.partition_records[partition] for o in used])
 
     def pair_sink(self, prefix: str) -> PairSink:
         return MemoryPairSink()
@@ -336,6 +379,24 @@ def decoded_records(batches: Iterable[list[Record]],
 
 
 def _decode_msgpack_values(batches: Iterable[list[Record]]) -> Iterator[Iterator[Record]]:
+    if native is not None:
+        return _decode_msgpack_values_c(batches)
+    return _decode_msgpack_values_py(batches)
+
+
+def _decode_msgpack_values_c(batches: Iterable[list[Record]]) -> Iterator[Iterator[Record]]:
+    """The C core cuts the same slices as :func:`decode_slices` and builds each slice's
+    msgpack array straight from the records (``_core.value_payloads``); msgpack decodes it."""
+    payloads = native.value_payloads
+    for batch in batches:
+        if type(batch) is not list:
+            batch = list(batch)
+        for start, stop, data in payloads(batch, DECODE_BATCH, DECODE_BATCH_BYTES):
+            keys = batch if stop - start == len(batch) else batch[start:stop]
+            yield zip(map(_KEY, keys), _unpack_values(data))
+
+
+def _decode_msgpack_values_py(batches: Iterable[list[Record]]) -> Iterator[Iterator[Record]]:
     for batch in batches:
         values = list(map(_VALUE, batch))
         for start, stop in decode_slices(values):

@@ -795,7 +795,7 @@ def test_format_line_rejects_unserializable():
 #: ``errors`` from anywhere, and the exceptions below).  Function-level (lazy) imports are
 #: allowed and not checked: e.g. Job.run imports the CLI lazily, as documented.
 LAYERS = [
-    ("entry", {"cli", "__main__", "__init__", "bench", "api", "report"}),
+    ("entry", {"cli", "__main__", "__init__", "bench", "api", "report", "info"}),
     ("assembly", {"runners", "spark_runner", "progress"}),
     ("coordinator", {"tracker"}),
     ("work", {"task", "diskshuffle", "pool"}),
@@ -803,10 +803,11 @@ LAYERS = [
     ("formats", {"runfile", "inputs", "job", "loader", "output", "journal", "lock", "sidedata",
                  "workdir"}),
     ("leaves", {"codec", "layout", "errors", "events"}),
+    ("core", {"core"}),   # which implementation of the kernels runs (imports no module)
 ]
 #: Allowed imports within one layer.
-SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli"), ("api", "cli"),
-                      ("workdir", "lock")}
+SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli"), ("api", "cli"), ("__main__", "info"),
+                      ("info", "__init__"), ("workdir", "lock")}
 
 PACKAGE_DIR = Path(mapreduce.__file__).parent
 

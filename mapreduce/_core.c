@@ -1,0 +1,1170 @@
+/* mapreduce._core: the compiled per-record kernels of the shuffle.
+ *
+ * Every function here has a pure-Python twin (codec.py, runfile.py, shuffle.py) and must
+ * give exactly its result, byte for byte, error for error; tests/test_core.py runs both on
+ * the same random inputs.  mapreduce/core.py decides which twin runs (MAPREDUCE_CORE).
+ *
+ * How exactness is kept without re-implementing every corner in C: each kernel handles
+ * the common, fully specified case itself and *delegates* anything else to the Python
+ * reference, which then produces the result or raises the error:
+ *
+ *   encode_key   C: None, bool, int (magnitude < 2**64), float, str, bytes and tuples/lists
+ *                of these (exact types, nesting < MAX_DEPTH).  Delegated: subclasses,
+ *                bigger ints, str with lone surrogates, unsupported types (the Python
+ *                code raises the SerializationError naming the type), deeper nesting.
+ *   decode_key   C: everything encode_key produces except non-integral floats and ints
+ *                beyond 8 bytes.  Delegated: those, and every byte string C finds
+ *                malformed (the Python code raises the exact ValueError).
+ *   unpack_pairs / unpack_flat (a run-file block's msgpack payload, already CRC-checked
+ *                by the caller): C when the payload is exactly one msgpack array of
+ *                2 * record_count bin objects; otherwise it returns None and the caller
+ *                runs msgpack, which gives the reference result or error.
+ *
+ * Kernels with nothing to delegate (partition_of, sort_records, BlockPacker, Merge,
+ * value_payloads) take records as (bytes, bytes) tuples -- what the engine always passes --
+ * and raise TypeError for anything else.
+ *
+ * Everything that reads bytes (decode_key, unpack_*) checks every length against the end
+ * of its buffer before reading; tests/test_core_fuzz.py fuzzes them with atheris.
+ * Format constants follow docs/key-encoding.md and docs/run-format.md (the Python
+ * modules hold the named constants; the few spelled here carry the doc's names).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- key tags (docs/key-encoding.md, "Layout"; codec.py's _NONE.._TUPLE) ------------- */
+#define T_END 0x00
+#define T_NONE 0x01
+#define T_NEG_INF 0x16
+#define T_NEG_BIG 0x17
+#define T_ZERO 0x20
+#define T_POS_BIG 0x29
+#define T_POS_INF 0x2A
+#define T_NAN 0x2B
+#define T_STR 0x40
+#define T_BYTES 0x41
+#define T_TUPLE 0x50
+#define T_FRACTION 0xFF
+#define T_ESCAPE 0xFF
+
+/* Nesting beyond this is left to the Python code (which raises past its recursion
+ * limit): it keeps the C stack bounded on self-containing lists. */
+#define MAX_DEPTH 64
+
+/* The Python reference implementations, registered by codec.py (set_reference). */
+static PyObject *ref_encode_key = NULL;
+static PyObject *ref_decode_key = NULL;
+
+/* ======================================================================================
+ * A growable byte buffer with inline storage for short keys.
+ * ====================================================================================== */
+typedef struct {
+    unsigned char *p;
+    Py_ssize_t len, cap;
+    unsigned char inline_[256];
+} Buf;
+
+static void buf_init(Buf *b) { b->p = b->inline_; b->len = 0; b->cap = sizeof b->inline_; }
+static void buf_free(Buf *b) { if (b->p != b->inline_) PyMem_Free(b->p); buf_init(b); }
+
+static int buf_reserve(Buf *b, Py_ssize_t extra) {
+    if (extra > PY_SSIZE_T_MAX - b->len) { PyErr_NoMemory(); return -1; }
+    Py_ssize_t need = b->len + extra;
+    if (need <= b->cap) return 0;
+    Py_ssize_t cap = b->cap;
+    while (cap < need) cap = cap > PY_SSIZE_T_MAX / 2 ? need : cap * 2;
+    unsigned char *p;
+    if (b->p == b->inline_) {
+        p = PyMem_Malloc(cap);
+        if (p) memcpy(p, b->inline_, b->len);
+    } else {
+        p = PyMem_Realloc(b->p, cap);
+    }
+    if (!p) { PyErr_NoMemory(); return -1; }
+    b->p = p; b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int buf_byte(Buf *b, unsigned char c) {
+    if (b->len == b->cap && buf_reserve(b, 1) < 0) return -1;
+    b->p[b->len++] = c;
+    return 0;
+}
+
+/* Nested str/bytes/fraction payload: every 00 written 00 FF, then the 00 terminator. */
+static int buf_put_escaped(Buf *b, const unsigned char *s, Py_ssize_t n) {
+    const unsigned char *end = s + n;
+    while (s < end) {
+        const unsigned char *z = memchr(s, 0, end - s);
+        if (!z) { if (buf_put(b, s, end - s) < 0) return -1; break; }
+        if (buf_put(b, s, z - s + 1) < 0 || buf_byte(b, T_ESCAPE) < 0) return -1;
+        s = z + 1;
+    }
+    return buf_byte(b, T_END);
+}
+
+/* ======================================================================================
+ * encode_key
+ * ====================================================================================== */
+#define DELEGATE 1   /* an encoder's "not mine: let the Python reference decide" */
+
+/* An int given as sign and magnitude < 2**64: tag 0x20 +- nbytes, then the big-endian
+ * magnitude, complemented when negative (docs/key-encoding.md, "Integers"). */
+static int put_int(Buf *b, int negative, uint64_t mag) {
+    if (mag == 0) return buf_byte(b, T_ZERO);
+    int n = 0;
+    for (uint64_t m = mag; m; m >>= 8) n++;
+    if (buf_reserve(b, n + 1) < 0) return -1;
+    unsigned char *q = b->p + b->len;
+    q[0] = (unsigned char)(negative ? T_ZERO - n : T_ZERO + n);
+    for (int i = n; i >= 1; i--) {
+        unsigned char c = (unsigned char)(mag & 0xFF);
+        q[i] = negative ? (unsigned char)~c : c;
+        mag >>= 8;
+    }
+    b->len += n + 1;
+    return 0;
+}
+
+static int put_int64(Buf *b, long long v) {
+    if (v >= 0) return put_int(b, 0, (uint64_t)v);
+    return put_int(b, 1, (uint64_t)0 - (uint64_t)v);
+}
+
+static int encode_pylong(Buf *b, PyObject *o) {
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (!overflow) return put_int64(b, v);
+    if (overflow > 0) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(o);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); return DELEGATE; }
+        return put_int(b, 0, u);
+    }
+    PyObject *neg = PyNumber_Negative(o);
+    if (!neg) return -1;
+    unsigned long long u = PyLong_AsUnsignedLongLong(neg);
+    Py_DECREF(neg);
+    if (u == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); return DELEGATE; }
+    return put_int(b, 1, u);
+}
+
+/* A float (docs/key-encoding.md, "Floats"): integral ones as the int they equal; any
+ * other finite x as floor(x), FF, then the exact bits of x - floor(x), computed from the
+ * integer mantissa (never with float subtraction, which can round). */
+static int encode_float(Buf *b, double x, int nested) {
+    if (isnan(x)) return buf_byte(b, T_NAN);
+    if (isinf(x)) return buf_byte(b, x > 0 ? T_POS_INF : T_NEG_INF);
+    if (x == floor(x)) {
+        if (x > -9223372036854775808.0 && x < 9223372036854775808.0) return put_int64(b, (long long)x);
+        if (x >= 0 && x < 18446744073709551616.0) return put_int(b, 0, (uint64_t)x);
+        if (x < 0 && x > -18446744073709551616.0) return put_int(b, 1, (uint64_t)(-x));
+        return DELEGATE;   /* magnitude beyond 8 bytes: the big-int form */
+    }
+    int e;
+    double m = frexp(x, &e);                  /* x = m * 2**e, 0.5 <= |m| < 1 */
+    int64_t M = (int64_t)ldexp(m, 53);        /* exact: a double has 53 significant bits */
+    int E = e - 53;                           /* x = M * 2**E */
+    while ((M & 1) == 0) { M >>= 1; E++; }   /* M odd; E < 0 as x is not integral */
+    int k = -E;                               /* x = M / 2**k, 1 <= k <= 1074 */
+    int nbytes = (k + 7) / 8, shift = nbytes * 8 - k;
+    unsigned char frac[136];
+    long long fl;
+    uint64_t absM = M < 0 ? (uint64_t)(-M) : (uint64_t)M;
+    if (k < 63) {
+        /* floor division by 2**k, then the remainder 0 < rem < 2**k */
+        fl = M >= 0 ? (long long)(absM >> k)
+                    : -(long long)((absM + ((uint64_t)1 << k) - 1) >> k);
+        uint64_t rem = (uint64_t)(M - (int64_t)((uint64_t)fl << k));
+        uint64_t v = rem << shift;
+        for (int i = nbytes - 1; i >= 0; i--) { frac[i] = (unsigned char)(v & 0xFF); v >>= 8; }
+    } else {
+        /* |x| < 1: floor is 0 (rem = M) or -1 (rem = 2**k - |M|, the two's complement of
+         * |M| in k bits).  |M| < 2**53 and shift < 8, so |M| << shift fits 8 bytes. */
+        fl = M >= 0 ? 0 : -1;
+        memset(frac, 0, nbytes);
+        uint64_t v = absM << shift;
+        for (int i = nbytes - 1; i >= nbytes - 8; i--) { frac[i] = (unsigned char)(v & 0xFF); v >>= 8; }
+        if (M < 0) {
+            int carry = 1;
+            for (int i = nbytes - 1; i >= 0; i--) {
+                unsigned int c = (unsigned char)~frac[i] + carry;
+                frac[i] = (unsigned char)c;
+                carry = c >> 8;
+            }
+        }
+    }
+    if (put_int64(b, fl) < 0 || buf_byte(b, T_FRACTION) < 0) return -1;
+    if (nested) return buf_put_escaped(b, frac, nbytes);
+    return buf_put(b, frac, nbytes);
+}
+
+/* A str's UTF-8 into the buffer (tag first).  ASCII strings are their own UTF-8; others are
+ * encoded into a temporary bytes object rather than with PyUnicode_AsUTF8AndSize, which
+ * would cache a UTF-8 copy inside the caller's key object for the key's lifetime.
+ * Returns DELEGATE for lone surrogates (the Python code uses surrogatepass). */
+static int put_str(Buf *b, PyObject *o, int nested) {
+    if (PyUnicode_IS_ASCII(o)) {
+        const unsigned char *s = PyUnicode_1BYTE_DATA(o);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+        if (buf_byte(b, T_STR) < 0) return -1;
+        return nested ? buf_put_escaped(b, s, n) : buf_put(b, s, n);
+    }
+    PyObject *u = PyUnicode_AsUTF8String(o);
+    if (!u) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) { PyErr_Clear(); return DELEGATE; }
+        return -1;
+    }
+    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(u);
+    Py_ssize_t n = PyBytes_GET_SIZE(u);
+    int r = buf_byte(b, T_STR);
+    if (r == 0) r = nested ? buf_put_escaped(b, s, n) : buf_put(b, s, n);
+    Py_DECREF(u);
+    return r;
+}
+
+static int encode_into(Buf *b, PyObject *o, int nested, int depth);
+
+static int encode_items(Buf *b, PyObject *o, int nested, int depth) {
+    if (depth >= MAX_DEPTH) return DELEGATE;
+    if (buf_byte(b, T_TUPLE) < 0) return -1;
+    /* No Python code runs below (exact types only), so a list cannot change under us;
+     * the size is still re-read on every step. */
+    for (Py_ssize_t i = 0; i < Py_SIZE(o); i++) {
+        PyObject *item = PyTuple_CheckExact(o) ? PyTuple_GET_ITEM(o, i) : PyList_GET_ITEM(o, i);
+        int r = encode_into(b, item, 1, depth + 1);
+        if (r) return r;
+    }
+    return nested ? buf_byte(b, T_END) : 0;
+}
+
+static int encode_into(Buf *b, PyObject *o, int nested, int depth) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyUnicode_Type) return put_str(b, o, nested);
+    if (t == &PyLong_Type) return encode_pylong(b, o);
+    if (t == &PyTuple_Type || t == &PyList_Type) return encode_items(b, o, nested, depth);
+    if (t == &PyFloat_Type) return encode_float(b, PyFloat_AS_DOUBLE(o), nested);
+    if (t == &PyBytes_Type) {
+        if (buf_byte(b, T_BYTES) < 0) return -1;
+        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(o);
+        return nested ? buf_put_escaped(b, s, PyBytes_GET_SIZE(o)) : buf_put(b, s, PyBytes_GET_SIZE(o));
+    }
+    if (t == &PyBool_Type) return put_int(b, 0, o == Py_True);
+    if (o == Py_None) return buf_byte(b, T_NONE);
+    return DELEGATE;   /* subclasses and unsupported types */
+}
+
+static PyObject *delegate(PyObject *ref, PyObject *arg) {
+    if (!ref) {
+        PyErr_SetString(PyExc_RuntimeError, "mapreduce._core: reference functions not registered");
+        return NULL;
+    }
+    return PyObject_CallOneArg(ref, arg);
+}
+
+static PyObject *core_encode_key(PyObject *self, PyObject *key) {
+    PyTypeObject *t = Py_TYPE(key);
+    if (t == &PyUnicode_Type && PyUnicode_IS_ASCII(key)) {   /* the word-count case */
+        Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+        PyObject *out = PyBytes_FromStringAndSize(NULL, n + 1);
+        if (!out) return NULL;
+        char *q = PyBytes_AS_STRING(out);
+        q[0] = T_STR;
+        memcpy(q + 1, PyUnicode_1BYTE_DATA(key), n);
+        return out;
+    }
+    Buf b;
+    buf_init(&b);
+    int r = encode_into(&b, key, 0, 0);
+    if (r < 0) { buf_free(&b); return NULL; }
+    if (r == DELEGATE) { buf_free(&b); return delegate(ref_encode_key, key); }
+    PyObject *out = PyBytes_FromStringAndSize((const char *)b.p, b.len);
+    buf_free(&b);
+    return out;
+}
+
+/* ======================================================================================
+ * decode_key
+ * ====================================================================================== */
+/* A decoder's "not mine" (anything malformed or not handled in C): a unique address. */
+static PyObject delegate_marker_;
+#define NOT_MINE (&delegate_marker_)
+
+typedef struct { const unsigned char *d; Py_ssize_t n, pos; } Reader;
+
+static PyObject *decode_at(Reader *r, int nested, int depth);
+
+/* An escaped nested payload: up to its 00 terminator, every 00 FF meaning 00. */
+static PyObject *decode_escaped(Reader *r, int tag) {
+    const unsigned char *d = r->d;
+    Py_ssize_t start = r->pos, i = start, escapes = 0;
+    for (;;) {
+        const unsigned char *z = memchr(d + i, 0, r->n - i);
+        if (!z) return NOT_MINE;                       /* unterminated */
+        i = z - d;
+        if (i + 1 < r->n && d[i + 1] == T_ESCAPE) { escapes++; i += 2; continue; }
+        break;
+    }
+    Py_ssize_t rawlen = i - start - escapes;
+    PyObject *out;
+    if (!escapes) {
+        out = tag == T_STR ? PyUnicode_DecodeUTF8((const char *)d + start, rawlen, NULL)
+                           : PyBytes_FromStringAndSize((const char *)d + start, rawlen);
+    } else {
+        unsigned char *tmp = PyMem_Malloc(rawlen ? rawlen : 1);
+        if (!tmp) return PyErr_NoMemory();
+        Py_ssize_t o = 0;
+        for (Py_ssize_t j = start; j < i; j++) {
+            tmp[o++] = d[j];
+            if (d[j] == 0) j++;                        /* skip the FF of 00 FF */
+        }
+        out = tag == T_STR ? PyUnicode_DecodeUTF8((const char *)tmp, rawlen, NULL)
+                           : PyBytes_FromStringAndSize((const char *)tmp, rawlen);
+        PyMem_Free(tmp);
+    }
+    if (!out) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { PyErr_Clear(); return NOT_MINE; }
+        return NULL;
+    }
+    r->pos = i + 1;
+    return out;
+}
+
+static PyObject *decode_small_int(Reader *r, int tag) {
+    int negative = tag < T_ZERO, size = negative ? T_ZERO - tag : tag - T_ZERO;
+    if (size > r->n - r->pos) return NOT_MINE;                   /* truncated */
+    const unsigned char *q = r->d + r->pos;
+    if (q[0] == (negative ? 0xFF : 0x00)) return NOT_MINE;       /* non-minimal */
+    uint64_t mag = 0;
+    for (int i = 0; i < size; i++) mag = (mag << 8) | (negative ? (unsigned char)~q[i] : q[i]);
+    r->pos += size;
+    if (r->pos < r->n && r->d[r->pos] == T_FRACTION) return NOT_MINE;  /* a float */
+    if (!negative) return PyLong_FromUnsignedLongLong(mag);
+    if (mag <= (uint64_t)1 << 63) return PyLong_FromLongLong((long long)(0 - mag));
+    PyObject *pos = PyLong_FromUnsignedLongLong(mag);
+    if (!pos) return NULL;
+    PyObject *out = PyNumber_Negative(pos);
+    Py_DECREF(pos);
+    return out;
+}
+
+static PyObject *decode_at(Reader *r, int nested, int depth) {
+    if (r->pos >= r->n) return NOT_MINE;
+    int tag = r->d[r->pos++];
+    if (tag > T_NEG_BIG && tag < T_POS_BIG) {
+        if (tag == T_ZERO) {
+            if (r->pos < r->n && r->d[r->pos] == T_FRACTION) return NOT_MINE;
+            return PyLong_FromLong(0);
+        }
+        return decode_small_int(r, tag);
+    }
+    if (tag == T_STR || tag == T_BYTES) {
+        if (nested) return decode_escaped(r, tag);
+        const char *s = (const char *)r->d + r->pos;
+        Py_ssize_t len = r->n - r->pos;
+        PyObject *out = tag == T_STR ? PyUnicode_DecodeUTF8(s, len, NULL)
+                                     : PyBytes_FromStringAndSize(s, len);
+        if (!out) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { PyErr_Clear(); return NOT_MINE; }
+            return NULL;
+        }
+        r->pos = r->n;
+        return out;
+    }
+    if (tag == T_TUPLE) {
+        if (depth >= MAX_DEPTH) return NOT_MINE;
+        PyObject *items = PyList_New(0);
+        if (!items) return NULL;
+        for (;;) {
+            if (nested) {
+                if (r->pos >= r->n) { Py_DECREF(items); return NOT_MINE; }
+                if (r->d[r->pos] == T_END) { r->pos++; break; }
+            } else if (r->pos == r->n) {
+                break;
+            }
+            PyObject *item = decode_at(r, 1, depth + 1);
+            if (item == NOT_MINE || !item) { Py_DECREF(items); return item; }
+            int rc = PyList_Append(items, item);
+            Py_DECREF(item);
+            if (rc < 0) { Py_DECREF(items); return NULL; }
+        }
+        PyObject *out = PyList_AsTuple(items);
+        Py_DECREF(items);
+        return out;
+    }
+    if (tag == T_NONE) Py_RETURN_NONE;
+    if (tag == T_NEG_INF) return PyFloat_FromDouble(-INFINITY);
+    if (tag == T_POS_INF) return PyFloat_FromDouble(INFINITY);
+    if (tag == T_NAN) return PyFloat_FromDouble(NAN);
+    return NOT_MINE;   /* big ints, unknown tags */
+}
+
+static PyObject *core_decode_key(PyObject *self, PyObject *data) {
+    if (!PyBytes_CheckExact(data)) return delegate(ref_decode_key, data);
+    Reader r = {(const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), 0};
+    PyObject *out = decode_at(&r, 0, 0);
+    if (out == NOT_MINE) return delegate(ref_decode_key, data);
+    if (out && r.pos != r.n) { Py_DECREF(out); return delegate(ref_decode_key, data); }
+    return out;
+}
+
+/* ======================================================================================
+ * partition_of: zlib.crc32(key_bytes) % n  (docs/key-encoding.md, "Partition function")
+ * ====================================================================================== */
+static uint32_t crc_table[8][256];
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int j = 0; j < 8; j++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (int t = 1; t < 8; t++)
+        for (int i = 0; i < 256; i++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
+}
+
+/* CRC-32 (ISO-HDLC, as zlib.crc32 with initial value 0), slicing by 8. */
+static uint32_t crc32_of(const unsigned char *p, Py_ssize_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    while (n >= 8) {
+        uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        c = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^ crc_table[5][(lo >> 16) & 0xFF]
+            ^ crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]]
+            ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
+        p += 8; n -= 8;
+    }
+    while (n--) c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static PyObject *core_partition_of(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "partition_of expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    uint32_t crc = crc32_of(view.buf, view.len);
+    PyBuffer_Release(&view);
+    PyObject *n = args[1];
+    if (PyLong_CheckExact(n)) {
+        long long m = PyLong_AsLongLong(n);
+        if (m > 0) return PyLong_FromUnsignedLong((unsigned long)(crc % (unsigned long long)m));
+        PyErr_Clear();
+    }
+    PyObject *c = PyLong_FromUnsignedLong(crc);   /* other divisors: Python's % decides */
+    if (!c) return NULL;
+    PyObject *out = PyNumber_Remainder(c, n);
+    Py_DECREF(c);
+    return out;
+}
+
+/* ======================================================================================
+ * Records: (key bytes, value bytes) tuples, compared by key bytes (or whole record)
+ * ====================================================================================== */
+static inline int is_record(PyObject *rec) {
+    return PyTuple_CheckExact(rec) && PyTuple_GET_SIZE(rec) == 2
+        && PyBytes_CheckExact(PyTuple_GET_ITEM(rec, 0)) && PyBytes_CheckExact(PyTuple_GET_ITEM(rec, 1));
+}
+
+static int bad_record(const char *where, PyObject *rec) {
+    PyErr_Format(PyExc_TypeError, "%s: records must be (bytes, bytes) tuples, got %.100s",
+                 where, Py_TYPE(rec)->tp_name);
+    return -1;
+}
+
+/* bytes order: memcmp over the common prefix, then the shorter first */
+static inline int cmp_bytes(PyObject *a, PyObject *b) {
+    Py_ssize_t la = PyBytes_GET_SIZE(a), lb = PyBytes_GET_SIZE(b);
+    int c = memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), la < lb ? la : lb);
+    if (c) return c;
+    return (la > lb) - (la < lb);
+}
+
+static inline int cmp_records(PyObject *a, PyObject *b, int sort_values) {
+    int c = cmp_bytes(PyTuple_GET_ITEM(a, 0), PyTuple_GET_ITEM(b, 0));
+    if (c || !sort_values) return c;
+    return cmp_bytes(PyTuple_GET_ITEM(a, 1), PyTuple_GET_ITEM(b, 1));
+}
+
+/* ---- sort_records: a stable merge sort on an 8-byte key prefix, then the full bytes ---- */
+typedef struct { uint64_t prefix; PyObject *rec; } SortItem;
+
+static inline uint64_t prefix_of(PyObject *kb) {
+    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(kb);
+    Py_ssize_t n = PyBytes_GET_SIZE(kb);
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n >= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        return __builtin_bswap64(v);
+    }
+#endif
+    uint64_t p = 0;
+    for (int i = 0; i < 8; i++) p = (p << 8) | (i < n ? s[i] : 0);
+    return p;   /* zero-padded: a padding byte differs only from a real byte > 0 */
+}
+
+static inline int item_less(const SortItem *a, const SortItem *b, int sort_values) {
+    if (a->prefix != b->prefix) return a->prefix < b->prefix;
+    return cmp_records(a->rec, b->rec, sort_values) < 0;
+}
+
+static void merge_sort(SortItem *a, SortItem *tmp, Py_ssize_t n, int sort_values) {
+    const Py_ssize_t RUN = 24;
+    for (Py_ssize_t lo = 0; lo < n; lo += RUN) {          /* insertion sort: stable */
+        Py_ssize_t hi = lo + RUN < n ? lo + RUN : n;
+        for (Py_ssize_t i = lo + 1; i < hi; i++) {
+            SortItem x = a[i];
+            Py_ssize_t j = i;
+            while (j > lo && item_less(&x, &a[j - 1], sort_values)) { a[j] = a[j - 1]; j--; }
+            a[j] = x;
+        }
+    }
+    SortItem *src = a, *dst = tmp;
+    for (Py_ssize_t width = RUN; width < n; width *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
+            Py_ssize_t mid = lo + width < n ? lo + width : n;
+            Py_ssize_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            Py_ssize_t i = lo, j = mid, k = lo;
+            if (mid < hi && !item_less(&src[mid], &src[mid - 1], sort_values)) {
+                memcpy(dst + lo, src + lo, (hi - lo) * sizeof *src);  /* already in order */
+                continue;
+            }
+            while (i < mid && j < hi) dst[k++] = item_less(&src[j], &src[i], sort_values) ? src[j++] : src[i++];
+            while (i < mid) dst[k++] = src[i++];
+            while (j < hi) dst[k++] = src[j++];
+        }
+        SortItem *t = src; src = dst; dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+static PyObject *core_sort_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "sort_records(records: list, sort_values: bool)");
+        return NULL;
+    }
+    PyObject *list = args[0];
+    int sort_values = PyObject_IsTrue(args[1]);
+    if (sort_values < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n < 2) Py_RETURN_NONE;
+    SortItem *items = PyMem_Malloc(2 * n * sizeof *items);
+    if (!items) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(list, i);
+        if (!is_record(rec)) { PyMem_Free(items); bad_record("sort_records", rec); return NULL; }
+        items[i].rec = rec;
+        items[i].prefix = prefix_of(PyTuple_GET_ITEM(rec, 0));
+    }
+    merge_sort(items, items + n, n, sort_values);
+    /* The list holds the same references in a new order: no reference count changes. */
+    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(list, i, items[i].rec);
+    PyMem_Free(items);
+    Py_RETURN_NONE;
+}
+
+/* ======================================================================================
+ * BlockPacker: records -> run-file block payloads (docs/run-format.md, "Data block")
+ *
+ * A block's payload, before LZ4, is msgpack.packb([k0, v0, k1, v1, ...],
+ * use_bin_type=True).  The packer appends each record's two bin objects to a pending
+ * buffer and closes a block as soon as its accounted size, sum(len(k) + len(v) + 4),
+ * reaches the target: exactly RunWriter's rule (a record reaching it stays in the block).
+ * ====================================================================================== */
+#define RECORD_OVERHEAD 4   /* runfile.RECORD_OVERHEAD */
+
+typedef struct {
+    PyObject_HEAD
+    Buf buf;                  /* the pending block's bin objects, without the array header */
+    Py_ssize_t records;       /* records in the pending block */
+    Py_ssize_t accounted;     /* its accounted size */
+    Py_ssize_t limit;         /* the target block size */
+    PyObject *name;           /* the file's name, for error messages */
+} Packer;
+
+static int put_bin(Buf *b, PyObject *o) {
+    Py_ssize_t n = PyBytes_GET_SIZE(o);
+    unsigned char h[5];
+    int hl;
+    if (n < 0x100) { h[0] = 0xC4; h[1] = (unsigned char)n; hl = 2; }
+    else if (n < 0x10000) { h[0] = 0xC5; h[1] = (unsigned char)(n >> 8); h[2] = (unsigned char)n; hl = 3; }
+    else if ((uint64_t)n <= 0xFFFFFFFFu) {
+        h[0] = 0xC6; h[1] = (unsigned char)(n >> 24); h[2] = (unsigned char)(n >> 16);
+        h[3] = (unsigned char)(n >> 8); h[4] = (unsigned char)n; hl = 5;
+    } else {
+        PyErr_SetString(PyExc_ValueError, "bytes object is too large");
+        return -1;
+    }
+    if (buf_reserve(b, hl + n) < 0) return -1;
+    memcpy(b->p + b->len, h, hl);
+    memcpy(b->p + b->len + hl, PyBytes_AS_STRING(o), n);
+    b->len += hl + n;
+    return 0;
+}
+
+/* The pending block as (payload bytes, records, accounted size); resets the packer. */
+static PyObject *packer_take(Packer *self) {
+    uint64_t items = (uint64_t)self->records * 2;
+    unsigned char h[5];
+    int hl;
+    if (items <= 15) { h[0] = (unsigned char)(0x90 | items); hl = 1; }
+    else if (items <= 0xFFFF) { h[0] = 0xDC; h[1] = (unsigned char)(items >> 8); h[2] = (unsigned char)items; hl = 3; }
+    else if (items <= 0xFFFFFFFFu) {
+        h[0] = 0xDD; h[1] = (unsigned char)(items >> 24); h[2] = (unsigned char)(items >> 16);
+        h[3] = (unsigned char)(items >> 8); h[4] = (unsigned char)items; hl = 5;
+    } else {
+        PyErr_SetString(PyExc_ValueError, "list is too large");
+        return NULL;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, hl + self->buf.len);
+    if (!data) return NULL;
+    memcpy(PyBytes_AS_STRING(data), h, hl);
+    memcpy(PyBytes_AS_STRING(data) + hl, self->buf.p, self->buf.len);
+    PyObject *out = Py_BuildValue("(Nnn)", data, self->records, self->accounted);
+    if (!out) return NULL;
+    self->buf.len = 0;
+    self->records = self->accounted = 0;
+    if (self->buf.cap > 4 * (self->limit + 64) && self->buf.p != self->buf.inline_) {
+        buf_free(&self->buf);   /* a huge record grew it: do not keep that memory */
+    }
+    return out;
+}
+
+static int packer_add(Packer *self, PyObject *k, PyObject *v, PyObject *done) {
+    if (put_bin(&self->buf, k) < 0 || put_bin(&self->buf, v) < 0) return -1;
+    self->records++;
+    self->accounted += PyBytes_GET_SIZE(k) + PyBytes_GET_SIZE(v) + RECORD_OVERHEAD;
+    if (self->accounted >= self->limit) {
+        PyObject *block = packer_take(self);
+        if (!block) return -1;
+        int rc = PyList_Append(done, block);
+        Py_DECREF(block);
+        return rc;
+    }
+    return 0;
+}
+
+static int not_bytes(Packer *self, PyObject *o) {
+    PyErr_Format(PyExc_TypeError, "%S: run file records must be bytes, not %.100s",
+                 self->name, Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+/* add_pairs(records) -> [finished blocks]: records a list of (key, value) pairs */
+static PyObject *packer_add_pairs(Packer *self, PyObject *records) {
+    PyObject *seq = PySequence_Fast(records, "records must be a sequence");
+    if (!seq) return NULL;
+    PyObject *done = PyList_New(0);
+    if (!done) { Py_DECREF(seq); return NULL; }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *rec = PySequence_Fast_GET_ITEM(seq, i), *k, *v;
+        if (PyTuple_CheckExact(rec) && PyTuple_GET_SIZE(rec) == 2) {
+            k = PyTuple_GET_ITEM(rec, 0); v = PyTuple_GET_ITEM(rec, 1);
+        } else if (PyList_CheckExact(rec) && PyList_GET_SIZE(rec) == 2) {
+            k = PyList_GET_ITEM(rec, 0); v = PyList_GET_ITEM(rec, 1);
+        } else {
+            PyErr_Format(PyExc_ValueError, "%S: records must be (key, value) pairs", self->name);
+            goto fail;
+        }
+        if (!PyBytes_CheckExact(k)) { not_bytes(self, k); goto fail; }
+        if (!PyBytes_CheckExact(v)) { not_bytes(self, v); goto fail; }
+        if (packer_add(self, k, v, done) < 0) goto fail;
+    }
+    Py_DECREF(seq);
+    return done;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(done);
+    return NULL;
+}
+
+/* add_flat(flat) -> [finished blocks]: flat an even-length list [k0, v0, k1, v1, ...] */
+static PyObject *packer_add_flat(Packer *self, PyObject *flat) {
+    if (!PyList_CheckExact(flat) || PyList_GET_SIZE(flat) % 2) {
+        PyErr_SetString(PyExc_TypeError, "add_flat needs a list of even length");
+        return NULL;
+    }
+    PyObject *done = PyList_New(0);
+    if (!done) return NULL;
+    for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(flat); i += 2) {
+        PyObject *k = PyList_GET_ITEM(flat, i), *v = PyList_GET_ITEM(flat, i + 1);
+        if (!PyBytes_CheckExact(k)) { not_bytes(self, k); goto fail; }
+        if (!PyBytes_CheckExact(v)) { not_bytes(self, v); goto fail; }
+        if (packer_add(self, k, v, done) < 0) goto fail;
+    }
+    return done;
+fail:
+    Py_DECREF(done);
+    return NULL;
+}
+
+static PyObject *packer_flush(Packer *self, PyObject *unused) {
+    if (!self->records) Py_RETURN_NONE;
+    return packer_take(self);
+}
+
+static int packer_init(Packer *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"limit", "name", NULL};
+    Py_ssize_t limit;
+    PyObject *name = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|O", kwlist, &limit, &name)) return -1;
+    if (limit < 1) { PyErr_SetString(PyExc_ValueError, "limit must be positive"); return -1; }
+    self->limit = limit;
+    if (!name) name = Py_None;
+    Py_INCREF(name);
+    Py_XSETREF(self->name, name);
+    self->buf.len = 0;
+    self->records = self->accounted = 0;
+    return 0;
+}
+
+static PyObject *packer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    Packer *self = (Packer *)type->tp_alloc(type, 0);
+    if (self) buf_init(&self->buf);
+    return (PyObject *)self;
+}
+
+static void packer_dealloc(Packer *self) {
+    buf_free(&self->buf);
+    Py_XDECREF(self->name);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *packer_get_pending(Packer *self, void *closure) {
+    return Py_BuildValue("(nn)", self->records, self->accounted);
+}
+
+static PyMethodDef packer_methods[] = {
+    {"add_pairs", (PyCFunction)packer_add_pairs, METH_O,
+     "Append (key, value) pairs; return the blocks they closed as (payload, records, accounted)."},
+    {"add_flat", (PyCFunction)packer_add_flat, METH_O,
+     "Append a flat [k0, v0, ...] list; return the blocks it closed."},
+    {"flush", (PyCFunction)packer_flush, METH_NOARGS,
+     "The pending block as (payload, records, accounted), or None if it is empty."},
+    {NULL}
+};
+
+static PyGetSetDef packer_getset[] = {
+    {"pending", (getter)packer_get_pending, NULL, "(records, accounted size) not yet in a block", NULL},
+    {NULL}
+};
+
+static PyTypeObject PackerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mapreduce._core.BlockPacker",
+    .tp_basicsize = sizeof(Packer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "BlockPacker(limit, name=None): records to run-file block payloads (msgpack).",
+    .tp_new = packer_new,
+    .tp_init = (initproc)packer_init,
+    .tp_dealloc = (destructor)packer_dealloc,
+    .tp_methods = packer_methods,
+    .tp_getset = packer_getset,
+};
+
+/* ======================================================================================
+ * unpack_pairs / unpack_flat: a block payload -> records (the reader's hot path)
+ *
+ * The caller has checked the payload CRC and decompressed it.  C takes exactly one msgpack
+ * array of 2 * count bin objects filling the buffer; for anything else it returns None and
+ * the caller's msgpack path gives the reference result or error.  Every length is checked
+ * against the end of the buffer before it is used.
+ * ====================================================================================== */
+static int read_be(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, int width, uint64_t *out) {
+    if (width > n - *pos) return -1;
+    uint64_t v = 0;
+    for (int i = 0; i < width; i++) v = (v << 8) | d[*pos + i];
+    *pos += width;
+    *out = v;
+    return 0;
+}
+
+/* The array header's item count, or -1 when the buffer does not start with an array. */
+static int64_t read_array_header(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos) {
+    if (*pos >= n) return -1;
+    unsigned char h = d[(*pos)++];
+    uint64_t v;
+    if ((h & 0xF0) == 0x90) return h & 0x0F;
+    if (h == 0xDC) return read_be(d, n, pos, 2, &v) < 0 ? -1 : (int64_t)v;
+    if (h == 0xDD) return read_be(d, n, pos, 4, &v) < 0 ? -1 : (int64_t)v;
+    return -1;
+}
+
+/* One bin object: its payload's offset and length, or -1 when it is something else. */
+static int read_bin(const unsigned char *d, Py_ssize_t n, Py_ssize_t *pos, Py_ssize_t *start, Py_ssize_t *len) {
+    if (*pos >= n) return -1;
+    unsigned char h = d[(*pos)++];
+    uint64_t v;
+    int width = h == 0xC4 ? 1 : h == 0xC5 ? 2 : h == 0xC6 ? 4 : 0;
+    if (!width || read_be(d, n, pos, width, &v) < 0) return -1;
+    if (v > (uint64_t)(n - *pos)) return -1;
+    *start = *pos;
+    *len = (Py_ssize_t)v;
+    *pos += (Py_ssize_t)v;
+    return 0;
+}
+
+static PyObject *unpack_block(PyObject *const *args, Py_ssize_t nargs, int pairs) {
+    if (nargs != 2 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "unpack_pairs/unpack_flat(data: bytes, count: int)");
+        return NULL;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(args[1]);
+    if (count == -1 && PyErr_Occurred()) return NULL;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), pos = 0;
+    int64_t items = read_array_header(d, n, &pos);
+    /* every bin object takes at least 2 bytes: a count the data cannot hold is not ours
+     * (and must not size an allocation) */
+    if (count < 0 || count > n || items != 2 * (int64_t)count || items > (n - pos) / 2) Py_RETURN_NONE;
+    PyObject *out = PyList_New(pairs ? count : 2 * count);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t ks, kl, vs, vl;
+        if (read_bin(d, n, &pos, &ks, &kl) < 0 || read_bin(d, n, &pos, &vs, &vl) < 0) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        PyObject *k = PyBytes_FromStringAndSize((const char *)d + ks, kl);
+        PyObject *v = k ? PyBytes_FromStringAndSize((const char *)d + vs, vl) : NULL;
+        if (!v) { Py_XDECREF(k); Py_DECREF(out); return NULL; }
+        if (pairs) {
+            PyObject *rec = PyTuple_New(2);
+            if (!rec) { Py_DECREF(k); Py_DECREF(v); Py_DECREF(out); return NULL; }
+            PyTuple_SET_ITEM(rec, 0, k);
+            PyTuple_SET_ITEM(rec, 1, v);
+            PyList_SET_ITEM(out, i, rec);
+        } else {
+            PyList_SET_ITEM(out, 2 * i, k);
+            PyList_SET_ITEM(out, 2 * i + 1, v);
+        }
+    }
+    if (pos != n) { Py_DECREF(out); Py_RETURN_NONE; }   /* trailing bytes: msgpack's ExtraData */
+    return out;
+}
+
+static PyObject *core_unpack_pairs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return unpack_block(args, nargs, 1);
+}
+
+static PyObject *core_unpack_flat(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return unpack_block(args, nargs, 0);
+}
+
+/* ======================================================================================
+ * Merge: the stable k-way merge of sorted runs given as blocks (shuffle.merge_blocks)
+ *
+ * A loser tree over the runs' current records; ties go to the lower run index, which
+ * (with each run sorted) makes the merge stable.  Records are taken from the runs' current
+ * blocks; when a run's block is used up the records taken so far are yielded as one batch
+ * *before* the run's next block is read, so a batch holds at most one block per run and
+ * memory stays at one block per run, as in the Python merge.  With one run left its blocks
+ * pass through whole.
+ * ====================================================================================== */
+typedef struct {
+    uint64_t prefix;      /* the current key's first 8 bytes (prefix_of): most comparisons */
+    PyObject *rec;        /* the current record (borrowed from block) */
+    PyObject *source;     /* iterator of blocks */
+    PyObject *block;      /* current block (a tuple of records), NULL when the run is done */
+    Py_ssize_t pos;
+} Run;
+
+/* Cache the run's current record and its key prefix: the loser tree compares prefixes
+ * held in the Run array and follows pointers only on a tie. */
+static inline void run_load(Run *r) {
+    r->rec = PyTuple_GET_ITEM(r->block, r->pos);
+    r->prefix = prefix_of(PyTuple_GET_ITEM(r->rec, 0));
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sources;    /* the runs as given, until started */
+    Run *runs;
+    Py_ssize_t k;         /* number of runs */
+    Py_ssize_t live;      /* runs not yet done */
+    Py_ssize_t *loser;    /* loser[1..k-1]: internal nodes; loser[0]: the winner */
+    Py_ssize_t refill;    /* a run whose block ran out in the last batch, or -1 */
+    int sort_values;
+    int started;
+    int passthrough;      /* one run left: its rest goes out block by block */
+} Merge;
+
+/* Is run a's current record before run b's?  A done run is past every record. */
+static inline int run_less(Merge *m, Py_ssize_t a, Py_ssize_t b) {
+    Run *ra = &m->runs[a], *rb = &m->runs[b];
+    if (!ra->block) return 0;
+    if (!rb->block) return 1;
+    if (ra->prefix != rb->prefix) return ra->prefix < rb->prefix;
+    int c = cmp_records(ra->rec, rb->rec, m->sort_values);
+    return c < 0 || (c == 0 && a < b);
+}
+
+/* Read the run's next non-empty block as a private tuple (a consumer cannot change it
+ * under the merge), checking its records; block = NULL when the run is done. */
+static int run_next_block(Run *r) {
+    Py_CLEAR(r->block);
+    r->pos = 0;
+    for (;;) {
+        PyObject *b = PyIter_Next(r->source);
+        if (!b) return PyErr_Occurred() ? -1 : 0;
+        PyObject *t = PySequence_Tuple(b);
+        Py_DECREF(b);
+        if (!t) return -1;
+        Py_ssize_t n = PyTuple_GET_SIZE(t);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *rec = PyTuple_GET_ITEM(t, i);
+            if (!is_record(rec)) { Py_DECREF(t); return bad_record("merge", rec); }
+        }
+        if (n) { r->block = t; run_load(r); return 0; }
+        Py_DECREF(t);
+    }
+}
+
+static Py_ssize_t tree_build(Merge *m, Py_ssize_t node) {   /* returns the subtree's winner */
+    if (node >= m->k) return node - m->k;
+    Py_ssize_t a = tree_build(m, 2 * node), b = tree_build(m, 2 * node + 1);
+    if (run_less(m, b, a)) { m->loser[node] = a; return b; }
+    m->loser[node] = b;
+    return a;
+}
+
+static void tree_replay(Merge *m, Py_ssize_t leaf) {
+    Py_ssize_t w = leaf;
+    for (Py_ssize_t node = (leaf + m->k) / 2; node >= 1; node /= 2) {
+        if (run_less(m, m->loser[node], w)) {
+            Py_ssize_t t = m->loser[node]; m->loser[node] = w; w = t;
+        }
+    }
+    m->loser[0] = w;
+}
+
+static int merge_start(Merge *m) {
+    PyObject *seq = PySequence_Fast(m->sources, "runs must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    m->runs = PyMem_Calloc(k ? k : 1, sizeof(Run));
+    m->loser = PyMem_Calloc(k ? k : 1, sizeof(Py_ssize_t));
+    if (!m->runs || !m->loser) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    m->k = k;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        m->runs[i].source = PyObject_GetIter(PySequence_Fast_GET_ITEM(seq, i));
+        if (!m->runs[i].source) { Py_DECREF(seq); return -1; }
+    }
+    Py_DECREF(seq);
+    Py_CLEAR(m->sources);
+    m->live = 0;
+    for (Py_ssize_t i = 0; i < k; i++) {   /* first blocks, in run order */
+        if (run_next_block(&m->runs[i]) < 0) return -1;
+        if (m->runs[i].block) m->live++;
+    }
+    if (k) m->loser[0] = tree_build(m, 1);
+    return 0;
+}
+
+static PyObject *merge_next(Merge *m) {
+    if (!m->started) {
+        m->started = 1;
+        m->refill = -1;
+        if (merge_start(m) < 0) return NULL;
+    }
+    if (m->refill >= 0) {
+        Py_ssize_t r = m->refill;
+        m->refill = -1;
+        if (run_next_block(&m->runs[r]) < 0) return NULL;
+        if (!m->runs[r].block) m->live--;
+        tree_replay(m, r);
+    }
+    if (m->passthrough || m->live == 1) {
+        /* one run left: hand over the rest of its block, then its blocks as they come */
+        Run *r = &m->runs[m->loser[0]];
+        if (!m->passthrough) {
+            m->passthrough = 1;
+            if (!r->block) return NULL;
+            PyObject *rest = PyTuple_GetSlice(r->block, r->pos, PyTuple_GET_SIZE(r->block));
+            Py_CLEAR(r->block);
+            if (!rest) return NULL;
+            PyObject *out = PySequence_List(rest);
+            Py_DECREF(rest);
+            return out;
+        }
+        return r->source ? PyIter_Next(r->source) : NULL;
+    }
+    if (m->live == 0) return NULL;
+    PyObject *batch = PyList_New(0);
+    if (!batch) return NULL;
+    for (;;) {
+        Py_ssize_t w = m->loser[0];
+        Run *r = &m->runs[w];
+        if (!r->block) break;                        /* every run is done */
+        if (PyList_Append(batch, r->rec) < 0) { Py_DECREF(batch); return NULL; }
+        if (++r->pos == PyTuple_GET_SIZE(r->block)) {
+            /* yield before reading the run's next block: one block per run in memory */
+            Py_CLEAR(r->block);
+            m->refill = w;
+            break;
+        }
+        run_load(r);
+        tree_replay(m, w);
+    }
+    if (PyList_GET_SIZE(batch) == 0) { Py_DECREF(batch); return NULL; }
+    return batch;
+}
+
+static PyObject *merge_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"runs", "sort_values", NULL};
+    PyObject *runs;
+    int sort_values;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Op", kwlist, &runs, &sort_values)) return NULL;
+    Merge *m = (Merge *)type->tp_alloc(type, 0);
+    if (!m) return NULL;
+    Py_INCREF(runs);
+    m->sources = runs;
+    m->sort_values = sort_values;
+    m->refill = -1;
+    return (PyObject *)m;
+}
+
+static void merge_dealloc(Merge *m) {
+    if (m->runs) {
+        for (Py_ssize_t i = 0; i < m->k; i++) {
+            Py_XDECREF(m->runs[i].source);
+            Py_XDECREF(m->runs[i].block);
+        }
+        PyMem_Free(m->runs);
+    }
+    PyMem_Free(m->loser);
+    Py_XDECREF(m->sources);
+    Py_TYPE(m)->tp_free((PyObject *)m);
+}
+
+static PyTypeObject MergeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mapreduce._core.Merge",
+    .tp_basicsize = sizeof(Merge),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Merge(runs, sort_values): stable k-way merge of runs of blocks; yields batches.",
+    .tp_new = merge_new,
+    .tp_dealloc = (destructor)merge_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)merge_next,
+};
+
+/* ======================================================================================
+ * value_payloads: the reduce loop's batched value decoding (shuffle.decoded_records)
+ *
+ * For a batch of records, the slices shuffle.decode_slices would cut -- at most
+ * max_records values and max_bytes of them, a larger value alone -- each with the bytes
+ * codec.decode_values_unchecked would unpack: a msgpack array-32 header, then the values'
+ * encodings.  The caller unpacks each with one msgpack call, as in the Python path.
+ * ====================================================================================== */
+static PyObject *core_value_payloads(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "value_payloads(batch: list, max_records, max_bytes)");
+        return NULL;
+    }
+    PyObject *batch = args[0];
+    Py_ssize_t max_records = PyLong_AsSsize_t(args[1]), max_bytes = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (max_records < 1) max_records = 1;
+    Py_ssize_t n = PyList_GET_SIZE(batch);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(batch, i);
+        if (!is_record(rec)) { bad_record("value_payloads", rec); return NULL; }
+    }
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    Py_ssize_t start = 0;
+    while (start < n) {
+        /* the first value always goes in; then values while both bounds hold */
+        Py_ssize_t stop = start, bytes = 0;
+        while (stop < n && stop - start < max_records) {
+            Py_ssize_t len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(PyList_GET_ITEM(batch, stop), 1));
+            if (stop > start && bytes + len > max_bytes) break;
+            bytes += len;
+            stop++;
+        }
+        PyObject *data = PyBytes_FromStringAndSize(NULL, 5 + bytes);
+        if (!data) { Py_DECREF(out); return NULL; }
+        unsigned char *q = (unsigned char *)PyBytes_AS_STRING(data);
+        uint32_t count = (uint32_t)(stop - start);
+        q[0] = 0xDD; q[1] = (unsigned char)(count >> 24); q[2] = (unsigned char)(count >> 16);
+        q[3] = (unsigned char)(count >> 8); q[4] = (unsigned char)count;
+        q += 5;
+        for (Py_ssize_t i = start; i < stop; i++) {
+            PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(batch, i), 1);
+            memcpy(q, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+            q += PyBytes_GET_SIZE(v);
+        }
+        PyObject *item = Py_BuildValue("(nnN)", start, stop, data);
+        if (!item || PyList_Append(out, item) < 0) { Py_XDECREF(item); Py_DECREF(out); return NULL; }
+        Py_DECREF(item);
+        start = stop;
+    }
+    return out;
+}
+
+/* ======================================================================================
+ * module
+ * ====================================================================================== */
+static PyObject *core_set_reference(PyObject *self, PyObject *args) {
+    PyObject *enc, *dec;
+    if (!PyArg_ParseTuple(args, "OO", &enc, &dec)) return NULL;
+    Py_INCREF(enc); Py_XSETREF(ref_encode_key, enc);
+    Py_INCREF(dec); Py_XSETREF(ref_decode_key, dec);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef core_methods[] = {
+    {"encode_key", core_encode_key, METH_O, "codec.encode_key in C (see the module docstring)."},
+    {"decode_key", core_decode_key, METH_O, "codec.decode_key in C (see the module docstring)."},
+    {"partition_of", (PyCFunction)(void (*)(void))core_partition_of, METH_FASTCALL,
+     "partition_of(key_bytes, n): zlib.crc32(key_bytes) % n."},
+    {"sort_records", (PyCFunction)(void (*)(void))core_sort_records, METH_FASTCALL,
+     "sort_records(records, sort_values): stable in-place sort of (key, value) byte pairs "
+     "by key bytes (by the whole record under sort_values)."},
+    {"unpack_pairs", (PyCFunction)(void (*)(void))core_unpack_pairs, METH_FASTCALL,
+     "unpack_pairs(data, count): a block payload as [(k, v), ...], or None if it is not "
+     "exactly an array of 2 * count bin objects."},
+    {"unpack_flat", (PyCFunction)(void (*)(void))core_unpack_flat, METH_FASTCALL,
+     "unpack_flat(data, count): a block payload as [k0, v0, ...], or None (as unpack_pairs)."},
+    {"value_payloads", (PyCFunction)(void (*)(void))core_value_payloads, METH_FASTCALL,
+     "value_payloads(batch, max_records, max_bytes): [(start, stop, msgpack array of the "
+     "values batch[start:stop])], the slices shuffle.decode_slices cuts."},
+    {"set_reference", core_set_reference, METH_VARARGS,
+     "set_reference(encode_key, decode_key): the Python functions C delegates to."},
+    {NULL}
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "mapreduce._core",
+    "The compiled per-record kernels of mapreduce (see mapreduce/core.py and docs/core.md).",
+    -1, core_methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    crc_init();
+    if (PyType_Ready(&PackerType) < 0 || PyType_Ready(&MergeType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&core_module);
+    if (!m) return NULL;
+    Py_INCREF(&PackerType);
+    Py_INCREF(&MergeType);
+    if (PyModule_AddObject(m, "BlockPacker", (PyObject *)&PackerType) < 0
+        || PyModule_AddObject(m, "Merge", (PyObject *)&MergeType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
