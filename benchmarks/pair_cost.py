@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from mapreduce.core import describe  # noqa: E402
 from mapreduce.job import Step  # noqa: E402
-from mapreduce.task import CombiningBuffer  # noqa: E402
+from mapreduce.kernel import CombiningBuffer  # noqa: E402
 
 
 def mapper(_, line):

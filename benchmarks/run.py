@@ -444,7 +444,7 @@ def _x(r: Optional[float]) -> str:
 
 def _terasort(ctx: Context, name: str, rows_count: int, sort_buffer: str,
               repeat: Optional[int] = None) -> dict[str, Any]:
-    from mapreduce.cli import parse_size
+    from mapreduce.options import parse_size
     size_mb = rows_count * 100 // 1_000_000
     path, reused = datagen.tera_records(os.path.join(DATA, f"tera-{rows_count}.txt"),
                                         rows_count)

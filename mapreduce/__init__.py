@@ -8,13 +8,24 @@ re-exports the public names.  The runners are imported on first use (PEP 562 ``_
 """
 from typing import Any
 
+from mapreduce import job as _job
 from mapreduce.errors import MapReduceError
+from mapreduce.info import __version__ as __version__
 from mapreduce.job import Job, Step
 
 _API = ("run", "run_async", "RunResult", "JobHandle", "Progress")
 
 __all__ = ["Job", "Step", "MapReduceError", *_API]
-__version__ = "0.1.0"
+
+
+def _script_main(job_class: type, argv: Any) -> int:
+    """``MyJob.run()``: the command line for one job class.  Registered with the Job layer
+    from here (the entry layer) so that ``job.py`` never imports the CLI above it."""
+    from mapreduce.cli import run_job_class_main
+    return run_job_class_main(job_class, argv)
+
+
+_job.set_script_main(_script_main)
 
 
 def __getattr__(name: str) -> Any:

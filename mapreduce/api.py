@@ -24,7 +24,7 @@ Design choices:
   ``run_async`` runs the same code in a background thread; the coordinator forks its worker
   processes from that thread, which is safe because the coordinator thread holds no locks
   the workers need (they only use their own pipe).  ``cancel()`` sets a flag the scheduler
-  polls (:meth:`JobTracker.cancel`); the workers are killed, commits already made stay
+  polls (:meth:`LocalRunner.cancel`); the workers are killed, commits already made stay
   journaled, and ``resume=True`` finishes the job later, like a killed CLI run.
 * Progress: ``progress=None`` (the default) shows a bar only where someone watches: a
   terminal or a Jupyter kernel (tqdm's plain text bar: no widgets to install); ``True``
@@ -47,23 +47,21 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence, Union
 
-from mapreduce.cli import job_options_from_dict, keep_only_logs, parse_size, sort_buffer_warning
+from mapreduce.cli import job_options_from_dict, keep_only_logs, sort_buffer_warning
 from mapreduce.errors import JobCancelledError, UsageError
 from mapreduce.events import JobListener, Listeners
 from mapreduce.job import Job
 from mapreduce.loader import JobRef, load_job_class, register_job_class
 from mapreduce.output import parse_line
 from mapreduce.progress import format_summary, make_progress
-from mapreduce.runners import RUNNERS, SHUFFLES, run_job
-from mapreduce.tracker import JobConfig, JobResult
+from mapreduce.options import JobConfig, config_from_keywords
+from mapreduce.runners import run_job
+from mapreduce.session import JobResult
 
 JobSpec = Union[str, "os.PathLike[str]", type]
-
-#: JobConfig fields a caller may set by keyword (the rest are derived).
-_OPTION_NAMES = {f.name for f in fields(JobConfig)} - {"inputs", "output_dir", "job_options"}
 
 
 class RunResult:
@@ -196,52 +194,23 @@ def _load(job: JobSpec, job_name: Optional[str]) -> tuple[type[Job], JobRef]:
                      f"{type(job).__name__}")
 
 
-def _size(value: Any, option: str) -> Optional[int]:
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
-        if value is not None and value < 1:
-            raise UsageError(f"{option}: size must be positive (got {value})")
-        return value
-    if isinstance(value, str):
-        return parse_size(value, option)
-    raise UsageError(f"{option}: expected bytes or a size like '64MB', got {value!r}")
-
-
 def make_config(job_class: type[Job], inputs: Union[str, Sequence[str]], output: str,
                 job_options: Optional[dict[str, Any]] = None, **options: Any) -> JobConfig:
-    """A JobConfig from keyword options, checked as the CLI checks them."""
-    unknown = sorted(set(options) - _OPTION_NAMES)
-    if unknown:
-        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(unknown)} (options: {', '.join(sorted(_OPTION_NAMES))})")
-    job_options = job_options_from_dict(job_class, dict(job_options or {}))
+    """A JobConfig from keyword options, checked with the option table exactly as the command
+    line checks its flags (errors name the keyword: ``task_timeout``, ``overwrite=True``)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [os.fspath(i) for i in inputs]
     if not inputs:
         raise UsageError("no inputs given")
-    if options.get("mode", "disk") not in SHUFFLES:
-        raise UsageError(f"mode must be one of {', '.join(SHUFFLES)} (got {options['mode']!r})")
-    if options.get("runner", "local") not in RUNNERS:
-        raise UsageError(f"runner must be one of {', '.join(RUNNERS)} "
-                         f"(got {options['runner']!r})")
-    for name, minimum in (("workers", 1), ("reducers", 1), ("merge_factor", 2),
-                          ("max_attempts", 1), ("skip_bad_records", 0)):
-        value = options.get(name)
-        if value is not None and (not isinstance(value, int) or value < minimum):
-            raise UsageError(f"{name} must be an integer of at least {minimum} (got {value!r})")
-    if options.get("resume") and options.get("overwrite"):
-        raise UsageError("resume and overwrite contradict each other; pick one")
-    if options.get("workers") is None:  # None means the default, as when left out
-        options["workers"] = os.cpu_count() or 1
+    config = config_from_keywords(inputs, os.fspath(output),
+                                  job_options_from_dict(job_class, dict(job_options or {})),
+                                  options)
     given = options.get("sort_buffer", "64MB")
-    options["sort_buffer"] = _size(given, "sort_buffer")
-    warning = options["sort_buffer"] and sort_buffer_warning(options["sort_buffer"],
-                                                             f"sort_buffer={given!r}")
+    warning = sort_buffer_warning(config.sort_buffer, f"sort_buffer={given!r}")
     if warning:  # a warning, as on the command line; Python's, so a caller can filter it
         warnings.warn(warning, stacklevel=4)  # at the caller of run() / run_async()
-    options["split_size"] = _size(options.get("split_size"), "split_size")
-    return JobConfig(inputs=inputs, output_dir=os.fspath(output), job_options=job_options,
-                     **options)
+    return config
 
 
 def _progress_listener(progress: Optional[bool], verbose: bool) -> Optional[JobListener]:
@@ -266,7 +235,7 @@ def _prepare(job: JobSpec, inputs: Any, output: Optional[str], job_name: Optiona
     temporary = None
     if output is None:
         if options.get("resume"):
-            raise UsageError("resume needs the output directory of the job to resume")
+            raise UsageError("resume=True needs output=: the directory of the job to resume")
         temporary = tempfile.mkdtemp(prefix="mapreduce-")
         output = os.path.join(temporary, "out")
     config = make_config(job_class, inputs, output, job_options, **options)
@@ -326,7 +295,7 @@ class JobHandle:
         self._done = threading.Event()
         self._result: Optional[RunResult] = None
         self._error: Optional[BaseException] = None
-        self._tracker: Any = None
+        self._runner: Any = None
         self._cancel_requested = False
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
@@ -369,8 +338,8 @@ class JobHandle:
             if self.ready():
                 return False
             self._cancel_requested = True
-            if self._tracker is not None:
-                self._tracker.cancel()
+            if self._runner is not None:
+                self._runner.cancel()
         return True
 
     def __repr__(self) -> str:
@@ -384,11 +353,11 @@ class JobHandle:
         return f"<JobHandle {self.name}: {state}, {p.elapsed:.1f} s>"
 
     # --- the job's thread ----------------------------------------------------------------
-    def _tracker_ready(self, tracker: Any) -> None:
+    def _runner_ready(self, runner: Any) -> None:
         with self._lock:
-            self._tracker = tracker
+            self._runner = runner
             if self._cancel_requested:
-                tracker.cancel()
+                runner.cancel()
 
     def _run(self, job_class: type[Job], job_ref: JobRef, config: JobConfig,
              display: Optional[JobListener], temporary: Optional[str], report: bool) -> None:
@@ -396,7 +365,7 @@ class JobHandle:
             if self._cancel_requested:
                 raise JobCancelledError("job cancelled before it started")
             result = run_job(job_class, job_ref, config, Listeners([self._state, display]),
-                             tracker_ready=self._tracker_ready)
+                             ready=self._runner_ready)
             self._result = _finish(result, temporary, report)
         except BaseException as exc:  # handed to whoever calls result()
             _failed(exc, temporary)

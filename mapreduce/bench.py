@@ -64,8 +64,13 @@ from typing import Any, Optional
 from mapreduce.errors import MapReduceError, UsageError
 from mapreduce.inputs import expand_inputs
 from mapreduce.loader import load_job_class
-from mapreduce.runners import SHUFFLES, run_job
-from mapreduce.tracker import JobConfig
+from mapreduce.options import JobConfig, Spelling, add_run_options, check_options
+from mapreduce.progress import human_bytes as format_bytes  # the one byte formatter
+from mapreduce.runners import run_job
+from mapreduce.shuffles import SHUFFLES
+
+#: The run options bench takes (from the option table: same parsing, checks and help).
+BENCH_OPTIONS = ("workers", "reducers", "sort_buffer", "merge_factor", "split_size")
 
 __all__ = ["add_bench_parser", "run_bench_command", "measure_run", "format_bytes",
            "render_table", "output_digest"]
@@ -102,16 +107,7 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"comma-separated shuffle modes to compare (default {DEFAULT_MODES})")
     p.add_argument("--repeat", default="3", metavar="N",
                    help="runs per mode; times are the median (default 3)")
-    p.add_argument("--workers", metavar="N",
-                   help="worker processes (default: number of CPUs)")
-    p.add_argument("--reducers", metavar="N",
-                   help="reduce tasks (default: the job's REDUCERS attribute)")
-    p.add_argument("--sort-buffer", default="64MB", metavar="SIZE",
-                   help="map-side sort buffer per task (default 64MB)")
-    p.add_argument("--merge-factor", default="10", metavar="N",
-                   help="most runs merged at once (default 10)")
-    p.add_argument("--split-size", metavar="SIZE",
-                   help="bytes per map task (default: about 4 splits per worker)")
+    add_run_options(p, BENCH_OPTIONS)
     p.add_argument("--json", dest="json_file", metavar="FILE",
                    help="also write every run's measurements as JSON to FILE")
     return p
@@ -233,16 +229,6 @@ def measure_run(job_class: type, job_ref: Any, config: JobConfig) -> dict[str, A
 # formatting
 # --------------------------------------------------------------------------------------------
 
-def format_bytes(n: float) -> str:
-    """``1536`` -> ``1.5 KiB``; ``0`` -> ``0 B``."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
 def render_table(header: list[str], rows: list[list[str]]) -> str:
     """A plain-text table: first column left-aligned, the others right-aligned."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
@@ -338,15 +324,11 @@ def _input_size(paths: list[str]) -> tuple[int, int]:
 
 def run_bench_command(args: argparse.Namespace) -> int:
     """``bench``: parse the options, run every mode ``--repeat`` times, print the table."""
-    from mapreduce.cli import parse_size  # the CLI's size syntax (lazy: same layer)
-
     modes = parse_modes(args.modes)
     repeat = _int_option(args.repeat, "--repeat", 3, 1)
-    workers = _int_option(args.workers, "--workers", os.cpu_count() or 1, 1)
-    reducers = _int_option(args.reducers, "--reducers", 0, 1) if args.reducers else None
-    merge_factor = _int_option(args.merge_factor, "--merge-factor", 10, 2)
-    sort_buffer = parse_size(args.sort_buffer, "--sort-buffer")
-    split_size = parse_size(args.split_size, "--split-size") if args.split_size else None
+    options = check_options({name: getattr(args, name) for name in BENCH_OPTIONS
+                             if getattr(args, name) is not None}, Spelling.CLI)
+    reducers = options.get("reducers")
     if args.json_file:
         parent = os.path.dirname(os.path.abspath(args.json_file))
         if not os.path.isdir(parent):
@@ -363,8 +345,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
             for mode in order:
                 out = os.path.join(tmp, f"{mode}-{rep + 1}")
                 config = JobConfig(inputs=list(args.inputs), output_dir=out, mode=mode,
-                                   workers=workers, reducers=reducers, sort_buffer=sort_buffer,
-                                   merge_factor=merge_factor, split_size=split_size)
+                                   **options)
                 print(f"mapreduce bench: run {rep + 1}/{repeat}, --mode {mode} ...",
                       file=sys.stderr, flush=True)
                 runs[mode].append(measure_run(job_class, job_ref, config))
@@ -377,6 +358,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
     identical = len({d for _, d in digests}) == 1
     first = runs[modes[0]][0]["output"]
     reducers_used = reducers if reducers is not None else job_class.REDUCERS
+    used = JobConfig(inputs=[], output_dir="", **options)  # the defaults filled in
+    workers, sort_buffer = used.workers, used.sort_buffer
+    merge_factor, split_size = used.merge_factor, used.split_size
 
     lines = [
         f"{job_class.__name__} ({os.path.relpath(job_ref.path)}) on {n_files} input "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -19,11 +18,12 @@ import time
 from typing import Any, NoReturn, Optional, Sequence
 
 from mapreduce.errors import JobDefinitionError, MapReduceError, UsageError
+from mapreduce.info import version_text
 from mapreduce.job import Job
 from mapreduce.loader import JobRef, load_job_class, register_job_class
+from mapreduce.options import JobConfig, add_run_options, config_from_args
 from mapreduce.progress import courteous, format_summary, make_progress
-from mapreduce.runners import RUNNERS, SHUFFLES, run_job
-from mapreduce.tracker import JobConfig
+from mapreduce.runners import run_job
 
 INTERRUPTED = ("mapreduce: interrupted; what committed is kept: run the same command with "
                "--resume to finish the job")
@@ -49,44 +49,6 @@ def sort_buffer_warning(size: int, given: str) -> Optional[str]:
             "job runs many times slower (the default is 64MB)")
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str, option: str) -> int:
-    """``64MB``, ``64M``, ``64MiB``, ``1.5G``, ``65536`` -> bytes (binary units)."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise UsageError(f"{option}: invalid size {text!r} (use e.g. 64MB, 512KB or 1GB)")
-    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    if value < 1:
-        raise UsageError(f"{option}: size must be positive (got {text!r})")
-    return value
-
-
-def _positive(option: str, minimum: int = 1):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {value})")
-        return value
-    parse.__name__ = option
-    return parse
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive (got {text})")
-    return value
-
-
 def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="input files, directories (recursive; names starting with _ or . "
@@ -95,42 +57,7 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
                         help="output directory (part-NNNNN files, _job.json, _SUCCESS)"
                         + ("" if output_required else "; without it the output is printed "
                            "and nothing is kept (an interrupted job cannot be resumed)"))
-    parser.add_argument("--mode", choices=sorted(SHUFFLES), default="disk",
-                        help="shuffle through sorted run files on disk (default) or in memory")
-    parser.add_argument("--runner", choices=RUNNERS, default="local",
-                        help="run on this machine (default) or on Apache Spark (needs "
-                             "pip install 'mapreduce[spark]' and Java 17+)")
-    parser.add_argument("--spark-master", metavar="URL",
-                        help="with --runner spark: local[N], spark://HOST:PORT, yarn or "
-                             "k8s://... (default local[*])")
-    parser.add_argument("--workers", type=_positive("--workers"), default=os.cpu_count() or 1,
-                        metavar="N", help="worker processes (default: number of CPUs)")
-    parser.add_argument("--reducers", type=_positive("--reducers"), metavar="N",
-                        help="reduce tasks (default: the job's REDUCERS attribute)")
-    parser.add_argument("--sort-buffer", default="64MB", metavar="SIZE",
-                        help="map-side sort buffer per task before spilling (default 64MB)")
-    parser.add_argument("--merge-factor", type=_positive("--merge-factor", 2), default=10,
-                        metavar="N", help="most runs merged at once (default 10)")
-    parser.add_argument("--split-size", metavar="SIZE",
-                        help="bytes per map task for uncompressed input (default: about 4 "
-                             "splits per worker, 1MB..128MB)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing, non-empty output directory")
-    parser.add_argument("--work-dir", metavar="DIR",
-                        help="where intermediate files go (default OUT/_temporary)")
-    parser.add_argument("--decode-errors", choices=["strict", "replace"], default="strict",
-                        help="invalid UTF-8 in text input: fail (default) or use U+FFFD")
-    parser.add_argument("--max-attempts", type=_positive("--max-attempts"), default=4,
-                        metavar="N", help="attempts per task before the job fails (default 4)")
-    parser.add_argument("--task-timeout", type=_seconds, metavar="SECONDS",
-                        help="kill and retry a task attempt running longer than this")
-    parser.add_argument("--skip-bad-records", type=_positive("--skip-bad-records", 0),
-                        default=0, metavar="N",
-                        help="tolerate up to N input records whose mapper raises (default 0)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted job in OUT from its journal")
-    parser.add_argument("--keep-work", action="store_true",
-                        help="keep the work directory (journal, logs) after success")
+    add_run_options(parser)  # every option of the table (mapreduce.options)
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="print no progress, warnings or summary (errors still go to "
                              "stderr)")
@@ -141,6 +68,14 @@ def _add_run_options(parser: argparse.ArgumentParser, output_required: bool) -> 
                         help="write OUT/_report.html (task timeline, counters) at the end")
 
 
+class _Version(argparse.Action):
+    """``--version``: one line, not wrapped as argparse's own version action wraps it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser(job_class: Optional[type[Job]] = None) -> argparse.ArgumentParser:
     """The CLI's parser; with ``job_class``, ``run`` also takes that job's own options."""
     # allow_abbrev=False on every parser: a prefix such as --overwrit or --reducer must not
@@ -149,6 +84,8 @@ def build_parser(job_class: Optional[type[Job]] = None) -> argparse.ArgumentPars
     parser = argparse.ArgumentParser(
         prog="python -m mapreduce", allow_abbrev=False,
         description="A MapReduce framework for Python whose shuffle goes through disk.")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show the version and which core (C or Python) runs, and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run a job", allow_abbrev=False,
                          description="Run JOB (a Python file defining a mapreduce.Job "
@@ -241,20 +178,12 @@ def _dest_of(exc: argparse.ArgumentError, actions: dict[str, argparse.Action]) -
 
 
 def _config(args: argparse.Namespace, output_dir: str) -> JobConfig:
-    sort_buffer = parse_size(args.sort_buffer, "--sort-buffer")
-    warning = sort_buffer_warning(sort_buffer, f"--sort-buffer {args.sort_buffer}")
+    config = config_from_args(args, output_dir, {
+        dest: getattr(args, dest) for dest in getattr(args, "job_option_dests", [])})
+    warning = sort_buffer_warning(config.sort_buffer, f"--sort-buffer {args.sort_buffer}")
     if warning and not args.quiet:  # a courtesy, like progress: a timestamped line like theirs
         _say(f"{time.strftime('%Y-%m-%d %H:%M:%S')} mapreduce: warning: {warning}")
-    return JobConfig(
-        inputs=list(args.inputs), output_dir=output_dir, mode=args.mode, workers=args.workers,
-        reducers=args.reducers, sort_buffer=sort_buffer,
-        merge_factor=args.merge_factor,
-        split_size=parse_size(args.split_size, "--split-size") if args.split_size else None,
-        overwrite=args.overwrite, work_dir=args.work_dir, decode_errors=args.decode_errors,
-        max_attempts=args.max_attempts, task_timeout=args.task_timeout,
-        skip_bad_records=args.skip_bad_records, resume=args.resume, keep_work=args.keep_work,
-        job_options={dest: getattr(args, dest) for dest in getattr(args, "job_option_dests", [])},
-        runner=args.runner, spark_master=args.spark_master)
+    return config
 
 
 def _say(text: str) -> None:
@@ -272,8 +201,6 @@ def _report_error(exc: MapReduceError) -> int:
 
 
 def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
-    if args.resume and args.overwrite:
-        raise UsageError("--resume and --overwrite contradict each other; pick one")
     listener = make_progress(quiet=args.quiet, verbose=args.verbose)
     if args.output:
         result = run_job(job_class, job_ref, _config(args, args.output), listener)
@@ -413,5 +340,5 @@ def run_job_class_main(job_class: type[Job], argv: Optional[Sequence[str]] = Non
         return 130
 
 
-__all__ = ["main", "run_job_class_main", "parse_size", "build_parser", "job_options_from_dict",
+__all__ = ["main", "run_job_class_main", "build_parser", "job_options_from_dict",
            "keep_only_logs"]

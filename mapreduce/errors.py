@@ -6,6 +6,9 @@ showing a framework traceback.  Any module may import this one; it imports nothi
 """
 from __future__ import annotations
 
+import os
+import traceback
+
 
 class MapReduceError(Exception):
     """Base class: a failure with a message meant for the user (exit status 1).
@@ -78,3 +81,16 @@ class JobCancelledError(MapReduceError):
 
     exit_status = 130
     retryable = False
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` with the framework's own frames left out: what a user needs
+    to see of an exception their job code raised."""
+    te = traceback.TracebackException.from_exception(exc, capture_locals=False)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)])
+    te.__cause__ = te.__context__ = None
+    return "".join(te.format())

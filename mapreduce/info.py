@@ -1,15 +1,15 @@
 """What ``python -m mapreduce --version`` prints: the version and the active core.
 
-Kept out of ``cli.py`` (whose parser is being restructured) so that ``__main__`` can answer
-``--version`` with two lines; ``cli.build_parser`` can later hook the same text in with
-``parser.add_argument("--version", action="version", version=version_text())``.
+``cli.build_parser`` adds it as ``--version``.
 """
 from __future__ import annotations
 
-from mapreduce import __version__
 from mapreduce.core import describe
 
-__all__ = ["version_text"]
+#: The package's version (re-exported as ``mapreduce.__version__``).
+__version__ = "0.1.0"
+
+__all__ = ["version_text", "__version__"]
 
 
 def version_text() -> str:

@@ -24,8 +24,9 @@ Lines are separated by ``b"\\n"`` only; a ``"\\r"`` right before the ``"\\n"`` i
 any other ``"\\r"`` is data.  Text is UTF-8; by default a byte that is not valid UTF-8 is an
 :class:`~mapreduce.errors.InputError` naming the file and the byte offset.
 
-This is a leaf module: it imports only the standard library and :mod:`mapreduce.errors`
-(and, when such a file is read, ``lz4.frame`` and ``zstandard``).
+Files are listed, sized and opened through the filesystem seam (:mod:`mapreduce.storage`);
+everything else here imports only the standard library and :mod:`mapreduce.errors` (and,
+when such a file is read, ``lz4.frame`` and ``zstandard``).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from itertools import chain
 from typing import BinaryIO, Iterator, Sequence
 
 from mapreduce.errors import InputError
+from mapreduce.storage import filesystem_for
 
 __all__ = [
     "TextSplit",
@@ -225,6 +227,9 @@ def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[
         seen_files.add(real)
         result.append(path)
 
+    # Each argument through the filesystem seam: a file:// URL is a local path, a URL of a
+    # store the engine does not read is refused here, never taken for a local name.
+    patterns = [filesystem_for(arg, "input")[1] for arg in patterns]
     for arg in patterns:
         if os.path.lexists(arg) or not _has_magic(arg):
             # A literal path (even one containing glob characters, if it exists).
@@ -316,7 +321,7 @@ def plan_splits(files: Sequence[str], split_size: int) -> list[TextSplit]:
     splits: list[TextSplit] = []
     for path in files:
         try:
-            size = os.path.getsize(path)
+            size = filesystem_for(path)[0].info(path).size
         except OSError as exc:
             raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
         comp = compression_of(path)
@@ -349,7 +354,7 @@ def choose_split_size(total_bytes: int, workers: int) -> int:
 
 def _open_raw(path: str) -> BinaryIO:
     try:
-        return open(path, "rb", buffering=0)  # type: ignore[return-value]
+        return filesystem_for(path)[0].open_range(path)
     except OSError as exc:
         raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
 

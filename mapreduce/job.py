@@ -28,7 +28,7 @@ Policy decisions that live here:
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
 
 from mapreduce.errors import JobDefinitionError
@@ -60,6 +60,14 @@ class Step:
     reducer: Optional[Callable[..., Any]] = None
     reducer_init: Optional[Callable[..., Any]] = None
     reducer_final: Optional[Callable[..., Any]] = None
+    #: This step's number of reduce tasks, whatever ``--reducers`` says (e.g. 1 for a top-N
+    #: step whose reducer sees a single key); None: ``--reducers`` or the job's REDUCERS.
+    reducers: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.reducers is not None and (type(self.reducers) is not int or self.reducers < 1):
+            raise ValueError(f"Step(reducers=...) must be an int of at least 1, got "
+                             f"{self.reducers!r}")
 
     @property
     def map_only(self) -> bool:
@@ -67,7 +75,7 @@ class Step:
 
     def describe(self) -> dict[str, bool]:
         """Which functions the step has (for ``_job.json`` and error messages)."""
-        return {f.name: getattr(self, f.name) is not None for f in fields(self)}
+        return {name: getattr(self, name) is not None for name in STEP_FUNCTIONS}
 
 
 def identity_mapper(key: Any, value: Any) -> Iterator[Pair]:
@@ -246,6 +254,17 @@ class Job:
         Takes the same options as ``python -m mapreduce run`` without the job path; without
         ``-o`` the output pairs are printed to stdout, as mrjob does.
         """
-        from mapreduce.cli import run_job_class_main  # the CLI sits above the Job layer
+        if _SCRIPT_MAIN is None:  # mapreduce/__init__.py registers it on import
+            raise RuntimeError("mapreduce's command line is not registered")
+        raise SystemExit(_SCRIPT_MAIN(cls, argv))
 
-        raise SystemExit(run_job_class_main(cls, argv))
+
+#: ``Job.run()``'s command line, set by the entry layer (see :func:`set_script_main`).
+_SCRIPT_MAIN: Optional[Callable[[type, Optional[list]], int]] = None
+
+
+def set_script_main(main: Callable[[type, Optional[list]], int]) -> None:
+    """Register what ``Job.run()`` runs: the command line for one job class.  The entry
+    layer (``mapreduce/__init__.py``) does it, so this module imports nothing above it."""
+    global _SCRIPT_MAIN
+    _SCRIPT_MAIN = main

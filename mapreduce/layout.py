@@ -33,7 +33,6 @@ on POSIX) and fsyncs the directory so the rename itself survives a crash.
 """
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from dataclasses import dataclass
@@ -111,37 +110,6 @@ def commit_file(tmp_path: str, final_path: str, sync_dir: bool = True) -> str:
     return directory
 
 
-def move_file(src: str, final_path: str, staging_dir: str, sync_dir: bool = True) -> str:
-    """Move a complete file to its final name atomically, also across file systems.
-
-    A rename where it can be one; when ``src`` is on another file system (``EXDEV``: the
-    work directory on a scratch disk), the bytes are copied to ``staging_dir`` (on the final
-    name's file system), fsynced and renamed into place, and only then is ``src`` removed,
-    so that a crash at any point leaves either the source or the complete file.  Returns
-    the directory to fsync (done here unless ``sync_dir=False``).
-    """
-    directory = os.path.dirname(final_path)
-    os.makedirs(directory, exist_ok=True)
-    try:
-        os.replace(src, final_path)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        os.makedirs(staging_dir, exist_ok=True)
-        tmp = os.path.join(staging_dir, f"{os.path.basename(final_path)}.copy")
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, final_path)
-        fsync_dir(directory)
-        os.remove(src)
-        return directory
-    if sync_dir:
-        fsync_dir(directory)
-    return directory
-
-
 def remove_prefix(prefix: str) -> None:
     """Delete every file whose path starts with ``prefix`` (one attempt's leftovers)."""
     directory, start = os.path.split(prefix)
@@ -155,16 +123,6 @@ def remove_prefix(prefix: str) -> None:
                 os.remove(os.path.join(directory, name))
             except FileNotFoundError:
                 pass
-
-
-def write_file_atomically(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp name, fsync and rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    commit_file(tmp, path)
 
 
 def remove_tree(path: str) -> None:

@@ -56,6 +56,8 @@ import traceback
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
+
+from mapreduce.errors import user_traceback
 from typing import Any, Callable, Optional
 
 _CTX = multiprocessing.get_context("fork")
@@ -131,19 +133,7 @@ def _frame(message: Any) -> list[memoryview]:
     return [memoryview(header), memoryview(data)]
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def user_traceback(exc: BaseException) -> str:
-    """The traceback of ``exc`` with the framework's own frames left out."""
-    te = traceback.TracebackException.from_exception(exc, capture_locals=False)
-    frames = [f for f in te.stack if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)]
-    te.stack = traceback.StackSummary.from_list(frames)
-    te.__cause__ = te.__context__ = None
-    return "".join(te.format())
-
-
-def _failure_from(exc: BaseException) -> TaskFailure:
+def failure_from(exc: BaseException) -> TaskFailure:
     from mapreduce.errors import CorruptDataError, MapReduceError
 
     if isinstance(exc, MapReduceError):
@@ -258,7 +248,7 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
         except BaseException as exc:  # report everything; the coordinator decides
             if os.getpid() != worker_pid:
                 _report_escaped_fork(conn, task_id, worker_pid)
-            failure = _failure_from(exc)
+            failure = failure_from(exc)
             try:
                 print(failure.detail or failure.message, file=sys.stderr)  # the attempt's log
                 sys.stderr.flush()
@@ -274,7 +264,7 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
         try:
             conn.send(reply)
         except Exception as exc:  # e.g. an unpicklable result
-            conn.send(("error", task_id, _failure_from(exc)))
+            conn.send(("error", task_id, failure_from(exc)))
     conn.close()
 
 

@@ -37,11 +37,15 @@ from mapreduce.events import JobListener
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
+    """``1536`` -> ``1.5 KiB``; ``0`` -> ``0 B``: the one byte formatter of the summary, the
+    report and ``bench`` (binary units spelled as such; tqdm's ``format_sizeof`` writes
+    ``1.50kB`` for 1536, a decimal prefix on a binary divisor)."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GiB"  # pragma: no cover - the loop returns
+    return f"{n:.1f} TiB"  # pragma: no cover - the loop returns
 
 
 def human_count(n: float) -> str:

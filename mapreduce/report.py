@@ -55,6 +55,7 @@ from typing import Any, Optional
 
 from mapreduce.errors import InputError, OutputError
 from mapreduce.layout import JOB_SUMMARY_FILE
+from mapreduce.progress import human_bytes
 
 __all__ = ["write_report", "render_report", "add_report_parser", "run_report_command",
            "REPORT_FILE", "MAP_COLORS", "REDUCE_COLORS", "FAILED_COLOR", "LANE_COLORS"]
@@ -115,13 +116,7 @@ def _count(value: Any) -> str:
 
 def _bytes(value: Any) -> str:
     n = _num(value)
-    if n is None:
-        return "—"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return "—"  # unreachable
+    return "—" if n is None else human_bytes(n)
 
 
 def _secs(value: Optional[float]) -> str:

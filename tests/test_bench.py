@@ -206,7 +206,7 @@ def test_pyspark_baseline_waits_for_its_jvm(tmp_path):
     from mapreduce.errors import UsageError
     try:
         import pyspark  # noqa: F401
-        from mapreduce.spark_runner import check_java
+        from mapreduce.runners.spark import check_java
         check_java()
     except (ImportError, UsageError) as exc:
         if os.environ.get("MAPREDUCE_REQUIRE_SPARK") == "1":

@@ -573,10 +573,10 @@ class _CountingList(list):
 
 
 def test_replaying_many_commits_visits_each_task_record_a_bounded_number_of_times():
-    from mapreduce.tracker import JobTracker
+    from mapreduce.runners.local import LocalRunner
 
     n = 3000
-    tracker = JobTracker.__new__(JobTracker)
+    tracker = LocalRunner.__new__(LocalRunner)
     tracker.committed, tracker.task_counters, tracker.recovered = {}, {}, {}
     tracker.skipped_by_task = {}
     tracker.tasks = _CountingList()
@@ -627,7 +627,7 @@ def test_worker_killed_by_sigkill_says_it_may_have_run_out_of_memory(runner, tmp
 def test_disk_full_in_a_reduce_side_merge_is_reported_as_disk_full():
     import errno
 
-    from mapreduce.task import reduce_error
+    from mapreduce.kernel import reduce_error
 
     full = OSError(errno.ENOSPC, "No space left on device", "/w/step-0/attempts/x.merge")
     assert reduce_error(full, "reducer", "k", 0) is full

@@ -28,8 +28,8 @@ from mapreduce.runfile import RunWriter, read_partition
 from mapreduce.runners import run_job
 from mapreduce.shuffle import (DECODE_BATCH, MapOutput, MapSink, MemoryShuffle,
                                decoded_records, merge_sorted)
-from mapreduce.task import RECORD_OVERHEAD, SCALAR_OBJECT_SIZE, CombiningBuffer, SortBuffer
-from mapreduce.tracker import JobConfig
+from mapreduce.kernel import RECORD_OVERHEAD, SCALAR_OBJECT_SIZE, CombiningBuffer, SortBuffer
+from mapreduce.options import JobConfig
 
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -792,87 +792,134 @@ def test_format_line_rejects_unserializable():
 # Import layering
 # =============================================================================================
 #: Layers from the top; a module may import modules of strictly lower layers only (plus
-#: ``errors`` from anywhere, and the exceptions below).  Function-level (lazy) imports are
-#: allowed and not checked: e.g. Job.run imports the CLI lazily, as documented.
+#: ``errors`` from anywhere, and the pairs below), at module level or inside a function alike.
+#: Runners use a session (not the sketch's order, see docs/design.md): the entry layer picks
+#: a runner from the registry, the runner drives the session and the kernel.
 LAYERS = [
-    ("entry", {"cli", "__main__", "__init__", "bench", "api", "report", "info"}),
-    ("assembly", {"runners", "spark_runner", "progress"}),
-    ("coordinator", {"tracker"}),
-    ("work", {"task", "diskshuffle", "pool"}),
+    ("entry", {"cli", "__main__", "__init__", "bench", "api", "report", "info", "progress"}),
+    ("runners", {"runners", "runners.local", "runners.inline", "runners.spark"}),
+    ("tasks", {"task", "pool", "shuffles"}),
+    ("session", {"session"}),
+    ("kernel", {"kernel", "diskshuffle"}),
     ("protocols", {"shuffle"}),
-    ("formats", {"runfile", "inputs", "job", "loader", "output", "journal", "lock", "sidedata",
-                 "workdir"}),
+    ("input", {"inputs"}),
+    ("storage", {"storage", "workdir", "lock"}),
+    ("formats", {"runfile", "job", "loader", "output", "journal", "sidedata", "options"}),
     ("leaves", {"codec", "layout", "errors", "events"}),
-    ("core", {"core"}),   # which implementation of the kernels runs (imports no module)
+    ("core", {"core"}),   # which implementation of the kernels runs (the C extension or not)
 ]
-#: Allowed imports within one layer.
-SAME_LAYER_ALLOWED = {("loader", "job"), ("__main__", "cli"), ("api", "cli"), ("__main__", "info"),
-                      ("info", "__init__"), ("workdir", "lock")}
+#: Imports within one layer, each with its reason.  Everything else goes strictly down.
+SAME_LAYER_ALLOWED = {
+    ("__main__", "cli"): "python -m mapreduce is the command line",
+    ("api", "cli"): "the API checks job options and keeps logs as the CLI does",
+    ("api", "report"): "run(report=True) writes the report page",
+    ("api", "progress"): "run() shows the CLI's progress display",
+    ("cli", "progress"): "the CLI shows progress",
+    ("cli", "info"): "--version",
+    ("cli", "bench"): "the bench subcommand (imported when parsing)",
+    ("cli", "report"): "the report subcommand (imported when parsing)",
+    ("__init__", "api"): "run/run_async re-exported lazily (PEP 562)",
+    ("__init__", "cli"): "Job.run()'s command line, registered from the entry layer",
+    ("__init__", "info"): "__version__",
+    ("bench", "progress"): "bench formats bytes as the summary does (one formatter)",
+    ("report", "progress"): "the report formats bytes as the summary does (one formatter)",
+    ("runners.inline", "runners.local"): "the inline runner is the local scheduler in-process",
+    ("loader", "job"): "the loader finds Job subclasses",
+    ("workdir", "lock"): "the work directory is locked like the output",
+}
 
 PACKAGE_DIR = Path(mapreduce.__file__).parent
+
+
+def package_modules():
+    """Every module of the package by dotted name below ``mapreduce`` (``runners.local``)."""
+    found = {}
+    for path in PACKAGE_DIR.rglob("*.py"):
+        rel = path.relative_to(PACKAGE_DIR).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
 
 
 def layer_of(module):
     for depth, (_, modules) in enumerate(LAYERS):
         if module in modules:
             return depth
-    raise AssertionError(f"mapreduce/{module}.py is not in the layer table of "
-                         f"tests/test_engine.py: decide its layer and add it")
+    raise AssertionError(f"mapreduce/{module.replace('.', '/')}.py is not in the layer table "
+                         f"of tests/test_engine.py: decide its layer and add it")
 
 
-def top_level_imports(module):
-    """The package modules ``mapreduce/<module>.py`` imports at module level."""
-    path = PACKAGE_DIR / f"{module}.py"
+def imports_of(module, lazy=True):
+    """The package modules ``module`` imports: at module level, and with ``lazy`` also
+    inside functions and classes."""
+    modules = package_modules()
+    path = modules[module]
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = module.split(".")[:-1] if path.name != "__init__.py" else module.split(".")
+    package = [p for p in package if p and p != "__init__"]
     found = set()
 
-    def visit(nodes):
-        for node in nodes:
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    parts = alias.name.split(".")
-                    if parts[0] == "mapreduce":
-                        found.add(parts[1] if len(parts) > 1 else "__init__")
-            elif isinstance(node, ast.ImportFrom):
-                if node.level == 0 and node.module and node.module.split(".")[0] == "mapreduce":
-                    parts = node.module.split(".")
-                elif node.level == 1:
-                    parts = ["mapreduce"] + (node.module.split(".") if node.module else [])
-                else:
-                    continue
-                if len(parts) > 1:
-                    found.add(parts[1])
-                else:  # from mapreduce import x: a submodule, or a name of __init__
-                    for alias in node.names:
-                        if (PACKAGE_DIR / f"{alias.name}.py").exists():
-                            found.add(alias.name)
-                        else:
-                            found.add("__init__")
-            elif isinstance(node, (ast.If, ast.Try)):
-                # Still module level (e.g. `if TYPE_CHECKING:` or try/except ImportError).
-                visit(node.body)
-                visit(getattr(node, "orelse", []))
-                for handler in getattr(node, "handlers", []):
-                    visit(handler.body)
-                visit(getattr(node, "finalbody", []))
+    def target(dotted):
+        parts = dotted.split(".")
+        while parts:
+            name = ".".join(parts)
+            if name in modules:
+                return name
+            parts = parts[:-1]
+        return "__init__"
 
-    visit(tree.body)
+    nodes = ast.walk(tree) if lazy else _module_level(tree.body)
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "mapreduce":
+                    found.add(target(alias.name.partition(".")[2]) if "." in alias.name
+                              else "__init__")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module and node.module.split(".")[0] == "mapreduce":
+                base = node.module.split(".")[1:]
+            elif node.level >= 1:
+                base = package[:len(package) - (node.level - 1)] + \
+                    (node.module.split(".") if node.module else [])
+            else:
+                continue
+            if base:
+                found.add(target(".".join(base)))
+                for alias in node.names:  # from mapreduce.runners import local
+                    if ".".join(base + [alias.name]) in modules:
+                        found.add(".".join(base + [alias.name]))
+            else:  # from mapreduce import x: a submodule, or a name of __init__
+                for alias in node.names:
+                    if list(PACKAGE_DIR.glob(f"{alias.name}.*.so")):
+                        continue  # the compiled extension (mapreduce._core)
+                    found.add(alias.name if alias.name in modules else "__init__")
     found.discard(module)
     return found
 
 
+def _module_level(body):
+    for node in body:
+        yield node
+        if isinstance(node, (ast.If, ast.Try)):
+            yield from _module_level(node.body)
+            yield from _module_level(getattr(node, "orelse", []))
+            for handler in getattr(node, "handlers", []):
+                yield from _module_level(handler.body)
+            yield from _module_level(getattr(node, "finalbody", []))
+
+
 def test_every_module_is_in_the_layer_table():
-    modules = {p.stem for p in PACKAGE_DIR.glob("*.py")}
-    for module in sorted(modules):
+    for module in sorted(package_modules()):
         layer_of(module)
 
 
-def test_imports_respect_the_layers():
+def test_imports_respect_the_layers_lazy_ones_too():
     violations = []
-    for path in sorted(PACKAGE_DIR.glob("*.py")):
-        module = path.stem
+    for module in sorted(package_modules()):
         mine = layer_of(module)
-        for target in sorted(top_level_imports(module)):
+        for target in sorted(imports_of(module)):
             if target == "errors" or (module, target) in SAME_LAYER_ALLOWED:
                 continue
             theirs = layer_of(target)
@@ -882,13 +929,33 @@ def test_imports_respect_the_layers():
     assert not violations, "layering violations:\n" + "\n".join(violations)
 
 
-def test_layer_check_sees_imports_and_ignores_lazy_ones():
-    assert "cli" not in top_level_imports("job")  # Job.run imports it inside the function
-    assert {"codec", "errors", "inputs", "job", "loader", "output", "shuffle"} <= \
-        top_level_imports("task")
-    assert "pool" not in top_level_imports("task")
-    assert "diskshuffle" not in top_level_imports("task")
-    assert top_level_imports("errors") == set()
+def test_no_import_circle():
+    graph = {m: imports_of(m) for m in package_modules()}
+    state: dict = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                raise AssertionError("import circle: " + " -> ".join(path + [node, nxt]))
+            if nxt not in state:
+                visit(nxt, path + [node])
+        state[node] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_layer_check_sees_lazy_imports():
+    assert "cli" not in imports_of("job")  # Job.run no longer reaches up into the CLI
+    assert "api" in imports_of("__init__") and "api" not in imports_of("__init__", lazy=False)
+    assert {"kernel", "loader", "output", "shuffle"} <= imports_of("task")
+    assert "pool" not in imports_of("task")
+    assert imports_of("errors") == set()
+    assert "runners.local" in imports_of("runners.inline")
+    for module, reason in SAME_LAYER_ALLOWED.items():
+        assert module[1] in imports_of(module[0]), f"stale allow-list entry {module}: {reason}"
 
 
 # --- CombiningBuffer: map-side combining must not change what the combiner computes -------

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from mapreduce.loader import load_job_class
 from mapreduce.runners import run_job
-from mapreduce.tracker import JobConfig
+from mapreduce.options import JobConfig
 
 from oracle import read_parts, run_oracle
 

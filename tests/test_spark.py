@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from mapreduce.errors import MapReduceError, UsageError
 from mapreduce.loader import load_job_class
 from mapreduce.runners import run_job
-from mapreduce.tracker import JobConfig
+from mapreduce.options import JobConfig
 
 from oracle import read_parts, run_oracle
 from test_oracle import JOB_SOURCES
@@ -48,7 +48,7 @@ def _spark_missing() -> str | None:
         import pyspark  # noqa: F401
     except ImportError:
         return "pyspark is not installed (pip install 'mapreduce[spark]')"
-    from mapreduce.spark_runner import check_java
+    from mapreduce.runners.spark import check_java
     try:
         check_java()
     except UsageError as exc:
@@ -71,7 +71,7 @@ def spark():
     """One SparkContext on local[2] for every in-process Spark test."""
     _need_spark()
     # Made the way the runner makes one for a user: nothing here chooses the workers' Python.
-    from mapreduce.spark_runner import spark_context, stop_spark
+    from mapreduce.runners.spark import spark_context, stop_spark
     sc = spark_context("local[2]", "tests")
     yield sc
     stop_spark()

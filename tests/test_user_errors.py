@@ -356,7 +356,7 @@ def _sum(key, values):
 
 def _collectors():
     from mapreduce.job import Step
-    from mapreduce.task import CombiningBuffer, SortBuffer, _DirectCollector
+    from mapreduce.kernel import CombiningBuffer, SortBuffer, _DirectCollector
 
     class Writer:
         def __init__(self):
@@ -374,7 +374,7 @@ def _collectors():
 @pytest.mark.parametrize("bad", ["ab", "abc", "", 7, None, ("k", 1, 2), ("k",)])
 @pytest.mark.parametrize("which", range(4))
 def test_collectors_reject_what_is_not_a_pair(bad, which):
-    from mapreduce.task import NotAPairError
+    from mapreduce.kernel import NotAPairError
 
     def mapper():
         yield "k", 1

@@ -1,7 +1,7 @@
 """Word count whose coordinator SIGKILLs itself in the middle of the job commit.
 
 Same output as ``jobs/wordcount.py``.  The job file is imported in the coordinator process,
-so it can wrap the tracker's file operations there.  With ``FT_KILL_COMMIT=K`` and
+so it can wrap the job commit's file operations there (mapreduce.storage).  With ``FT_KILL_COMMIT=K`` and
 ``FT_OUT=OUT`` the coordinator kills itself with SIGKILL just before the K-th file operation of
 the job commit that targets ``OUT`` (K = 1 .. number of parts: before moving that part file
 into OUT; parts + 1: before writing ``_job.json``; parts + 2: before writing ``_SUCCESS``).
@@ -13,7 +13,7 @@ import re
 import signal
 import time
 
-import mapreduce.tracker as _tracker
+import mapreduce.storage as _storage
 from mapreduce import Job
 
 WORD_RE = re.compile(r"[\w']+")
@@ -25,23 +25,22 @@ _seen = [0]
 
 
 def _wrap(fn):
-    def wrapper(*args, **kwargs):
-        target = args[1] if fn.__name__ in ("commit_file", "move_file") else args[0]
+    def wrapper(self, *args, **kwargs):
+        target = args[1] if fn.__name__ == "put" else args[0]
         if (os.getpid() == _COORDINATOR and _OUT is not None
                 and os.path.dirname(os.path.abspath(target)) == _OUT):
             _seen[0] += 1
             if _seen[0] == _KILL_AT:
                 os.kill(os.getpid(), signal.SIGKILL)
-        return fn(*args, **kwargs)
+        return fn(self, *args, **kwargs)
     wrapper.__name__ = fn.__name__
     return wrapper
 
 
-if _KILL_AT and _OUT and not getattr(_tracker, "_ft_commit_killer", False):
-    _tracker.commit_file = _wrap(_tracker.commit_file)
-    _tracker.move_file = _wrap(_tracker.move_file)
-    _tracker.write_file_atomically = _wrap(_tracker.write_file_atomically)
-    _tracker._ft_commit_killer = True
+if _KILL_AT and _OUT and not getattr(_storage, "_ft_commit_killer", False):
+    _storage.LocalFileSystem.put = _wrap(_storage.LocalFileSystem.put)
+    _storage.LocalFileSystem.write_atomically = _wrap(_storage.LocalFileSystem.write_atomically)
+    _storage._ft_commit_killer = True
 
 
 class CommitKiller(Job):

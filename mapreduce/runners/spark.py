@@ -1,28 +1,30 @@
 """The Spark runner: the same Job on Apache Spark (``--runner spark``).
 
-It reuses only the Job's pure pieces and lets Spark schedule, shuffle and recover::
+Spark schedules, shuffles and recovers; every task runs the same task kernel as the local
+runner (:mod:`mapreduce.kernel`), so hooks, combiner calls, encoding, partitioning, errors and
+counters are those of the local runner::
 
-    driver: JobTracker's option checks, output-dir policy and prepare() (nothing is run by it)
-            expand_inputs -> plan_splits / plan_whole_files (same split size as the local runner)
+    driver: the JobSession (option checks, input planning with the local runner's split
+            size, the output directory policy, prepare(), later the job commit)
             sc.parallelize(splits, len(splits))          one Spark partition per input split
-    step s, map:    mapPartitionsWithIndex: fresh Job, task context (input_path/start/end),
-                    mapper(_init/_final) -> the local SortBuffer / CombiningBuffer (same
-                    encoding, partitioner, combiner calls and spill boundaries as the local
-                    map side) whose spills are streamed to Spark instead of to a run file:
-                        ((partition, key bytes, map task, sequence number), value bytes)
+    step s, map:    mapPartitionsWithIndex: a fresh Job, its task context, kernel.run_map into
+                    a DiskMapSink in a scratch directory of the executor (the local disk
+                    shuffle's spills and map-side merge); the merged map output is streamed
+                    to Spark partition by partition:
+                        ((partition, key bytes, map task, position), value bytes)
                     under SORT_VALUES: ((partition, key bytes, value bytes), None)
     shuffle:        repartitionAndSortWithinPartitions(reducers, partition=record[0])
                     The sort key makes Spark's (unstable) sort reproduce the local runner's
                     stable order: a key's values in map-task order, then emission order
                     (or ascending encoded value under SORT_VALUES).
-    step s, reduce: mapPartitionsWithIndex: group by key bytes -> reducer(_init/_final)
-    intermediate step: its output partitions, as (key bytes, value bytes), are the next
-                    step's map tasks (one per partition, as in the local runner); nothing is
-                    written to disk by us.
-    final step:     every task writes OUT/_temporary/committed/part-NNNNN (through a per-
-                    attempt name and a rename, so a retried or speculative attempt is
-                    harmless); after the Spark job succeeds the driver renames the parts into
-                    OUT, writes _job.json, then _SUCCESS.  A failed job leaves neither.
+    step s, reduce: mapPartitionsWithIndex: kernel.run_reduce over the sorted partition
+    intermediate step: its output (a run file in the task's scratch directory) is streamed
+                    as (key bytes, value bytes); its partitions are the next step's map
+                    tasks (one per partition, as in the local runner).
+    final step:     every task writes WORK/committed/part-NNNNN (through a per-attempt name
+                    and a rename, so a retried or speculative attempt is harmless); after the
+                    Spark job succeeds the session's job commit moves the parts into OUT,
+                    writes _job.json, then _SUCCESS.  A failed job leaves neither.
 
 Counters go through two Spark accumulators (a dict of counters and a list of task records).
 Spark only merges updates of successful tasks, but a map stage Spark recomputes after losing
@@ -44,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import errno
 import functools
 import hashlib
@@ -60,26 +61,23 @@ import time
 import traceback
 import zipfile
 from dataclasses import dataclass
-from itertools import groupby
 from operator import itemgetter
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from mapreduce.codec import decode_key, decode_value, encode_key, encode_value
-from mapreduce.errors import (MapReduceError, OutputError, SerializationError,
-                              TaskFailedError, UsageError)
-from mapreduce.inputs import plan_splits, plan_whole_files
-from mapreduce.job import Job, identity_mapper
+from mapreduce.diskshuffle import DiskMapSink, DiskPairSink
+from mapreduce.errors import (MapReduceError, OutputError, TaskFailedError, UsageError,
+                              user_traceback)
+from mapreduce.events import JobListener
+from mapreduce.job import Job
+from mapreduce.kernel import run_map, run_reduce, set_task_context, split_records
 from mapreduce.layout import part_name
 from mapreduce.loader import JobRef, _module_name
-from mapreduce.lock import OutputLock
+from mapreduce.options import BY_NAME, JobConfig
 from mapreduce.output import TextPartWriter
-from mapreduce.pool import user_traceback
-from mapreduce.shuffle import MemoryShuffle, value_decoder
+from mapreduce.runfile import RunReader, read_partition
+from mapreduce.session import JobResult, JobSession
 from mapreduce.sidedata import load_side_data
-from mapreduce.task import (CombiningBuffer, SortBuffer, TaskSpec, UserCodeError,
-                            _checked, _DirectCollector, _map_error, _not_iterable, _pairs,
-                            _split_bytes, _split_records, not_a_pair, reduce_error)
-from mapreduce.tracker import JobConfig, JobResult, JobTracker, _counter_tree
 
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
@@ -91,17 +89,8 @@ INSTALL_PYSPARK = "pip install 'mapreduce[spark]'"
 INSTALL_JAVA = ("install Java 17 or later (e.g. apt-get install openjdk-17-jre-headless) "
                 "or point JAVA_HOME at one")
 
-#: JobConfig fields that configure the local engine's own machinery.  Given a value other
-#: than their default they are refused: Spark does that job (see docs/spark.md).
-_LOCAL_ONLY = {
-    "mode": ("--mode", "Spark's shuffle replaces both local shuffle modes"),
-    "merge_factor": ("--merge-factor", "Spark merges its own shuffle files"),
-    "task_timeout": ("--task-timeout", "use Spark's spark.task.reaper / speculation settings"),
-    "max_attempts": ("--max-attempts", "set spark.task.maxFailures instead"),
-    "skip_bad_records": ("--skip-bad-records", "it is a local-runner feature"),
-    "work_dir": ("--work-dir", "intermediate data lives in Spark's spark.local.dir"),
-    "keep_work": ("--keep-work", "there is no journal or task log to keep"),
-}
+#: Map outputs are merged on the executor as the local disk shuffle merges them.
+DEFAULT_MERGE_FACTOR = BY_NAME["merge_factor"].default
 
 
 # --- the error payload that crosses from executors to the driver -------------------------------
@@ -221,11 +210,12 @@ def _job_class(plan: _StepPlan) -> type[Job]:
     return cls
 
 
-def _new_job(plan: _StepPlan):
+def _new_job(plan: _StepPlan, split: Any = None):
     job = _job_class(plan)()
     job.options = argparse.Namespace(**plan.job_options)
     # .value unpickles the side data: only now that the job module is importable here.
     job.side_data = plan.side_data.value if plan.side_data is not None else {}
+    set_task_context(job, split)
     return job, job.steps()[plan.step]
 
 
@@ -248,35 +238,14 @@ def _task_record(plan: _StepPlan, kind: str, index: int, started: float, counter
                                  else "REDUCE_OUTPUT_RECORDS", 0)}
 
 
-def _bump(counters: dict, name: str, amount: int) -> None:
-    key = ("framework", name)
-    counters[key] = counters.get(key, 0) + amount
-
-
-class _PendingSink:
-    """A MapSink that keeps spills until the task hands them to Spark (streaming)."""
-
-    def __init__(self) -> None:
-        self.spills: list[list[list[tuple[bytes, bytes]]]] = []
-        self.counters: dict = {}
-
-    def spill(self, partitions: list[list[tuple[bytes, bytes]]]) -> None:
-        self.spills.append(partitions)
-
-    def finish(self) -> None:
-        return None
-
-
-class _Writer:
-    def __init__(self, write: Any) -> None:
-        self.write = write
-
-
 class _StepOutput:
-    """The previous step's output partition, read as one map task's input (describe only)."""
+    """The previous step's output partition, read as one map task's input."""
 
-    def __init__(self, step: int, index: int) -> None:
-        self.step, self.index = step, index
+    def __init__(self, step: int, index: int, items: Iterator) -> None:
+        self.step, self.index, self._items = step, index, items
+
+    def records(self) -> Iterator[tuple[Any, Any]]:
+        return ((decode_key(kb), decode_value(vb)) for kb, vb in self._items)
 
     def describe(self) -> str:
         return f"step {self.step} output {self.index}"
@@ -287,13 +256,31 @@ class _PartFile:
 
     def __init__(self, plan: _StepPlan, index: int) -> None:
         self.final = os.path.join(plan.committed_dir, part_name(index))
-        self.writer = TextPartWriter(f"{self.final}.{_attempt_tag()}", plan.protocol)
-        self.write = self.writer.write
+        self._writer = TextPartWriter(f"{self.final}.{_attempt_tag()}", plan.protocol)
+        self.write = self._writer.write
+        self.crc32: Optional[int] = None
 
-    def close(self) -> int:
-        size = self.writer.close()
-        os.replace(self.writer.path, self.final)  # same bytes whichever attempt wins
-        return size
+    def finish(self) -> tuple[str, int]:
+        size = self._writer.close()
+        self.crc32 = self._writer.crc32
+        os.replace(self._writer.path, self.final)  # same bytes whichever attempt wins
+        return self.final, size
+
+
+class _RunWriter:
+    """An intermediate step's output, written as a run file in the task's scratch directory
+    (then streamed to Spark): the kernel's writer interface over a DiskPairSink."""
+
+    crc32 = None
+
+    def __init__(self, path: str) -> None:
+        self._sink = DiskPairSink(path)
+
+    def write(self, key: Any, value: Any) -> None:
+        self._sink.write(encode_key(key), encode_value(value))
+
+    def finish(self) -> tuple[str, int]:
+        return self._sink.finish()
 
 
 def _guarded(kind: str):
@@ -311,203 +298,92 @@ def _guarded(kind: str):
     return wrap
 
 
+def _stream_run(path: str) -> Iterator[tuple[bytes, bytes]]:
+    yield from read_partition(path, 0)
+
+
 @_guarded("map")
 def _run_map(plan: _StepPlan, index: int, items: Iterator, where: list) -> Iterator:
+    """A map task through the task kernel; its map output (a run file in a scratch
+    directory of the executor, as the local disk shuffle writes it) is then streamed to
+    Spark's shuffle, partition by partition, each record keyed for the stable order."""
     started = time.time()
-    job, step = _new_job(plan)
-    if plan.step == 0:
-        split = next(iter(items))  # one input split per Spark partition
-        job.input_path = split.path
-        job.input_start = getattr(split, "start", 0)
-        job.input_end = getattr(split, "end", None)
-        records: Iterator = _split_records(split, plan.decode_errors)
-    else:
-        split = _StepOutput(plan.step - 1, index)
-        records = ((decode_key(kb), decode_value(vb)) for kb, vb in items)
+    split = next(iter(items)) if plan.step == 0 else _StepOutput(plan.step - 1, index, items)
+    job, step = _new_job(plan, split if plan.step == 0 else None)
     where.append(f"input {split.describe()}")
     n = 0 if plan.map_only else plan.reducers
-    spec = TaskSpec("map", plan.job_ref, plan.step, index, _attempt_tag(), n, plan.sort_buffer,
-                    plan.sort_values, plan.decode_errors, split=split)
-    counters: dict = {}
-    pending: list = []          # encoded pairs of an intermediate map-only step
-    part: Optional[_PartFile] = None
-    sink = _PendingSink()
-    if n:
-        partitioner = job.partitioner if type(job)._overrides("partitioner") else None
-        # As in task.run_map_task: map-side combining unless SORT_VALUES needs the sort path.
-        buffer_class = (CombiningBuffer if step.combiner is not None and not plan.sort_values
-                        else SortBuffer)
-        collector: Any = buffer_class(step, n, plan.sort_buffer, plan.sort_values, sink,
-                                      counters, partitioner)
-    else:
-        if plan.final:
-            part = _PartFile(plan, index)
-            write = part.write
-        else:
-            def write(k: Any, v: Any) -> None:
-                pending.append((encode_key(k), encode_value(v)))
-        collector = _DirectCollector(_Writer(write))
-    extend = collector.extend
-    mapper = step.mapper or identity_mapper
-    seq = 0
-
-    def drain() -> Iterator:
-        nonlocal seq
-        if pending:
-            yield from pending
-            pending.clear()
-        for parts in sink.spills:
-            for p, run in enumerate(parts):
-                if plan.sort_values:
-                    for kb, vb in run:
-                        yield (p, kb, vb), None
-                else:
-                    for kb, vb in run:
-                        yield (p, kb, index, seq), vb
-                        seq += 1
-        sink.spills.clear()
-
-    i = -1
-    method = "combiner_init"
-    output_bytes = 0
-    out = None
-    try:
-        if step.combiner_init is not None and n:
-            extend(_pairs(step.combiner_init()))
-        method = "mapper_init"
-        if step.mapper_init is not None:
-            extend(_pairs(step.mapper_init()))
-        method = "mapper"
-        for i, (key, value) in enumerate(records):
-            out = mapper(key, value)
-            if out is not None:
-                extend(out)
-            if sink.spills or len(pending) >= _BATCH:
-                yield from drain()
-        records_in = i + 1
-        method = "mapper_final"
-        if step.mapper_final is not None:
-            extend(_pairs(step.mapper_final()))
-        method = "map output"
+    with tempfile.TemporaryDirectory(prefix="mapreduce-spark-task-") as scratch:
+        prefix = os.path.join(scratch, "map.")
+        writer: Any = None
+        if not n:
+            writer = _PartFile(plan, index) if plan.final else _RunWriter(prefix + "out.run")
+        describe = f"step {plan.step} map task {index} (input {split.describe()})"
+        outcome = run_map(job, step, split, split_records(split, plan.decode_errors),
+                          partitions=n, sort_buffer=plan.sort_buffer,
+                          sort_values=plan.sort_values,
+                          sink=DiskMapSink(prefix, n, DEFAULT_MERGE_FACTOR, plan.sort_values)
+                          if n else None, writer=writer, describe=describe)
         if n:
-            collector.finish()
-        elif part is not None:
-            output_bytes = part.close()
-        yield from drain()
-    except MapReduceError as exc:
-        if not isinstance(exc, (SerializationError, UserCodeError)):
-            raise
-        raise _map_error(spec, collector, method, i, exc) from exc
-    except Exception as exc:
-        if collector.running is None and method == "map output":
-            raise
-        mistake = _not_iterable(exc, out) if method == "mapper" and \
-            collector.running is None else None
-        if mistake is not None:  # as in task.run_map_task
-            raise _map_error(spec, collector, method, i, mistake) from None
-        raise _map_error(spec, collector, method, i, exc) from exc
-    _bump(counters, "MAP_INPUT_RECORDS", records_in)
-    _bump(counters, "MAP_OUTPUT_RECORDS", collector.records)
-    input_bytes = _split_bytes(split) if plan.step == 0 else 0
-    _bump(counters, "BYTES_READ", input_bytes)
-    if not n:
-        _bump(counters, "OUTPUT_RECORDS", collector.records)
-        if part is not None:
-            _bump(counters, "BYTES_WRITTEN", output_bytes)
-    for key, amount in job._take_counters().items():
-        counters[key] = counters.get(key, 0) + amount
-    plan.counters.add(counters)
-    plan.tasks.add([_task_record(plan, "map", index, started, counters, job._status,
+            with RunReader(outcome.map_output.location) as reader:
+                for p in range(n):
+                    if plan.sort_values:
+                        for kb, vb in reader.iter_partition(p):
+                            yield (p, kb, vb), None
+                    else:
+                        for seq, (kb, vb) in enumerate(reader.iter_partition(p)):
+                            yield (p, kb, index, seq), vb
+        elif not plan.final:
+            yield from _stream_run(outcome.output)
+    plan.counters.add(_tagged(plan.step, outcome.counters))
+    plan.tasks.add([_task_record(plan, "map", index, started, outcome.counters, job._status,
                                  split.describe())])
-    if part is not None:
+    if plan.final and not n:
         yield index
+
+
+def _batches(records: Iterator[tuple[bytes, bytes]], size: int = 4096
+             ) -> Iterator[list[tuple[bytes, bytes]]]:
+    batch: list = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 @_guarded("reduce")
 def _run_reduce(plan: _StepPlan, index: int, items: Iterator,
                 where: list) -> Iterator:
+    """A reduce task through the task kernel, over Spark's sorted partition."""
     started = time.time()
     job, step = _new_job(plan)
-    counters: dict = {}
-    pending: list = []
-    part: Optional[_PartFile] = None
-    if plan.final:
-        part = _PartFile(plan, index)
-        write = part.write
-    else:
-        def write(k: Any, v: Any) -> None:
-            pending.append((encode_key(k), encode_value(v)))
-    records_in = 0
+    records_in = [0]
 
     def stream() -> Iterator[tuple[bytes, bytes]]:
-        nonlocal records_in
         if plan.sort_values:  # ((p, key bytes, value bytes), None)
             for k, _ in items:
-                records_in += 1
+                records_in[0] += 1
                 yield k[1], k[2]
         else:                 # ((p, key bytes, map task, seq), value bytes)
             for k, vb in items:
-                records_in += 1
+                records_in[0] += 1
                 yield k[1], vb
 
-    reducer = step.reducer
-    decode_v = value_decoder(plan.sort_values)
-    groups = records_out = 0
-    key: Any = None
-    method = "reducer_init"
-    out = None
-    try:
-        if step.reducer_init is not None:
-            for k, v in _checked(step.reducer_init()):
-                write(k, v)
-                records_out += 1
-        method = "reducer"
-        for kb, group in groupby(stream(), _KEY):
-            key = decode_key(kb)
-            groups += 1
-            out = reducer(key, map(decode_v, map(_VALUE, group)))
-            if out is not None:
-                for pair in out:  # checked as in task.run_reduce_task
-                    try:
-                        k, v = pair
-                    except (TypeError, ValueError):
-                        raise not_a_pair(pair, out) from None
-                    if pair.__class__ is str:
-                        raise not_a_pair(pair, out)
-                    write(k, v)
-                    records_out += 1
-                    if len(pending) >= _BATCH:
-                        yield from pending
-                        pending.clear()
-            if pending:
-                yield from pending
-                pending.clear()
-        if step.reducer_final is not None:
-            method = "reducer_final"
-            for k, v in _checked(step.reducer_final()):
-                write(k, v)
-                records_out += 1
-        output_bytes = part.close() if part is not None else 0
-        yield from pending
-    except Exception as exc:
-        if method == "reducer":
-            exc = _not_iterable(exc, out) or exc
-        error = reduce_error(exc, method, key, index)
-        if error is exc:
-            raise
-        raise error from exc
-    _bump(counters, "REDUCE_INPUT_RECORDS", records_in)
-    _bump(counters, "REDUCE_INPUT_GROUPS", groups)
-    _bump(counters, "REDUCE_OUTPUT_RECORDS", records_out)
-    _bump(counters, "OUTPUT_RECORDS", records_out)
-    if part is not None:
-        _bump(counters, "BYTES_WRITTEN", output_bytes)
-    for name, amount in job._take_counters().items():
-        counters[name] = counters.get(name, 0) + amount
-    plan.counters.add(counters)
+    with tempfile.TemporaryDirectory(prefix="mapreduce-spark-task-") as scratch:
+        writer: Any = (_PartFile(plan, index) if plan.final
+                       else _RunWriter(os.path.join(scratch, "reduce.out.run")))
+        outcome = run_reduce(job, step, _batches(stream()), writer, partition=index,
+                             sort_values=plan.sort_values)
+        if not plan.final:
+            yield from _stream_run(outcome.output)
+    counters = outcome.counters
+    counters[("framework", "REDUCE_INPUT_RECORDS")] = records_in[0]
+    plan.counters.add(_tagged(plan.step, counters))
     plan.tasks.add([_task_record(plan, "reduce", index, started, counters, job._status,
                                  f"partition {index}")])
-    if part is not None:
+    if plan.final:
         yield index
 
 
@@ -785,58 +661,40 @@ def _ship(sc: Any, job_ref: JobRef) -> None:
 
 
 # --- the driver ----------------------------------------------------------------------------------
-def _check_options(config: JobConfig) -> None:
-    if config.resume:
-        raise UsageError("--resume does not apply to --runner spark: Spark recovers failed "
-                         "tasks itself; --resume is a local-runner feature")
-    defaults = {f.name: f.default for f in dataclasses.fields(JobConfig)}
-    for name, (option, why) in _LOCAL_ONLY.items():
-        if getattr(config, name) != defaults[name]:
-            raise UsageError(f"{option} does not apply to --runner spark ({why})")
-
-
-def run_spark_job(job_class: type[Job], job_ref: JobRef, config: JobConfig) -> JobResult:
-    """Run a job on Spark; same output, _job.json and _SUCCESS as the local runner."""
-    started = time.time()
-    _check_options(config)
+def run(job_class: type[Job], job_ref: JobRef, config: JobConfig,
+        listener: Optional[JobListener] = None,
+        ready: Optional[Callable[[Any], None]] = None) -> JobResult:
+    """Run a job on Spark; same output, _job.json and _SUCCESS as the local runner.  (The
+    registry's entry point, see :mod:`mapreduce.runners`.)"""
     _import_pyspark()
-    # The JobTracker is used only for what is the same for every runner: its checks of the
-    # job and options, the output directory policy (refuse / --overwrite) and prepare().
-    tracker = JobTracker(job_class, job_ref, config, MemoryShuffle())
-    # The local runner's planning, so both cut the input alike (map-only part files match).
-    files, split_size, fingerprint = tracker.plan_inputs_and_output()
-    out = tracker.output_dir
+    # The session does what is the same for every runner: the job and option checks, input
+    # planning (so both runners cut the input alike: map-only part files match), the output
+    # directory policy (refuse / --overwrite), prepare(), the job commit and _job.json.
+    session = JobSession(job_class, job_ref, config, listener)
+    session.plan()
     try:
-        with OutputLock(out):
-            summary = _run_locked(tracker, job_class, job_ref, config, files, split_size,
-                                  fingerprint, started)
+        with session.locked():
+            summary = _run_locked(session)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise MapReduceError(f"disk full: {exc}; free some space and run the job "
                                  "again") from None
-        raise OutputError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
-    return JobResult(out, summary["counters"], summary, time.time() - started,
-                     summary["phases"])
+        raise OutputError(f"cannot write {exc.filename or session.output_dir}: "
+                          f"{exc.strerror or exc}") from None
+    return JobResult(session.output_dir, summary["counters"], summary,
+                     time.time() - session.started, summary["phases"])
 
 
-def _run_locked(tracker: JobTracker, job_class: type[Job], job_ref: JobRef,
-                config: JobConfig, files: list[str], split_size: int,
-                fingerprint: dict[str, Any], started: float) -> dict[str, Any]:
-    layout = tracker.layout
-    tracker._open_output(files, fingerprint)  # refuses a non-empty OUT; runs prepare()
-    # Nothing is journaled: Spark recovers tasks, and a killed Spark run whose work dir has
-    # no journal is cleared by the next run as one that committed nothing.
-    if tracker.journal is not None:
-        tracker.journal.close()
-        tracker.journal = None
-    try:
-        os.remove(layout.journal)
-    except FileNotFoundError:
-        pass
+def _run_locked(session: JobSession) -> dict[str, Any]:
+    config, job_class, job_ref = session.config, session.job_class, session.job_ref
+    layout = session.layout
+    # Not resumable: Spark recovers tasks itself, and keeps no journal.  A killed Spark
+    # run's work directory has no journal and is cleared by the next run.
+    session.open_output(resumable=False)
     sc = None
     broadcast = None
     try:
-        side = load_side_data(tracker.side_data)
+        side = load_side_data(session.side_data)
         sc = spark_context(config.spark_master, job_class.__name__)
         _ship(sc, job_ref)
         if side:
@@ -845,19 +703,17 @@ def _run_locked(tracker: JobTracker, job_class: type[Job], job_ref: JobRef,
                                       for k, v in side.items()})
         counters = sc.accumulator({}, _CounterParam())
         tasks = sc.accumulator([], _RecordParam())
-        if job_class.INPUT_FORMAT == "whole_file":
-            splits: list[Any] = plan_whole_files(files)
-        else:
-            splits = plan_splits(files, split_size)
+        splits = session.splits()
+        session.listener.note(session.describe_plan(len(splits)))
         os.makedirs(layout.committed_dir(), exist_ok=True)
         spark_started = time.time()
         data = sc.parallelize(splits, len(splits))
-        steps = tracker.steps
+        steps = session.steps
         for s, step in enumerate(steps):
             plan = _StepPlan(job_ref, _module_name(job_ref.path), s, s == len(steps) - 1,
-                             step.map_only, tracker.reducers, tracker.sort_values,
+                             step.map_only, session.reducers_of(s), session.sort_values,
                              config.sort_buffer, config.decode_errors,
-                             job_class.OUTPUT_PROTOCOL, tracker.job_options,
+                             job_class.OUTPUT_PROTOCOL, session.job_options,
                              layout.committed_dir(), broadcast, counters, tasks)
             mapped = data.mapPartitionsWithIndex(functools.partial(_run_map, plan),
                                                  preservesPartitioning=step.map_only)
@@ -865,7 +721,7 @@ def _run_locked(tracker: JobTracker, job_class: type[Job], job_ref: JobRef,
                 data = mapped
                 continue
             shuffled = mapped.repartitionAndSortWithinPartitions(
-                tracker.reducers, _partition_of_record)
+                session.reducers_of(s), _partition_of_record)
             data = shuffled.mapPartitionsWithIndex(functools.partial(_run_reduce, plan))
         try:
             written = sorted(data.collect())
@@ -879,32 +735,24 @@ def _run_locked(tracker: JobTracker, job_class: type[Job], job_ref: JobRef,
             raise MapReduceError(f"Spark returned part files {written}, expected 0..{n_out - 1}")
         phases = [{"phase": "spark job", "start": spark_started, "end": time.time(),
                    "tasks": len(tasks.value)}]
-        summary = {
-            "job": {"path": job_ref.path, "class": job_ref.class_name,
-                    "fingerprint": fingerprint["fingerprint"],
-                    "fingerprint_parts": fingerprint},
-            "runner": "spark",
-            "spark_master": sc.master,
-            "spark_application_id": sc.applicationId,
-            "reducers": tracker.reducers,
-            "steps": [st.describe() for st in steps],
-            "inputs": files,
-            "output_dir": tracker.output_dir,
-            "config": {k: v for k, v in dataclasses.asdict(config).items()
-                       if k not in ("inputs", "output_dir")},
-            "start": started,
-            "end": time.time(),
-            "counters": _counter_tree(counters.value),
-            "phases": phases,
-            "tasks": sorted(tasks.value, key=lambda t: (t["step"], t["kind"] != "map",
-                                                         t["index"])),
-        }
-        # The local runner's job commit: checks the inputs, replaces an --overwrite'd old
-        # output only now, moves the parts in, _job.json, then _SUCCESS.
-        return tracker.publish(written, fingerprint, lambda: summary)
+        task_records = sorted(tasks.value, key=lambda t: (t["step"], t["kind"] != "map",
+                                                          t["index"]))
+        # Per-task counters are not kept by Spark's accumulator: per step, from the records.
+        by_step = _step_counters(counters.value, task_records)
+
+        def summary() -> dict[str, Any]:
+            return session.summary(runner="spark", tasks=task_records,
+                                   task_counters=by_step, phases=phases,
+                                   extra={"spark_master": sc.master,
+                                          "spark_application_id": sc.applicationId})
+
+        # The job commit every runner shares: checks the inputs, replaces an --overwrite'd
+        # old output only now, moves the parts in, _job.json, then _SUCCESS.
+        result = session.publish(written, summary)
+        session.listener.job_finished(result)
+        return result
     finally:
-        tracker.work.remove()  # parts are in OUT by now, or the job failed
-        tracker.work.unlock()
+        session.work.remove()  # parts are in OUT by now, or the job failed
         if broadcast is not None:
             try:
                 broadcast.destroy()
@@ -912,5 +760,19 @@ def _run_locked(tracker: JobTracker, job_class: type[Job], job_ref: JobRef,
                 pass
 
 
-__all__ = ["run_spark_job", "spark_context", "stop_spark", "check_java", "java_version",
+def _tagged(step: int, counters: dict) -> dict:
+    """A task's counters for the accumulator: each tagged with the task's step."""
+    return {(step, group, name): value for (group, name), value in counters.items()}
+
+
+def _step_counters(counters: dict, tasks: list[dict[str, Any]]) -> dict[tuple, dict]:
+    """Counters keyed like committed tasks' (one pseudo-task per step), for the session's
+    per-step summary: the accumulator sums them per (step, group, name)."""
+    by_step: dict[tuple, dict] = {}
+    for (step, group, name), value in counters.items():
+        by_step.setdefault((step, "all", 0), {})[(group, name)] = value
+    return by_step
+
+
+__all__ = ["run", "spark_context", "stop_spark", "check_java", "java_version",
            "quiet_spark_conf"]

@@ -1,0 +1,777 @@
+"""The task kernel: the one implementation of what a map task and a reduce task do with
+their records, whichever runner drives it.
+
+A runner only adapts I/O: it makes a fresh Job for the task, hands the kernel an iterable of
+input records (a split's lines, a whole file, a previous step's pairs) or of merged record
+batches, and a place for the output (a :class:`~mapreduce.shuffle.MapSink` for spills, or a
+writer with ``write(key, value)`` / ``finish()``).  The local and inline runners call it
+through :func:`mapreduce.task.run_task`; the Spark runner calls it inside Spark's tasks.
+Everything that defines a job's behaviour lives here: hook order (``*_init``, per record,
+``*_final``), error attribution naming the job method and the record, counters,
+``--skip-bad-records``, the sort and combining buffers, batch value decoding on the reduce
+side.
+
+Map task (:func:`run_map`)::
+
+    records --> mapper --> encode key/value --> partition --> sort buffer
+         sort buffer full (--sort-buffer bytes) --> per partition: stable sort by key bytes,
+         combiner per key group --> sink.spill(run)         (disk: a run file; memory: RAM)
+    end of task --> combiner_final --> sink.finish()      (merge spills into one map output)
+
+Map-only steps skip the buffer: pairs go straight to the writer in emission order.
+
+Reduce task (:func:`run_reduce`): the partition's records merged by key (stable), a batch at a
+time; each batch's values are decoded together (one C call), records are grouped by key bytes
+and each key's values are streamed to the reducer as a lazy iterator (a key with millions of
+values never needs memory proportional to them: at most DECODE_BATCH values, and 1 MiB of
+them, are decoded ahead; see ``shuffle.decoded_records``).
+
+Buffer accounting: a buffered record is charged ``len(key) + len(value) + RECORD_OVERHEAD``
+bytes, where RECORD_OVERHEAD approximates CPython's cost of the tuple, the two ``bytes``
+objects and the list slot, so ``--sort-buffer`` bounds real memory, not just payload.
+
+User-code failures are raised as :class:`UserCodeError` naming the job method and the record
+(file and line for text input) with the user's traceback chained as ``__cause__``.  A job
+method whose result is not made of ``(key, value)`` pairs raises :class:`NotAPairError`,
+which is not retried.  The map side's per-pair loops (``for pair in pairs: key, value =
+pair``) pay nothing per pair for it: a ``try`` around the whole loop (free in CPython 3.11)
+catches the TypeError/ValueError of the unpacking, told apart from the user's own by where
+it was raised (:func:`_pair_mistake`: this frame, the unpacking instruction).  A 2-character
+str unpacks without error into two 1-character strs; a ``pair.__class__ is str`` test costs
+about 10 ns, so those loops make it once per call, on the last item (``SortBuffer`` and the
+map-only collector), or only off the fast path (``CombiningBuffer``: a str pair's value is
+never a small int).  A method that yields strs is caught on its first call; one whose call
+yields 2-character strs and then ends with a true pair is not.  The reduce side and the
+once-per-task hooks, whose per-pair cost is dominated by writing, test every pair.
+"""
+from __future__ import annotations
+
+import dis
+import errno
+import linecache
+import os
+import sys
+from dataclasses import dataclass
+from itertools import groupby, repeat
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Iterator, Optional
+from zlib import crc32
+
+from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_value,
+                             encode_key, encode_value, pack_value)
+from mapreduce.errors import MapReduceError, SerializationError
+from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_lines,
+                              read_whole_file)
+from mapreduce.job import Job, Step, identity_mapper
+from mapreduce.shuffle import MapOutput, MapSink, decoded_records, value_decoder
+
+#: Approximate CPython bytes per buffered record beyond its payload: a 2-tuple (56), two
+#: bytes objects' headers (2 x 33) and a list slot (8), rounded up.
+RECORD_OVERHEAD = 136
+
+_KEY = itemgetter(0)
+_VALUE = itemgetter(1)
+
+class UserCodeError(MapReduceError):
+    """A job method raised; the message names the method and the record."""
+
+    show_traceback = True
+
+
+class NotAPairError(UserCodeError):
+    """A job method yielded something that is not a ``(key, value)`` pair (``yield word``,
+    ``return key, value``, ``yield sum(values)``), or returned something that is not an
+    iterable of pairs.  A mistake in the job's code that every attempt would make again, so
+    it is not retried; the message says what was yielded and at which line of the job, so
+    no traceback is needed."""
+
+    retryable = False
+    show_traceback = False
+
+
+def _show(thing: Any) -> str:
+    text = repr(thing)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def not_a_pair(item: Any, pairs: Any) -> NotAPairError:
+    """The error for ``item`` of a job method's result ``pairs`` that is not a pair.
+
+    A generator still running is suspended at the ``yield`` that produced ``item``, so its
+    frame names the job's line; one that has finished (a check after the loop) names the
+    line of its only ``yield``, or all of them.  Any other result (``return key, value``
+    gives a tuple) is shown itself.  The method and the record are added by _user_error.
+    """
+    what = f"{_show(item)} ({type(item).__name__})"
+    frame, code = getattr(pairs, "gi_frame", None), getattr(pairs, "gi_code", None)
+    if frame is not None or code is not None:
+        path = (frame.f_code if frame is not None else code).co_filename
+        lines = [frame.f_lineno] if frame is not None else sorted({
+            i.positions.lineno for i in dis.get_instructions(code)
+            if i.opname == "YIELD_VALUE" and i.positions and i.positions.lineno})
+        if len(lines) == 1:
+            source = linecache.getline(path, lines[0]).strip()
+            where = f"{path} line {lines[0]}" + (f": {source}" if source else "")
+        else:
+            where = f"{path}, a yield at line {', '.join(map(str, lines))}"
+        return NotAPairError(f"yielded {what}, not a (key, value) pair ({where})")
+    return NotAPairError(f"returned {_show(pairs)} ({type(pairs).__name__}), whose item "
+                         f"{what} is not a (key, value) pair (emit pairs with: yield key, value)")
+
+
+def not_pairs(result: Any) -> NotAPairError:
+    """The error for a job method that returned ``result``, which cannot be iterated."""
+    return NotAPairError(f"returned {_show(result)} ({type(result).__name__}), not (key, "
+                         "value) pairs (emit pairs with: yield key, value)")
+
+
+def _pairs(result: Any) -> Iterable[Any]:
+    """A job hook's result as an iterable: none for a bare ``return`` (mrjob allows it), a
+    NotAPairError for something that cannot be iterated.  Once per call, not per pair."""
+    if result is None:
+        return ()
+    if not hasattr(result, "__iter__"):
+        raise not_pairs(result)
+    return result
+
+
+def _checked(result: Any) -> Iterator[tuple[Any, Any]]:
+    """The pairs of a job hook's result, each checked (for hooks called once per task)."""
+    pairs = _pairs(result)
+    for pair in pairs:
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise not_a_pair(pair, pairs) from None
+        if pair.__class__ is str:
+            raise not_a_pair(pair, pairs)
+        yield key, value
+
+
+_UNPACK_SEQUENCE, _GET_ITER = dis.opmap["UNPACK_SEQUENCE"], dis.opmap["GET_ITER"]
+
+
+def _pair_mistake(exc: BaseException, pairs: Any, pair: Any) -> Optional[NotAPairError]:
+    """The NotAPairError for a TypeError/ValueError caught around a per-pair loop
+    ``for pair in pairs: key, value = pair`` -- or None when it is not the loop's own.
+
+    Which it is, is read off where it was raised: in the loop's own frame (no deeper
+    traceback entry: not inside the user's generator, nor any Python function the loop
+    calls), by the instruction that unpacks ``pair`` (it is no pair) or that iterates
+    ``pairs`` (it cannot be iterated).  Only looked at on failure; so the loop itself pays
+    for no ``try`` per pair, and a user's own ValueError is never taken for a mistake.
+    """
+    tb = exc.__traceback__
+    if tb is None or tb.tb_next is not None:
+        return None
+    op = tb.tb_frame.f_code.co_code[tb.tb_lasti]
+    if op == _UNPACK_SEQUENCE:
+        return not_a_pair(pair, pairs)
+    if op == _GET_ITER:
+        return not_pairs(pairs)
+    return None
+
+
+def _not_iterable(exc: BaseException, result: Any) -> Optional[NotAPairError]:
+    """A NotAPairError if ``exc`` is the TypeError of iterating ``result`` (a mapper's or
+    reducer's result, e.g. ``return sum(values)``) -- else None.  Only called on failure;
+    ``result`` is the latest call's, so if that call itself raised, ``result`` is the previous
+    call's, which was iterable (or None) since its pairs were consumed."""
+    if isinstance(exc, TypeError) and result is not None and not hasattr(result, "__iter__"):
+        return not_pairs(result)
+    return None
+
+
+
+
+def _bump(counters: dict, name: str, amount: int = 1) -> None:
+    key = ("framework", name)
+    counters[key] = counters.get(key, 0) + amount
+
+
+# --- the sort buffer --------------------------------------------------------------------------
+class SortBuffer:
+    """Map output collector: encode, partition, buffer; sort + combine + spill when full."""
+
+    def __init__(self, step: Step, num_partitions: int, limit: int, sort_values: bool,
+                 sink: MapSink, counters: dict,
+                 partitioner: Optional[Callable[[Any, int], int]] = None) -> None:
+        self.step = step
+        self.partitioner = partitioner
+        self.num_partitions = num_partitions
+        self.limit = limit
+        self.sort_values = sort_values
+        self.sink = sink
+        self.counters = counters
+        self.encode_value = encode_key if sort_values else encode_value
+        self.decode_value = value_decoder(sort_values)
+        self.parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(num_partitions)]
+        self.size = 0
+        self.records = 0            # map output records
+        self.running: Optional[str] = None  # the job method running inside the buffer, if any
+
+    def partition(self, kb: bytes, key: Any) -> int:
+        if self.partitioner is None:
+            return crc32(kb) % self.num_partitions
+        p = self.partitioner(key, self.num_partitions)
+        if type(p) is not int or not 0 <= p < self.num_partitions:
+            raise ValueError(f"partitioner returned {p!r} for key {key!r}; expected an int "
+                             f"in 0..{self.num_partitions - 1}")
+        return p
+
+    def add(self, key: Any, value: Any) -> None:
+        """Buffer one map output pair (spilling when the buffer is full)."""
+        self.extend(((key, value),))
+
+    def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """Buffer every pair of ``pairs`` (one mapper call's output).
+
+        The hot path: the map loop calls this once per input record, so a pair costs no
+        Python call of the framework's -- encoding, partitioning and accounting are inline.
+        """
+        encode_value = self.encode_value
+        # encode_key/encode_value inlined for str keys and msgpack values (a call each per
+        # pair was ~10% of the loop); other keys, lone surrogates and unencodable values go
+        # through them, which raise the explanatory SerializationError.
+        if self.sort_values:
+            pack, pack_errors = encode_value, ()   # SORT_VALUES: values are key encodings
+        else:
+            pack, pack_errors = pack_value, PACK_ERRORS
+        partitioner = self.partitioner
+        n = self.num_partitions
+        pair = None
+        try:
+            for pair in pairs:
+                key, value = pair
+                if key.__class__ is str:
+                    try:
+                        kb = STR_KEY_PREFIX + key.encode()
+                    except UnicodeEncodeError:
+                        kb = encode_key(key)
+                else:
+                    kb = encode_key(key)
+                try:
+                    vb = pack(value)
+                except pack_errors:
+                    vb = encode_value(value)
+                if partitioner is None:
+                    p = crc32(kb) % n  # == codec.partition_of
+                else:
+                    p = partitioner(key, n)
+                    if p.__class__ is not int or not 0 <= p < n:
+                        p = self.partition(kb, key)  # raises the explanatory error
+                self.parts[p].append((kb, vb))
+                self.records += 1
+                self.size += len(kb) + len(vb) + RECORD_OVERHEAD
+                if self.size >= self.limit:
+                    self.spill()
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
+        if pair.__class__ is str:  # "ab" unpacked as "a", "b": see the module docstring
+            raise not_a_pair(pair, pairs)
+
+    def _sort(self, parts: list[list[tuple[bytes, bytes]]]) -> None:
+        for records in parts:
+            if self.sort_values:
+                records.sort()
+            else:
+                records.sort(key=_KEY)  # stable: equal keys keep emission order
+
+    def _combine(self, parts: list[list[tuple[bytes, bytes]]]) -> list[list[tuple[bytes, bytes]]]:
+        combiner = self.step.combiner
+        decode_value = self.decode_value
+        combined: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_partitions)]
+        n_in = n_out = 0
+        for records in parts:
+            n_in += len(records)
+            for kb, group in groupby(records, _KEY):
+                key = decode_key(kb)
+                values = (decode_value(vb) for _, vb in group)
+                out = _pairs(combiner(key, values))
+                for pair in out:
+                    try:
+                        k, v = pair
+                    except (TypeError, ValueError):
+                        raise not_a_pair(pair, out) from None
+                    if pair.__class__ is str:
+                        raise not_a_pair(pair, out)
+                    okb = encode_key(k)
+                    combined[self.partition(okb, k)].append((okb, self.encode_value(v)))
+                    n_out += 1
+        _bump(self.counters, "COMBINE_INPUT_RECORDS", n_in)
+        _bump(self.counters, "COMBINE_OUTPUT_RECORDS", n_out)
+        # The combiner normally keeps its key; sorting again keeps runs sorted even if not.
+        self._sort(combined)
+        return combined
+
+    def spill(self) -> None:
+        parts = self.parts
+        self.parts = [[] for _ in range(self.num_partitions)]
+        self.size = 0
+        self._sort(parts)
+        if self.step.combiner is not None:
+            self.running = "combiner"
+            parts = self._combine(parts)
+            self.running = None  # not reset on error: the error names the combiner
+        self.sink.spill(parts)
+
+    def finish(self) -> MapOutput:
+        if self.size:
+            self.spill()
+        if self.step.combiner_final is not None:
+            # combiner_final's pairs form one last run of their own (not combined again).
+            self.running = "combiner_final"
+            self.parts = [[] for _ in range(self.num_partitions)]
+            self.size = 0
+            for k, v in _checked(self.step.combiner_final()):
+                kb = encode_key(k)
+                self.parts[self.partition(kb, k)].append((kb, self.encode_value(v)))
+            if any(self.parts):
+                self._sort(self.parts)
+                self.sink.spill(self.parts)
+            self.parts = []
+            self.running = None
+        output = self.sink.finish()
+        for key, amount in self.sink.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + amount
+        return output
+
+
+#: Value types a CombiningBuffer keeps by reference: immutable, and msgpack gives back an
+#: equal object of the same type, so the combiner sees what a decode would have produced.
+_SCALARS = frozenset((int, float, str, bytes, bool, type(None)))
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1   # msgpack's integer range
+#: Estimated CPython bytes of one distinct key's group (dict entry, list, key object).
+GROUP_OVERHEAD = 200
+#: Bytes a buffered value costs in its group's list: one pointer slot, plus list
+#: over-allocation.  Small ints (CPython caches -5..256), bools and None are shared objects
+#: and cost only this; any other int or a float adds its own object (SCALAR_OBJECT_SIZE).
+VALUE_SLOT_SIZE = 9
+SCALAR_OBJECT_SIZE = 32
+
+
+class CombiningBuffer(SortBuffer):
+    """Map-side combining for steps with a combiner (Spark's map-side combine).
+
+    Instead of encoding every pair and decoding it again for the combiner, emitted values are
+    grouped per key in a dict as they arrive; when the buffer is full the combiner runs once
+    per distinct key -- in key-byte order, with the canonical decoded key and the values in
+    emission order, exactly as :class:`SortBuffer` would call it -- and only its output is
+    encoded, partitioned, sorted and spilled.  That takes the per-pair cost from an encode,
+    a CRC, a tuple and a decode down to a dict lookup and a list append.
+
+    Keys are validated and encoded once per distinct key per spill.  Scalar values are kept by
+    reference (they are immutable); any other value is snapshotted through msgpack on arrival,
+    which both checks that it can be encoded and protects against a mapper that mutates an
+    object after yielding it.  Unhashable keys (lists) are canonicalised to tuples first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups: dict[Any, list] = {}   # key -> [key bytes, value, value, ...]
+
+    def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """Group every pair of ``pairs`` (one mapper call's output) under its key.
+
+        The hot path of a job with a combiner (word count's ``(word, 1)``): a pair whose key
+        already has a group and whose value is a small int (a shared object, nothing to
+        snapshot or size) costs a type check, a dict lookup and a list append, counted in
+        locals; anything else -- a new key, another value, a full buffer -- goes through
+        :meth:`_add_grouped`.
+        """
+        groups = self.groups
+        room = (self.limit - self.size) // VALUE_SLOT_SIZE  # fast-path values that still fit
+        taken = 0
+        pair = None
+        try:
+            for pair in pairs:
+                key, value = pair
+                if value.__class__ is int and -5 <= value <= 256 and taken < room:
+                    try:
+                        group = groups.get(key)
+                    except TypeError:  # unhashable: the general path canonicalises it
+                        group = None
+                    if group is not None:
+                        group.append(value)
+                        taken += 1
+                        continue
+                if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the fast path)
+                    raise not_a_pair(pair, pairs)
+                self.records += taken
+                self.size += taken * VALUE_SLOT_SIZE
+                taken = 0
+                self._add_grouped(key, value)  # may spill, which replaces self.groups
+                groups = self.groups
+                room = (self.limit - self.size) // VALUE_SLOT_SIZE
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
+        self.records += taken
+        self.size += taken * VALUE_SLOT_SIZE
+
+    def _add_grouped(self, key: Any, value: Any) -> None:
+        tv = type(value)
+        if tv not in _SCALARS or (tv is int and not _INT_MIN <= value <= _INT_MAX):
+            vb = encode_value(value)
+            value = decode_value(vb)
+            self.size += len(vb) + 64
+        elif tv is str or tv is bytes:
+            self.size += len(value) + 57
+        elif value is None or tv is bool or (tv is int and -5 <= value <= 256):
+            self.size += VALUE_SLOT_SIZE
+        else:
+            self.size += VALUE_SLOT_SIZE + SCALAR_OBJECT_SIZE
+        try:
+            group = self.groups.get(key)
+        except TypeError:  # unhashable (a list key): use its canonical tuple form
+            key = decode_key(encode_key(key))
+            group = self.groups.get(key)
+        if group is None:
+            kb = encode_key(key)
+            group = self.groups[key] = [kb]
+            self.size += len(kb) + GROUP_OVERHEAD
+        group.append(value)
+        self.records += 1
+        if self.size >= self.limit:
+            self.spill()
+
+    def spill(self) -> None:
+        groups = sorted(self.groups.values(), key=_KEY)  # combiner calls in key-byte order
+        self.groups = {}
+        self.size = 0
+        self.running = "combiner"
+        combiner = self.step.combiner
+        parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_partitions)]
+        n_in = n_out = 0
+        for group in groups:
+            n_in += len(group) - 1
+            values = iter(group)
+            kb = next(values)
+            key = decode_key(kb)
+            same_key_part = None
+            out = _pairs(combiner(key, values))
+            for pair in out:
+                try:
+                    k, v = pair
+                except (TypeError, ValueError):
+                    raise not_a_pair(pair, out) from None
+                if pair.__class__ is str:
+                    raise not_a_pair(pair, out)
+                if k is key:  # the combiner kept its key, as usual: reuse its encoding
+                    if same_key_part is None:
+                        same_key_part = parts[self.partition(kb, key)]
+                    same_key_part.append((kb, encode_value(v)))
+                else:
+                    okb = encode_key(k)
+                    parts[self.partition(okb, k)].append((okb, encode_value(v)))
+                n_out += 1
+        self.running = None
+        _bump(self.counters, "COMBINE_INPUT_RECORDS", n_in)
+        _bump(self.counters, "COMBINE_OUTPUT_RECORDS", n_out)
+        self._sort(parts)  # a no-op reorder when the combiner keeps its keys
+        self.sink.spill(parts)
+
+
+class _DirectCollector:
+    """Map-only step: pairs go straight to the output in emission order."""
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.records = 0
+        self.running: Optional[str] = None
+
+    def add(self, key: Any, value: Any) -> None:
+        self.writer.write(key, value)
+        self.records += 1
+
+    def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        write = self.writer.write
+        pair = None
+        try:
+            for pair in pairs:
+                key, value = pair
+                write(key, value)
+                self.records += 1
+        except (TypeError, ValueError) as exc:
+            mistake = _pair_mistake(exc, pairs, pair)
+            if mistake is None:
+                raise
+            raise mistake from None
+        if pair.__class__ is str:  # "ab" unpacked as "a", "b": see the module docstring
+            raise not_a_pair(pair, pairs)
+
+
+# --- the records of a split -------------------------------------------------------------------
+def split_records(split: Any, decode_errors: str) -> Iterator[tuple[Any, Any]]:
+    """A map task's input records: ``(None, line)`` per line of a text split, one
+    ``(path, bytes)`` for a whole file, or the pairs of a previous step's output."""
+    if isinstance(split, TextSplit):
+        # zip/repeat in C (read_lines flattens in C too): no Python frame per line
+        return zip(repeat(None), read_lines(split, decode_errors))
+    if isinstance(split, WholeFileSplit):
+        return iter([(split.path, read_whole_file(split))])
+    return split.records()
+
+
+def record_location(split: Any, index: int) -> str:
+    """Where record ``index`` of ``split`` is, for error messages (file and line if text)."""
+    if index < 0:
+        return "before the first record"
+    if isinstance(split, TextSplit):
+        try:
+            return f"{split.path} line {line_number_at(split, index)}"
+        except Exception:  # locating is best effort; never hide the real error
+            return f"record {index + 1} of {split.describe()}"
+    return f"record {index + 1} of {split.describe()}"
+
+
+def split_bytes(split: Any) -> int:
+    """Input bytes a split covers (BYTES_READ)."""
+    if isinstance(split, TextSplit):
+        return split.end - split.start
+    if isinstance(split, WholeFileSplit):
+        return os.path.getsize(split.path)
+    return 0
+
+
+def set_task_context(job: Job, split: Any) -> None:
+    """The task context of a first-step map task: which file and byte range it reads."""
+    if isinstance(split, (TextSplit, WholeFileSplit)):
+        job.input_path = split.path
+        job.input_start = getattr(split, "start", 0)
+        job.input_end = getattr(split, "end", None)
+
+
+# --- errors -------------------------------------------------------------------------------------
+def _user_error(method: str, where: str, exc: BaseException) -> MapReduceError:
+    if isinstance(exc, NotAPairError):
+        return NotAPairError(f"{method} {exc}, at {where}")
+    if isinstance(exc, SerializationError):
+        return SerializationError(f"{method} output at {where}: {exc}")
+    if isinstance(exc, SystemExit):  # the user's sys.exit(): name it, not the framework's frames
+        return UserCodeError(f"{method} called sys.exit({exc.code!r}) (at {where})")
+    return UserCodeError(f"{method} raised {type(exc).__name__}: {exc} (at {where})")
+
+
+class TooManyBadRecords(MapReduceError):
+    """More mapper failures in one task than --skip-bad-records allows."""
+
+
+def reduce_error(exc: BaseException, method: str, key: Any, partition: int) -> BaseException:
+    """What a reduce side's failure in ``method`` (while at ``key``) is reported as: the
+    framework's own errors pass through, anything the user's code raised names the method,
+    the key and the partition."""
+    if isinstance(exc, MapReduceError) and \
+            not isinstance(exc, (SerializationError, UserCodeError)):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return exc  # a merge (or the part file) hit a full disk: the disk's fault
+    where = (f"key {key!r} of partition {partition}"
+             if method == "reducer" or isinstance(exc, MapReduceError)
+             and not isinstance(exc, NotAPairError) else f"partition {partition}")
+    return _user_error(method, where, exc)
+
+
+# --- the map task -------------------------------------------------------------------------------
+@dataclass
+class MapOutcome:
+    """What a map task produced: its counters, the skipped records, and either the map output
+    (a step with reducers) or what the writer's ``finish()`` returned (a map-only step)."""
+
+    counters: dict
+    skipped: list[str]
+    map_output: Optional[MapOutput] = None
+    output: Any = None
+    output_bytes: int = 0
+    output_crc32: Optional[int] = None
+    records_in: int = 0
+
+
+def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]], *,
+            partitions: int, sort_buffer: int, sort_values: bool,
+            sink: Optional[MapSink] = None, writer: Any = None, skip_bad_records: int = 0,
+            describe: str = "map task") -> MapOutcome:
+    """Run one map task: ``records`` through the step's mapper (with its hooks, the
+    combiner and the sort buffer) into ``sink`` when the step has ``partitions`` reducers,
+    or straight into ``writer`` when it is map-only.  ``split`` locates records for error
+    messages; ``describe`` names the task in them."""
+    counters: dict = {}
+    if partitions:
+        partitioner = job.partitioner if type(job)._overrides("partitioner") else None
+        # Map-side combining needs a combiner; under SORT_VALUES values are sorted (and so
+        # encoded) before the combiner sees them, which only SortBuffer does.
+        buffer_class = (CombiningBuffer if step.combiner is not None and not sort_values
+                        else SortBuffer)
+        collector: Any = buffer_class(step, partitions, sort_buffer, sort_values, sink,
+                                      counters, partitioner)
+    else:
+        collector = _DirectCollector(writer)
+    extend = collector.extend
+    mapper: Callable = step.mapper or identity_mapper
+    skipped: list[str] = []
+    index = -1
+    method = "combiner_init"
+    out = None
+    outcome = MapOutcome(counters, skipped)
+    try:
+        if step.combiner_init is not None and partitions:
+            extend(_pairs(step.combiner_init()))
+        method = "mapper_init"
+        if step.mapper_init is not None:
+            extend(_pairs(step.mapper_init()))
+        method = "mapper"
+        if skip_bad_records:
+            index = _map_skipping(split, mapper, extend, records, skipped, skip_bad_records,
+                                  describe)
+        else:
+            for index, (key, value) in enumerate(records):
+                out = mapper(key, value)
+                if out is not None:
+                    extend(out)
+        outcome.records_in = index + 1
+        method = "mapper_final"
+        if step.mapper_final is not None:
+            extend(_pairs(step.mapper_final()))
+        method = "map output"
+        if partitions:
+            outcome.map_output = collector.finish()
+        else:
+            outcome.output, outcome.output_bytes = writer.finish()
+            outcome.output_crc32 = getattr(writer, "crc32", None)
+    except MapReduceError as exc:
+        if not isinstance(exc, (SerializationError, UserCodeError)):
+            raise  # the framework's own errors (bad input, corrupt data) are already clear
+        raise _map_error(split, describe, collector, method, index, exc) from exc
+    except SystemExit as exc:  # sys.exit() in a job method
+        raise _map_error(split, describe, collector, method, index, exc) from exc
+    except Exception as exc:
+        if collector.running is None and method == "map output":
+            raise  # not user code: writing the map output failed (e.g. disk full)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a spill hit a full disk: the disk's fault, not the mapper's
+        mistake = _not_iterable(exc, out) if method == "mapper" and \
+            collector.running is None else None
+        if mistake is not None:
+            raise _map_error(split, describe, collector, method, index, mistake) from None
+        raise _map_error(split, describe, collector, method, index, exc) from exc
+    _bump(counters, "MAP_INPUT_RECORDS", outcome.records_in)
+    if skipped:
+        _bump(counters, "SKIPPED_RECORDS", len(skipped))
+    _bump(counters, "MAP_OUTPUT_RECORDS", collector.records)
+    input_bytes = split_bytes(split)
+    _bump(counters, "BYTES_READ", input_bytes)
+    if not partitions and outcome.output is not None:
+        _bump(counters, "OUTPUT_RECORDS", collector.records)
+        _bump(counters, "BYTES_WRITTEN", outcome.output_bytes)
+    for key, amount in job._take_counters().items():
+        counters[key] = counters.get(key, 0) + amount
+    return outcome
+
+
+def _map_skipping(split: Any, mapper: Callable, extend: Callable, records: Iterable,
+                  skipped: list[str], limit: int, describe: str) -> int:
+    """The map loop under --skip-bad-records: a record whose mapper raises is logged,
+    counted and dropped whole (its pairs are buffered per record, so none leak out)."""
+    index = -1
+    for index, (key, value) in enumerate(records):
+        try:
+            pairs = list(_checked(mapper(key, value)))
+        except NotAPairError:
+            raise  # a mistake in the job's code, not a bad record
+        except Exception as exc:
+            where = record_location(split, index)
+            skipped.append(f"{where}: {type(exc).__name__}: {exc}")
+            print(f"mapreduce: skipping bad record at {where}: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            if len(skipped) > limit:
+                raise TooManyBadRecords(
+                    f"more than --skip-bad-records={limit} bad records in "
+                    f"{describe}; last: {skipped[-1]}") from exc
+            continue
+        extend(pairs)
+    return index
+
+
+def _map_error(split: Any, describe: str, collector: Any, method: str, index: int,
+               exc: BaseException) -> MapReduceError:
+    # A combiner runs inside add() when the buffer fills, so the collector knows best
+    # which job method was running when the error came.
+    culprit = collector.running or method
+    where = record_location(split, index) if culprit == "mapper" else describe
+    return _user_error(culprit, where, exc)
+
+
+# --- the reduce task ----------------------------------------------------------------------------
+@dataclass
+class ReduceOutcome:
+    counters: dict
+    output: Any = None
+    output_bytes: int = 0
+    output_crc32: Optional[int] = None
+
+
+def run_reduce(job: Job, step: Step, batches: Iterable[list[tuple[bytes, bytes]]],
+               writer: Any, *, partition: int, sort_values: bool) -> ReduceOutcome:
+    """Run one reduce task: ``batches`` (lists of ``(key bytes, value bytes)`` records, merged
+    in key order, stable) grouped by key through the step's reducer and its hooks into
+    ``writer``."""
+    counters: dict = {}
+    write = writer.write
+    reducer = step.reducer
+    groups = 0
+    key: Any = None
+    method = "reducer_init"
+    records_out = 0
+    out = None
+    try:
+        if step.reducer_init is not None:
+            for k, v in _checked(step.reducer_init()):
+                write(k, v)
+                records_out += 1
+        method = "reducer"
+        for kb, group in groupby(decoded_records(batches, sort_values), _KEY):
+            key = decode_key(kb)
+            groups += 1
+            # A lazy iterator over the group: map/itemgetter run in C, no Python frame per value.
+            out = reducer(key, map(_VALUE, group))
+            if out is not None:
+                for pair in out:
+                    try:
+                        k, v = pair
+                    except (TypeError, ValueError):
+                        raise not_a_pair(pair, out) from None
+                    if pair.__class__ is str:  # "ab" unpacks as "a", "b": never a pair
+                        raise not_a_pair(pair, out)
+                    write(k, v)
+                    records_out += 1
+        if step.reducer_final is not None:
+            method = "reducer_final"
+            for k, v in _checked(step.reducer_final()):
+                write(k, v)
+                records_out += 1
+        output, output_bytes = writer.finish()
+    except (Exception, SystemExit) as exc:  # SystemExit: sys.exit() in a job method
+        if method == "reducer":
+            exc = _not_iterable(exc, out) or exc
+        error = reduce_error(exc, method, key, partition)
+        if error is exc:
+            raise
+        raise error from exc
+    _bump(counters, "REDUCE_INPUT_GROUPS", groups)
+    _bump(counters, "REDUCE_OUTPUT_RECORDS", records_out)
+    _bump(counters, "OUTPUT_RECORDS", records_out)
+    _bump(counters, "BYTES_WRITTEN", output_bytes)
+    for name, amount in job._take_counters().items():
+        counters[name] = counters.get(name, 0) + amount
+    return ReduceOutcome(counters, output, output_bytes, getattr(writer, "crc32", None))
+
+
+__all__ = ["run_map", "run_reduce", "MapOutcome", "ReduceOutcome", "SortBuffer",
+           "CombiningBuffer", "UserCodeError", "NotAPairError", "TooManyBadRecords",
+           "RECORD_OVERHEAD", "split_records", "record_location", "split_bytes",
+           "set_task_context", "reduce_error"]

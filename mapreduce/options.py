@@ -1,0 +1,318 @@
+"""The option table: every option of a job run, defined once.
+
+Each :class:`Option` says its name (the :class:`JobConfig` field and the Python API's
+keyword), its command-line flag, how a value is parsed and checked, its default, its help,
+and which runners accept it.  Everything else is derived from the table:
+
+* the command line's ``run`` options (:func:`add_run_options`; ``bench`` takes a subset),
+* the Python API's keyword checks (:func:`config_from_keywords`),
+* each runner's refusals (:func:`check_runner`): an option a runner does not accept is an
+  error when it is given a value other than its default, never silently ignored,
+
+so the command line and the API reject the same bad values with the same message, differing
+only in how the option is spelled: ``--task-timeout: must be positive (got -5)`` on the command
+line, ``task_timeout: must be positive (got -5)`` from Python (:class:`Spelling`).
+
+This module sits below every layer that takes options (entry, session, runners); it imports
+only :mod:`mapreduce.errors`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional, Sequence
+
+from mapreduce.errors import UsageError
+
+#: Every runner's name, in the order ``--help`` lists them (the registry is
+#: :mod:`mapreduce.runners`; this is the table's view of it, checked by a test).
+RUNNER_NAMES = ("local", "inline", "spark")
+SHUFFLE_MODES = ("disk", "memory")
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``64MB``, ``64M``, ``64MiB``, ``1.5G``, ``65536`` -> bytes (binary units)."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise UsageError(f"{option}: invalid size {text!r} (use e.g. 64MB, 512KB or 1GB)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 1:
+        raise UsageError(f"{option}: size must be positive (got {text!r})")
+    return value
+
+
+class Spelling:
+    """How the user named options: on the command line (``--flag``) or as Python keywords."""
+
+    CLI = "cli"
+    API = "api"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str                          # JobConfig field and API keyword
+    flag: str                          # command-line flag
+    kind: str                          # int, size, seconds, choice, flag, text
+    default: Any
+    help: str
+    minimum: Optional[int] = None      # int options
+    choices: tuple = ()                # choice options
+    metavar: Optional[str] = None
+    only: tuple = ()                   # runners that accept it (empty: every runner)
+    why_not: str = ""                  # what the other runners do instead
+    shapes_output: bool = False        # part of the job's fingerprint (resume refuses a change)
+
+    def spelled(self, spelling: str) -> str:
+        return self.flag if spelling == Spelling.CLI else self.name
+
+    def spelled_on(self, spelling: str) -> str:
+        """How to ask for a flag option: ``--overwrite`` or ``overwrite=True``."""
+        return self.flag if spelling == Spelling.CLI else f"{self.name}=True"
+
+    def check(self, value: Any, spelling: str) -> Any:
+        """The value, parsed (from a command-line string) and checked; UsageError if bad."""
+        who = self.spelled(spelling)
+        if value is None and self.default is None and self.kind != "flag":
+            return None
+        if self.kind == "flag":
+            if not isinstance(value, bool):
+                raise UsageError(f"{who}: expected True or False, got {value!r}")
+            return value
+        if self.kind == "int":
+            if isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise UsageError(f"{who}: invalid integer {value!r}") from None
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UsageError(f"{who}: expected an integer, got {value!r}")
+            if self.minimum is not None and value < self.minimum:
+                raise UsageError(f"{who}: must be at least {self.minimum} (got {value})")
+            return value
+        if self.kind == "size":
+            if isinstance(value, str):
+                return parse_size(value, who)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UsageError(f"{who}: expected bytes or a size like '64MB', got {value!r}")
+            if value < 1:
+                raise UsageError(f"{who}: size must be positive (got {value})")
+            return value
+        if self.kind == "seconds":
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise UsageError(f"{who}: invalid number of seconds {value!r}") from None
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise UsageError(f"{who}: expected a number of seconds, got {value!r}")
+            if not value > 0 or math.isinf(value):
+                raise UsageError(f"{who}: must be a positive number of seconds (got {value})")
+            return float(value)
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise UsageError(f"{who}: must be one of {', '.join(self.choices)} "
+                                 f"(got {value!r})")
+            return value
+        if not isinstance(value, (str, os.PathLike)):
+            raise UsageError(f"{who}: expected a string, got {value!r}")
+        return os.fspath(value)
+
+
+#: The table.  Order is the order of ``--help``.
+OPTIONS: tuple[Option, ...] = (
+    Option("runner", "--runner", "choice", "local", choices=RUNNER_NAMES,
+           help="where the tasks run: worker processes on this machine (local, the default), "
+                "this process one task at a time (inline: for debugging with breakpoint() "
+                "and print), or Apache Spark (spark: needs pip install 'mapreduce[spark]' "
+                "and Java 17+)"),
+    Option("mode", "--mode", "choice", "disk", choices=SHUFFLE_MODES, shapes_output=True,
+           only=("local", "inline"), why_not="Spark's shuffle replaces both local modes",
+           help="shuffle through sorted run files on disk (default) or in memory"),
+    Option("spark_master", "--spark-master", "text", None, metavar="URL", only=("spark",),
+           why_not="it names a Spark cluster",
+           help="with --runner spark: local[N], spark://HOST:PORT, yarn or k8s://... "
+                "(default local[*])"),
+    Option("workers", "--workers", "int", None, minimum=1, metavar="N",
+           help="worker processes (default: number of CPUs); the default split size is "
+                "planned for this many on every runner"),
+    Option("reducers", "--reducers", "int", None, minimum=1, metavar="N", shapes_output=True,
+           help="reduce tasks (default: the job's REDUCERS attribute; a Step(reducers=N) "
+                "keeps its own)"),
+    Option("sort_buffer", "--sort-buffer", "size", 64 << 20, metavar="SIZE",
+           shapes_output=True,
+           help="map-side sort buffer per task before spilling (default 64MB)"),
+    Option("merge_factor", "--merge-factor", "int", 10, minimum=2, metavar="N",
+           shapes_output=True, only=("local", "inline"),
+           why_not="Spark merges its own shuffle files",
+           help="most runs merged at once (default 10)"),
+    Option("split_size", "--split-size", "size", None, metavar="SIZE", shapes_output=True,
+           help="bytes per map task for uncompressed input (default: about 4 splits per "
+                "worker, 1MB..128MB)"),
+    Option("overwrite", "--overwrite", "flag", False,
+           help="replace an existing, non-empty output directory (the old output stays "
+                "until the new job commits)"),
+    Option("work_dir", "--work-dir", "text", None, metavar="DIR", only=("local", "inline"),
+           why_not="intermediate data lives in Spark's spark.local.dir",
+           help="where intermediate files go: a private directory made inside DIR "
+                "(default OUT/_temporary)"),
+    Option("decode_errors", "--decode-errors", "choice", "strict",
+           choices=("strict", "replace"), shapes_output=True,
+           help="invalid UTF-8 in text input: fail (default) or use U+FFFD"),
+    Option("max_attempts", "--max-attempts", "int", 4, minimum=1, metavar="N",
+           only=("local",), why_not="set spark.task.maxFailures on Spark; the inline runner "
+                                    "runs each task once, for debugging",
+           help="attempts per task before the job fails (default 4)"),
+    Option("task_timeout", "--task-timeout", "seconds", None, metavar="SECONDS",
+           only=("local",), why_not="use Spark's speculation settings; the inline runner "
+                                    "cannot kill a task running in its own process",
+           help="kill and retry a task attempt running longer than this"),
+    Option("skip_bad_records", "--skip-bad-records", "int", 0, minimum=0, metavar="N",
+           shapes_output=True, only=("local", "inline"),
+           why_not="it is counted by the local coordinator",
+           help="tolerate up to N input records whose mapper raises (default 0)"),
+    Option("resume", "--resume", "flag", False, only=("local",),
+           why_not="Spark recovers failed tasks itself and keeps no journal; the inline "
+                   "runner keeps no journal",
+           help="continue an interrupted job in OUT from its journal"),
+    Option("keep_work", "--keep-work", "flag", False, only=("local", "inline"),
+           why_not="there is no journal or task log to keep",
+           help="keep the work directory (journal, logs) after success"),
+)
+
+BY_NAME = {o.name: o for o in OPTIONS}
+
+
+@dataclass
+class JobConfig:
+    """Everything that decides what a job run does: one field per :data:`OPTIONS` entry,
+    plus the inputs, the output and the job's own options (``configure_args``).  Built by
+    the command line from argv and by the Python API from keywords, both through the
+    table."""
+
+    inputs: list[str]
+    output_dir: str
+    runner: str = "local"
+    mode: str = "disk"
+    spark_master: Optional[str] = None
+    workers: Optional[int] = None          # None: the number of CPUs
+    reducers: Optional[int] = None
+    sort_buffer: int = 64 << 20
+    merge_factor: int = 10
+    split_size: Optional[int] = None
+    overwrite: bool = False
+    work_dir: Optional[str] = None
+    decode_errors: str = "strict"
+    max_attempts: int = 4
+    task_timeout: Optional[float] = None
+    skip_bad_records: int = 0
+    resume: bool = False
+    keep_work: bool = False
+    job_options: dict = field(default_factory=dict)
+    spelling: str = Spelling.CLI           # how errors name options (not an option itself)
+
+    def __post_init__(self) -> None:
+        if self.workers is None:
+            self.workers = os.cpu_count() or 1
+
+    def spell(self, name: str) -> str:
+        """How this run's user names option ``name`` (``--task-timeout`` / ``task_timeout``)."""
+        return BY_NAME[name].spelled(self.spelling)
+
+    def spell_on(self, name: str) -> str:
+        """How this run's user turns flag ``name`` on (``--overwrite`` / ``overwrite=True``)."""
+        return BY_NAME[name].spelled_on(self.spelling)
+
+
+def _fields_match_table() -> None:
+    names = {f.name for f in fields(JobConfig)} - {"inputs", "output_dir", "job_options",
+                                                   "spelling"}
+    assert names == set(BY_NAME), names ^ set(BY_NAME)
+
+
+_fields_match_table()
+
+
+def check_options(values: dict[str, Any], spelling: str) -> dict[str, Any]:
+    """Parse and check every option in ``values`` (by name) with the table; the checked
+    values.  Cross-option rules too (``--resume`` with ``--overwrite``)."""
+    checked = {}
+    for name, value in values.items():
+        option = BY_NAME.get(name)
+        if option is None:
+            raise UsageError(f"unknown option {name} (options: {', '.join(sorted(BY_NAME))})")
+        checked[name] = option.check(value, spelling)
+    if checked.get("resume") and checked.get("overwrite"):
+        raise UsageError(f"{BY_NAME['resume'].spelled(spelling)} and "
+                         f"{BY_NAME['overwrite'].spelled(spelling)} contradict each other; "
+                         "pick one")
+    return checked
+
+
+def check_runner(config: JobConfig) -> None:
+    """Refuse (UsageError) an option ``config.runner`` does not accept, when it was given a
+    value other than its default: never silently ignored."""
+    for option in OPTIONS:
+        if not option.only or config.runner in option.only:
+            continue
+        value = getattr(config, option.name)
+        if value != option.default:
+            raise UsageError(f"{option.spelled(config.spelling)} does not apply to "
+                             f"{BY_NAME['runner'].spelled(config.spelling)} {config.runner} "
+                             f"({option.why_not})")
+
+
+def config_from_keywords(inputs: Sequence[str], output: str, job_options: dict,
+                         keywords: dict[str, Any]) -> JobConfig:
+    """A JobConfig from the Python API's keywords (``sort_buffer="64MB"`` or bytes, ...)."""
+    unknown = sorted(set(keywords) - set(BY_NAME))
+    if unknown:
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)} (options: {', '.join(sorted(BY_NAME))})")
+    checked = check_options(keywords, Spelling.API)
+    config = JobConfig(inputs=list(inputs), output_dir=output, job_options=job_options,
+                       spelling=Spelling.API, **checked)
+    check_runner(config)
+    return config
+
+
+# --- the command line -----------------------------------------------------------------------
+def add_run_options(parser: argparse.ArgumentParser,
+                    names: Optional[Sequence[str]] = None) -> None:
+    """Add the table's options (or those in ``names``) to ``parser``.  Values are kept as
+    the strings typed; :func:`config_from_args` checks them with the table, so that a bad
+    one gets the same one-line message as from Python (not argparse's usage text)."""
+    for option in OPTIONS:
+        if names is not None and option.name not in names:
+            continue
+        if option.kind == "flag":
+            parser.add_argument(option.flag, dest=option.name, action="store_true",
+                                help=option.help)
+        else:
+            parser.add_argument(option.flag, dest=option.name, metavar=option.metavar or
+                                ("{" + ",".join(option.choices) + "}" if option.choices
+                                 else option.name.upper()),
+                                default=None, help=option.help)
+
+
+def config_from_args(args: argparse.Namespace, output: str,
+                     job_options: dict[str, Any]) -> JobConfig:
+    """A JobConfig from parsed command-line arguments, checked with the table."""
+    given = {o.name: getattr(args, o.name) for o in OPTIONS
+             if getattr(args, o.name, None) not in (None, False)}
+    checked = check_options(given, Spelling.CLI)
+    config = JobConfig(inputs=list(args.inputs), output_dir=output, job_options=job_options,
+                       spelling=Spelling.CLI, **checked)
+    check_runner(config)
+    return config
+
+
+__all__ = ["OPTIONS", "BY_NAME", "Option", "JobConfig", "Spelling", "parse_size",
+           "check_options", "check_runner", "config_from_keywords", "config_from_args",
+           "add_run_options", "RUNNER_NAMES", "SHUFFLE_MODES"]
+

@@ -1,0 +1,557 @@
+"""The job session: everything about one job run that is true on every runner.
+
+A runner (:mod:`mapreduce.runners`) decides where and how task attempts run; the session
+owns the rest, through public methods every runner calls in this order::
+
+    session = JobSession(job_class, job_ref, config, listener)  # checks the job and options
+    session.plan()               # inputs -> files, split size, fingerprint; OUT made
+    with session.locked():       # OUT/_LOCK (and, once made, the work directory's)
+        state = session.open_output(resumable=...)   # the output policy table (below)
+        ... run the tasks: session.splits(), session.reducers_of(s), session.side_data ...
+        summary = session.publish(parts, session.summary(runner=..., ...))
+    session.finish()             # remove the work directory (unless --keep-work)
+
+* **Planning**: the inputs are expanded (never the job's own output or work directory),
+  the work directory's place is checked (:mod:`mapreduce.workdir`), the split size chosen,
+  and the job fingerprinted: job file, the options that shape output (the option table's
+  ``shapes_output``), the output path, each input's path, size, mtime, inode and ctime.
+* **The output directory policy** (:meth:`open_output`): what to do with an existing OUT and
+  work directory -- run, continue (the runner's journal), nothing to do, or refuse -- and the
+  old output ``--overwrite`` replaces (only at the commit).
+* **Side data**: ``Job.prepare()`` runs once, in the coordinator; what it returns is stored
+  in the work directory (:mod:`mapreduce.sidedata`).
+* **The job commit** (:meth:`publish`, Hadoop's FileOutputCommitter v1): inputs checked
+  again, the replaced output set aside, part files moved in (also across file systems),
+  ``_job.json``, then ``_SUCCESS`` last.  Every step can be repeated.
+* **``_job.json``** (:meth:`summary`): one builder, schema version :data:`SUMMARY_SCHEMA`,
+  documented in docs/job-json.md; counters per step, and job-level counters whose
+  ``OUTPUT_RECORDS`` / ``BYTES_WRITTEN`` are the final output's own.
+
+It knows nothing of processes, pools, journals' records, Spark or Dask.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+from mapreduce.errors import (CorruptDataError, InputError, MapReduceError, OutputError,
+                              TaskFailedError, UsageError, user_traceback)
+from mapreduce.events import JobListener
+from mapreduce.inputs import (choose_split_size, expand_inputs, input_roots, plan_splits,
+                              plan_whole_files)
+from mapreduce.job import Job, Step
+from mapreduce.journal import JOB_COMMITTED, read_journal
+from mapreduce.layout import (COMMIT_DIR, JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout, part_name,
+                              remove_tree)
+from mapreduce.loader import JobRef
+from mapreduce.lock import LOCK_FILE, OutputLock
+from mapreduce.options import OPTIONS, JobConfig
+from mapreduce.output import PROTOCOLS
+from mapreduce.sidedata import SideDataRef, store_side_data
+from mapreduce.storage import filesystem_for
+from mapreduce.workdir import WorkDir, check_placement, work_dir_path
+
+#: The version of ``_job.json``'s layout (docs/job-json.md).  2: counters per step; the
+#: job-level OUTPUT_RECORDS and BYTES_WRITTEN are the final output's.
+SUMMARY_SCHEMA = 2
+#: Where attempt logs are kept after the job commits (Hadoop keeps them as job history).
+LOGS_DIR = "_logs"
+#: Counters that describe the job's input (the first step's) and its output (the last
+#: step's) at job level; every other counter is summed over the steps.
+FIRST_STEP_COUNTERS = ("MAP_INPUT_RECORDS", "BYTES_READ")
+LAST_STEP_COUNTERS = ("OUTPUT_RECORDS", "BYTES_WRITTEN")
+
+TaskKey = tuple  # (step, kind, index)
+
+# What open_output() decided.
+RUN, RESUME, DONE = "run", "resume", "done"
+
+
+@dataclass
+class JobResult:
+    output_dir: str
+    counters: dict[str, dict[str, int]]
+    summary: dict[str, Any]
+    wall_seconds: float
+    phases: list[dict[str, Any]] = field(default_factory=list)
+
+
+def counter_tree(flat: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    tree: dict[str, dict[str, int]] = {}
+    for (group, name), value in sorted(flat.items()):
+        tree.setdefault(group, {})[name] = value
+    return tree
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def journal_finished(path: str) -> bool:
+    """Does the journal record a committed job (a kept work directory of a finished job)?"""
+    try:
+        records, _torn = read_journal(path)
+    except CorruptDataError:
+        return False  # not trustworthy: --resume reports it, --overwrite discards it
+    return any(r.type == JOB_COMMITTED for r in records)
+
+
+class JobSession:
+    """One job run's runner-independent state and policies (see the module docstring)."""
+
+    def __init__(self, job_class: type[Job], job_ref: JobRef, config: JobConfig,
+                 listener: Optional[JobListener] = None) -> None:
+        self.job_class = job_class
+        self.job_ref = job_ref
+        self.config = config
+        self.listener = listener or JobListener()
+        # The job's own options first: steps() may depend on them (e.g. --iterations).
+        self.job_options = dict(job_class.default_options(), **config.job_options)
+        planner = job_class()
+        planner.options = argparse.Namespace(**self.job_options)
+        self.steps: list[Step] = planner.steps()
+        if not self.steps:
+            raise UsageError(f"{job_ref.path}: steps() returned no steps")
+        self.reducers = config.reducers if config.reducers is not None else job_class.REDUCERS
+        if type(self.reducers) is not int or self.reducers < 1:
+            raise UsageError(f"{job_ref.path}: REDUCERS must be an int of at least 1 (got "
+                             f"{self.reducers!r})")
+        self.sort_values = bool(job_class.SORT_VALUES)
+        if job_class.INPUT_FORMAT not in ("lines", "whole_file"):
+            raise UsageError(f"{job_ref.path}: INPUT_FORMAT must be 'lines' or 'whole_file' "
+                             f"(got {job_class.INPUT_FORMAT!r})")
+        if job_class.OUTPUT_PROTOCOL not in PROTOCOLS:
+            raise UsageError(f"{job_ref.path}: OUTPUT_PROTOCOL must be one of "
+                             f"{', '.join(PROTOCOLS)} (got {job_class.OUTPUT_PROTOCOL!r})")
+        # Where the output goes, through the filesystem seam (an unknown URL scheme is refused
+        # here, before anything runs).
+        self.fs, output = filesystem_for(config.output_dir, "output")
+        self.output_dir = os.path.abspath(output)
+        self.work = WorkDir(work_dir_path(self.output_dir, config.work_dir), self.output_dir)
+        self.layout = WorkLayout(self.work.path)
+        self.replaced: list[str] = []   # --overwrite: entries of OUT the commit replaces
+        self.side_data: Optional[SideDataRef] = None
+        self.files: list[str] = []
+        self.split_size = 0
+        self.fingerprint: dict[str, Any] = {}
+        self.started = time.time()
+
+    # --- planning ------------------------------------------------------------------------------
+    def reducers_of(self, s: int) -> int:
+        """Reduce tasks of step ``s``: its own ``Step(reducers=N)``, else --reducers or the
+        job's REDUCERS; 0 for a map-only step."""
+        step = self.steps[s]
+        if step.map_only:
+            return 0
+        return step.reducers if step.reducers is not None else self.reducers
+
+    def plan(self) -> None:
+        """Expand the inputs, choose the split size, fingerprint the job, check where the
+        work directory goes, and make sure the output directory exists and is writable."""
+        out = self.output_dir
+        # The job's own output and work directory are never its input (-o inside an input
+        # directory: the previous run's part files must not be read by the next).
+        self.files = expand_inputs(self.config.inputs, exclude=[out, self.work.path])
+        check_placement(self.config.work_dir, self.work.path, out,
+                        input_roots(self.config.inputs), self.files)
+        total = sum(os.path.getsize(f) for f in self.files)
+        self.split_size = self.config.split_size or choose_split_size(total,
+                                                                      self.config.workers)
+        self.fingerprint = self._fingerprint()
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise OutputError(f"output path exists and is not a directory: {out}")
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output directory {out}: {exc.strerror}") from None
+        if not os.access(out, os.W_OK):
+            raise OutputError(f"output directory is not writable: {out}")
+
+    def splits(self) -> list[Any]:
+        """The first step's map tasks' inputs: line-aligned byte ranges, or whole files."""
+        if self.job_class.INPUT_FORMAT == "whole_file":
+            return plan_whole_files(self.files)
+        return plan_splits(self.files, self.split_size)
+
+    def describe_plan(self, tasks: int) -> str:
+        how = ("one map task per file (INPUT_FORMAT = 'whole_file')"
+               if self.job_class.INPUT_FORMAT == "whole_file"
+               else f"split size {self.split_size} bytes")
+        size = sum(os.path.getsize(f) for f in self.files)
+        n = len(self.files)
+        return (f"planned {tasks} map task{'s' if tasks != 1 else ''} over {n} input "
+                f"file{'s' if n != 1 else ''} ({size} bytes; {how})")
+
+    def _fingerprint(self) -> dict[str, Any]:
+        options = {o.name: getattr(self.config, o.name) for o in OPTIONS if o.shapes_output}
+        options.update(reducers=self.reducers, split_size=self.split_size,
+                       job_options=self.job_options)
+        parts = {"job_file": self.job_ref.path, "job_class": self.job_ref.class_name,
+                 "job_sha256": self._job_digest(), "options": options,
+                 "output": os.path.realpath(self.output_dir),
+                 "inputs": [filesystem_for(path)[0].identity(path) for path in self.files]}
+        parts = json.loads(json.dumps(parts, default=repr))  # as the journal will hold it
+        parts["fingerprint"] = hashlib.sha256(
+            json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+        return parts
+
+    def _job_digest(self) -> str:
+        """What identifies the job's code: its file's hash, or for a class defined where
+        there is no file (a notebook cell, ``python -c``) the hash of its source."""
+        if os.path.isfile(self.job_ref.path):
+            return _file_sha256(self.job_ref.path)
+        try:
+            source = inspect.getsource(self.job_class)
+        except (OSError, TypeError):
+            source = self.job_class.__qualname__
+        return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+    def refuse_changed(self, old: dict[str, Any], finished: bool = False) -> None:
+        """Raise OutputError naming what differs between fingerprint ``old`` (journaled, or
+        in a finished output's ``_job.json``) and this job's."""
+        new = self.fingerprint
+        if old.get("fingerprint") == new["fingerprint"]:
+            return
+        why = "the job or its inputs changed"
+        if old.get("job_sha256") != new["job_sha256"] or old.get("job_class") != new["job_class"]:
+            why = (f"job file {self.job_ref.path} changed" if old.get("job_file") ==
+                   new["job_file"] else f"it was made by job {old.get('job_file')} "
+                   f"({old.get('job_class')}), not {self.job_ref.path}")
+        elif old.get("options") != new["options"]:
+            changed = []
+            for k, v in new["options"].items():
+                was = old["options"].get(k)
+                if was == v:
+                    continue
+                name = "job options" if k == "job_options" else \
+                    "split size" if k == "split_size" else self.config.spell(k)
+                changed.append(f"{name} was {was!r}, now {v!r}")
+            why = "options changed (" + "; ".join(changed) + ")"
+        elif old.get("output", new["output"]) != new["output"]:
+            why = f"it holds the job of output {old['output']}, not {new['output']}"
+        elif old.get("inputs") != new["inputs"]:
+            before = {i[0]: i[1:] for i in old.get("inputs", [])}
+            after = {i[0]: i[1:] for i in new["inputs"]}
+            diff = sorted(set(before) ^ set(after)) or [p for p in after if before[p] != after[p]]
+            why = (f"input {diff[0]} changed (added, removed, or its size, modification time, "
+                   "inode or change time differ)")
+        what = "finished job" if finished else "job"
+        raise OutputError(f"cannot {self.config.spell_on('resume')} the {what} in "
+                          f"{self.output_dir}: {why}; run with "
+                          f"{self.config.spell_on('overwrite')} to run it again")
+
+    # --- the output directory ------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the output directory's lock (and the work directory's, taken by
+        :meth:`open_output`) for the body."""
+        with OutputLock(self.output_dir):
+            try:
+                yield
+            finally:
+                self.work.unlock()
+
+    def open_output(self, resumable: bool) -> str:
+        """Decide what this run does with OUT and the work directory.
+
+        Returns RUN (a fresh job: the work directory is made and side data stored), RESUME
+        (an unfinished job is to be continued: the runner reads its journal; only when
+        ``resumable``) or DONE (OUT already holds this very job's finished output and
+        ``--resume`` was asked: nothing to do).
+
+        =====================  ==================  ====================  ====================
+        what is there          plain run           --resume              --overwrite
+        =====================  ==================  ====================  ====================
+        nothing                run                 run                   run
+        an unfinished job      refuse              continue it           discard it, run
+        finished output        refuse              nothing to do, if     run; the old output
+                                                   the fingerprint is    stays until the new
+                                                   the same, else refuse job commits
+        other files            refuse              refuse                as finished output
+        =====================  ==================  ====================  ====================
+
+        A work directory with no journal (a job killed before it wrote one) committed
+        nothing and is cleared.  Only a work directory this user's mapreduce made is ever
+        used or deleted (:class:`~mapreduce.workdir.WorkDir`).
+        """
+        out = self.output_dir
+        config = self.config
+        work_name = os.path.relpath(self.work.path, out)
+        entries = sorted(e for e in os.listdir(out) if e not in (LOCK_FILE, work_name))
+        if self.work.exists:
+            self.work.check_ours()
+            self.work.lock()
+        journal_path = self.layout.journal
+        has_journal = os.path.exists(journal_path)
+        if self.work.exists and not has_journal:
+            self.work.remove()  # killed before its journal existed: it committed nothing
+        finished_journal = has_journal and journal_finished(journal_path)
+        unfinished = has_journal and not finished_journal
+        if config.resume:
+            if unfinished and resumable:
+                self.work.check_serves_output()
+                return RESUME
+            if SUCCESS_FILE in entries:
+                self._check_finished_output()
+                remove_tree(os.path.join(out, COMMIT_DIR))  # a commit killed after _SUCCESS
+                if finished_journal:
+                    self.work.remove()
+                return DONE
+            if entries:
+                raise OutputError(f"nothing to resume in {out}: no journal at {journal_path}")
+            # nothing was committed yet: --resume simply runs the job
+        elif entries or unfinished:
+            if not config.overwrite:
+                if unfinished:
+                    raise OutputError(
+                        f"output directory {out} holds an unfinished job: pass "
+                        f"{config.spell_on('resume')} to continue it or "
+                        f"{config.spell_on('overwrite')} to start over")
+                raise OutputError(f"output directory is not empty: {out} (pass "
+                                  f"{config.spell_on('overwrite')} to replace it)")
+            self._check_overwritable()
+            # The old output stays, complete and readable, until this job commits: the job
+            # commit replaces exactly these entries (see publish).  A previous job's work
+            # directory and an old commit's leftovers are not output: they go now.
+            self.work.remove()
+            remove_tree(os.path.join(out, COMMIT_DIR))
+            self.replaced = [e for e in entries if e != COMMIT_DIR]
+        elif finished_journal:
+            self.work.remove()  # a kept (--keep-work) journal of an output since removed
+        self.work.create()
+        self.work.lock()
+        # prepare() runs once per job: its result is stored (and journaled by runners that
+        # resume), so tasks of every run see the same side data (e.g. the same split points).
+        self.side_data = store_side_data(self._prepare(),
+                                         os.path.join(self.layout.work_dir, "side"))
+        return RUN
+
+    def journal_header(self) -> dict[str, Any]:
+        """What a runner's journal starts with: the fingerprint, the configuration, the side
+        data's place and digests, and what an --overwrite replaces."""
+        header = dict(self.fingerprint)
+        header["config"] = json.loads(json.dumps(asdict(self.config), default=repr))
+        header["side_data"] = asdict(self.side_data) if self.side_data else None
+        header["replaces"] = self.replaced
+        return header
+
+    def restore(self, header: dict[str, Any]) -> None:
+        """Take the state a journal header recorded (on --resume)."""
+        self.refuse_changed(header)
+        self.replaced = list(header.get("replaces", []))
+        side = header.get("side_data")
+        self.side_data = SideDataRef(**side) if side else None
+
+    def _check_overwritable(self) -> None:
+        out = self.output_dir
+        real_out = os.path.realpath(out)
+        flag = self.config.spell_on("overwrite")
+        for f in self.files:
+            if os.path.realpath(f).startswith(real_out + os.sep):
+                raise OutputError(f"refusing to {flag} {out}: it contains input file {f}")
+        if real_out in (os.path.realpath(p) for p in (os.sep, os.path.expanduser("~"),
+                                                       os.getcwd())):
+            raise OutputError(f"refusing to {flag} {out}: not a job output directory")
+
+    def _check_finished_output(self) -> None:
+        """``--resume`` over a finished output: fine if it is this very job's, else refuse
+        with what changed (as for an unfinished job)."""
+        try:
+            with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
+                old = json.load(f)["job"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise OutputError(f"cannot resume in {self.output_dir}: it holds a finished "
+                              f"output without a readable {JOB_SUMMARY_FILE}; run with "
+                              f"{self.config.spell_on('overwrite')} to run the job again"
+                              ) from None
+        parts = old.get("fingerprint_parts") or {"fingerprint": old.get("fingerprint")}
+        self.refuse_changed(parts, finished=True)
+
+    def finished_summary(self) -> dict[str, Any]:
+        """The ``_job.json`` of a finished output (open_output returned DONE)."""
+        with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
+            return json.load(f)
+
+    def _prepare(self) -> dict:
+        """Run the job's coordinator-side ``prepare`` hook (e.g. sampling split points)."""
+        job = self.job_class()
+        job.options = argparse.Namespace(**self.job_options)
+        try:
+            side = job.prepare(list(self.files))
+        except MapReduceError:
+            raise
+        except (Exception, SystemExit) as exc:
+            error = TaskFailedError(f"{self.job_ref.path}: prepare() raised "
+                                    f"{type(exc).__name__}: {exc}")
+            error.detail = user_traceback(exc)  # type: ignore[attr-defined]
+            raise error from None
+        if side is not None and not isinstance(side, dict):
+            raise TaskFailedError(f"{self.job_ref.path}: prepare() must return a dict or None, "
+                                  f"not {type(side).__name__}")
+        return side or {}
+
+    # --- the job commit ------------------------------------------------------------------------
+    def publish(self, parts: list[int], summary: Callable[[], dict[str, Any]],
+                journal: Any = None) -> dict[str, Any]:
+        """The job commit: put the committed part files in OUT and declare it complete.
+
+        1. Check every input is still the file the job read (path, size, mtime, inode,
+           ctime): a job whose input changed under it fails here, naming the input, instead
+           of committing output that mixes old and new data.
+        2. ``--overwrite``: move the old output's entries aside (into ``OUT/_committing``),
+           ``_SUCCESS`` first and durably, so that from here on OUT never claims to be
+           complete and nothing old is mixed into the new output.
+        3. Move each part file (``WORK/committed/part-NNNNN``) into OUT (a rename; across
+           file systems a copy into ``OUT/_committing``, fsync, rename), then the attempt
+           logs; fsync OUT.
+        4. Write ``_job.json`` (``summary()``), then ``_SUCCESS`` last; tell the runner's
+           ``journal`` (JOB_COMMITTED); remove ``OUT/_committing``.
+
+        Every step can be done again: a coordinator killed in the middle leaves part files
+        without ``_SUCCESS`` (a reader must check ``_SUCCESS``, as with Hadoop and Spark)
+        and ``--resume`` finishes the commit.
+        """
+        out = self.output_dir
+        staging = os.path.join(out, COMMIT_DIR)
+        self._check_inputs_unchanged()
+        self._set_aside_replaced(staging)
+        for index in parts:
+            src = self.layout.committed_part(index)
+            if os.path.exists(src):  # else moved already by a run that was killed mid-commit
+                self.fs.put(src, os.path.join(out, part_name(index)), staging)
+        self._keep_logs()
+        self.fs.sync_dir(out)  # every part's rename is durable before _SUCCESS
+        result = summary()
+        self.fs.write_atomically(os.path.join(out, JOB_SUMMARY_FILE),
+                                 json.dumps(result, indent=2, default=str).encode("utf-8"))
+        self.fs.write_atomically(os.path.join(out, SUCCESS_FILE), b"")
+        if journal is not None:
+            journal()
+        self.fs.remove_tree(staging)
+        self.listener.note(f"committed {len(parts)} part file{'s' if len(parts) != 1 else ''} "
+                           f"to {out}")
+        return result
+
+    def _check_inputs_unchanged(self) -> None:
+        for identity in self.fingerprint["inputs"]:
+            path = identity[0]
+            try:
+                now = filesystem_for(path)[0].identity(path)
+            except OSError:
+                now = None
+            if now != identity:
+                raise InputError(f"input {path} changed while the job ran (it is gone, or its "
+                                 "size, modification time, inode or change time differ): the "
+                                 "output would mix old and new data, so it is not committed; "
+                                 f"run the job again with {self.config.spell_on('overwrite')}")
+
+    def _set_aside_replaced(self, staging: str) -> None:
+        """Move the entries of OUT that this job replaces (``--overwrite``) into
+        ``staging/replaced``; an entry found there already was moved by a commit that was
+        killed, and the same name in OUT is then this job's own."""
+        if not self.replaced:
+            return
+        trash = os.path.join(staging, "replaced")
+        self.fs.makedirs(trash)
+        for name in sorted(self.replaced, key=lambda e: e != SUCCESS_FILE):
+            src = os.path.join(self.output_dir, name)
+            if os.path.lexists(src) and not os.path.lexists(os.path.join(trash, name)):
+                self.fs.rename(src, os.path.join(trash, name))
+                if name == SUCCESS_FILE:
+                    self.fs.sync_dir(self.output_dir)  # OUT stops claiming completeness first
+        self.fs.sync_dir(self.output_dir)
+
+    def _keep_logs(self) -> None:
+        """Move the attempt logs (what user code printed or logged, and failures' tracebacks)
+        from the work directory to ``OUT/_logs`` so they outlive it.  An attempt that printed
+        nothing leaves no file (one killed mid-task may leave an empty one, dropped here)."""
+        source = os.path.join(self.layout.work_dir, "logs")
+        target = os.path.join(self.output_dir, LOGS_DIR)
+        names = set(os.listdir(source)) if os.path.isdir(source) else set()
+        for name in names:
+            path = os.path.join(source, name)
+            if os.path.getsize(path) == 0:
+                os.remove(path)
+                continue
+            os.makedirs(target, exist_ok=True)
+            # shutil.move, not os.replace: --work-dir may be on another filesystem
+            shutil.move(path, os.path.join(target, name))
+
+    def kept_log(self, log: str) -> str:
+        """Where attempt log ``log`` is once the job committed ("" if it printed nothing)."""
+        if not log:
+            return ""
+        moved = os.path.join(self.output_dir, LOGS_DIR, os.path.basename(log))
+        return moved if os.path.exists(moved) else ""
+
+    def summary(self, *, runner: str, tasks: list[dict[str, Any]],
+                task_counters: dict[TaskKey, dict], phases: list[dict[str, Any]],
+                runs: int = 1, skipped: Optional[list[str]] = None,
+                extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """``_job.json`` (docs/job-json.md), the same on every runner.  ``task_counters``
+        holds each committed task's counters (by ``(step, kind, index)``)."""
+        per_step: list[dict[tuple[str, str], int]] = [{} for _ in self.steps]
+        for (s, _kind, _index), counters in task_counters.items():
+            for key, amount in counters.items():
+                per_step[s][key] = per_step[s].get(key, 0) + amount
+        job_level: dict[tuple[str, str], int] = {}
+        last = len(self.steps) - 1
+        for s, counters in enumerate(per_step):
+            for key, amount in counters.items():
+                if key[0] == "framework" and (
+                        key[1] in FIRST_STEP_COUNTERS and s != 0
+                        or key[1] in LAST_STEP_COUNTERS and s != last):
+                    continue
+                job_level[key] = job_level.get(key, 0) + amount
+        for task in tasks:
+            if task.get("log"):
+                task["log"] = self.kept_log(task["log"])
+        summary = {
+            "schema": SUMMARY_SCHEMA,
+            "job": {"path": self.job_ref.path, "class": self.job_ref.class_name,
+                    "fingerprint": self.fingerprint["fingerprint"],
+                    "fingerprint_parts": self.fingerprint},
+            "runner": runner,
+            "mode": self.config.mode,
+            "output_protocol": self.job_class.OUTPUT_PROTOCOL,
+            "workers": self.config.workers,
+            "reducers": self.reducers,
+            "steps": [dict(st.describe(), reducers=self.reducers_of(s),
+                           counters=counter_tree(per_step[s]))
+                      for s, st in enumerate(self.steps)],
+            "inputs": self.files,
+            "output_dir": self.output_dir,
+            "work_dir": self.layout.work_dir,
+            "config": {k: v for k, v in asdict(self.config).items()
+                       if k not in ("inputs", "output_dir", "spelling")},
+            "runs": runs,
+            "start": self.started,
+            "end": time.time(),
+            "counters": counter_tree(job_level),
+            "skipped_records": skipped or [],
+            "phases": phases,
+            "tasks": tasks,
+        }
+        summary.update(extra or {})
+        return summary
+
+    def finish(self) -> None:
+        """After the commit: remove the work directory, unless --keep-work."""
+        if not self.config.keep_work:
+            self.work.remove()
+
+
+__all__ = ["JobSession", "JobResult", "counter_tree", "SUMMARY_SCHEMA",
+           "RUN", "RESUME", "DONE", "LOGS_DIR"]
