@@ -69,9 +69,13 @@ class RunResult:
 
     def __init__(self, result: JobResult, temporary: Optional[str] = None) -> None:
         self.output_dir: str = result.output_dir
+        #: Job-level counters (group -> name -> value; OUTPUT_RECORDS is the output's own).
         self.counters: dict[str, dict[str, int]] = result.counters
         self.wall_seconds: float = result.wall_seconds
         self.summary: dict[str, Any] = result.summary       # what _job.json holds
+        #: Each step's own counters, in step order (docs/job-json.md).
+        self.step_counters: list[dict[str, dict[str, int]]] = [
+            step.get("counters", {}) for step in result.summary.get("steps", [])]
         self._temporary = temporary
         self._at_exit: Optional[functools.partial] = None
         if temporary:

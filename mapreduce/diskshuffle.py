@@ -237,7 +237,7 @@ class DiskShuffle(Shuffle):
         return DiskMapSink(prefix, num_partitions, merge_factor, sort_values)
 
     def commit_map_output(self, output: MapOutput, final_path: str) -> MapOutput:
-        commit_file(output.location, final_path, sync_dir=False)  # the tracker fsyncs the dir
+        commit_file(output.location, final_path, sync_dir=False)  # the runner fsyncs the dir
         return MapOutput(final_path, output.partition_records, output.partition_bytes)
 
     def reduce_source(self, outputs: list[MapOutput], partition: int, prefix: str,
@@ -249,7 +249,7 @@ class DiskShuffle(Shuffle):
         return DiskPairSink(f"{prefix}output.run")
 
     def commit_step_output(self, location: Any, final_path: str) -> Any:
-        commit_file(location, final_path, sync_dir=False)  # the tracker fsyncs the dir
+        commit_file(location, final_path, sync_dir=False)  # the runner fsyncs the dir
         return final_path
 
     def step_input(self, location: Any, label: str) -> StepInput:

@@ -1,14 +1,14 @@
 """What a running job tells the world: the listener interface between the coordinator and
 whoever watches it (the terminal progress display, the Python API's async handle, tests).
 
-The coordinator (:class:`~mapreduce.tracker.JobTracker`) calls these methods from its one
+The coordinator (:class:`~mapreduce.runners.local.LocalRunner`) calls these methods from its one
 thread, in order, as things happen; it never waits for a listener and never depends on what
 one does.  A listener must therefore be quick and must not raise: a display that fails is a
 display problem, not a job failure (:class:`Listeners` swallows nothing, so listeners written
 here are kept simple instead).
 
 The data passed is plain dicts and strings, the same records that end up in ``_job.json``
-(``task`` dicts are :meth:`JobTracker._task_record` results), so a listener needs no import
+(``task`` dicts are :meth:`LocalRunner._task_record` results), so a listener needs no import
 from the engine.
 
 Events, in the order a run produces them::

@@ -2,8 +2,8 @@
 
 Design
 ------
-The page is built from ``OUT/_job.json`` alone (the summary the tracker writes at job commit,
-see ``JobTracker._commit_job`` and ``_task_record``), so it can be made at any time after the
+The page is built from ``OUT/_job.json`` alone (the summary the session writes at job commit,
+see ``JobSession.summary``, docs/job-json.md), so it can be made at any time after the
 job, on any machine, and without the work directory.  It is written to ``OUT/_report.html`` by
 default: the leading underscore keeps it out of the inputs when ``OUT`` feeds another job.
 

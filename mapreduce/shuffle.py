@@ -3,7 +3,7 @@
 A shuffle back end moves map output to reduce tasks.  The coordinator holds a
 :class:`Shuffle` and asks it for small, picklable *specs* that are shipped to worker processes
 inside task descriptions; there the task code calls them without knowing which back end it
-got (the tracker injects the back end, task code never branches on the mode):
+got (the runner injects the back end, task code never branches on the mode):
 
 * :meth:`Shuffle.map_sink` -> a :class:`MapSink`: receives each sorted, combined spill of a
   map task (``spill``) and at the end produces the task's :class:`MapOutput` (``finish``).

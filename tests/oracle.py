@@ -142,11 +142,13 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
             if step.combiner_final is not None and not map_only:
                 out += _pairs(step.combiner_final())
             take_user(job)
-            bump("MAP_INPUT_RECORDS", len(records))
+            if s == 0:  # job level: the job's input (docs/job-json.md)
+                bump("MAP_INPUT_RECORDS", len(records))
             bump("MAP_OUTPUT_RECORDS", len(out))
             emitted.append(out)
         if map_only:
-            bump("OUTPUT_RECORDS", sum(len(o) for o in emitted))
+            if final:  # job level: the job's output
+                bump("OUTPUT_RECORDS", sum(len(o) for o in emitted))
             outputs = emitted
         else:
             # --- shuffle: stable sort of every emission, in task order ---------------------
@@ -178,7 +180,8 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
                 take_user(job)
                 bump("REDUCE_INPUT_GROUPS", groups)
                 bump("REDUCE_OUTPUT_RECORDS", len(out))
-                bump("OUTPUT_RECORDS", len(out))
+                if final:
+                    bump("OUTPUT_RECORDS", len(out))
                 outputs.append(out)
         if final:
             for i, out in enumerate(outputs):

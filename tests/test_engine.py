@@ -1043,9 +1043,11 @@ def _feed_chunks(cls, chunks, limit, combiner=_sum_combiner, partitions=3):
 
 
 # Values that take extend()'s fast path (small ints) mixed with ones that must not: True is
-# not 1 to msgpack, 257 and 2**40 are not shared objects, 2**70 cannot be encoded at all.
+# not 1 to msgpack, 257 and 2**40 are not shared objects.  (Not 2**62: the summing combiner
+# would pass msgpack's 64-bit range with four of them, an error of the test's job, not of
+# the buffer; hypothesis found it.  144 values of 2**50 stay in range.)
 _fast_path_values = st.one_of(st.integers(-6, 257), st.sampled_from([True, False, None, 2**40,
-                                                                     1.0, "1", 2**62]))
+                                                                     1.0, "1", 2**50]))
 
 
 @settings(max_examples=150, deadline=None)

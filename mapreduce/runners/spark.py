@@ -616,9 +616,13 @@ def stop_spark() -> None:
 
 
 def _package_zip() -> str:
-    """A zip of the installed mapreduce package, named by its content's digest."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    files = sorted(f for f in os.listdir(package) if f.endswith(".py"))
+    """A zip of the installed mapreduce package (its .py files, subpackages included),
+    named by its content's digest.  The compiled core is not shipped (a zip cannot load it;
+    executors run the Python core, which gives the same bytes)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # mapreduce/
+    files = sorted(os.path.relpath(os.path.join(root, name), package)
+                   for root, _dirs, names in os.walk(package) for name in names
+                   if name.endswith(".py") and "__pycache__" not in root)
     digest = hashlib.sha256()
     for name in files:
         with open(os.path.join(package, name), "rb") as f:
