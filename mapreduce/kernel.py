@@ -771,7 +771,28 @@ def run_reduce(job: Job, step: Step, batches: Iterable[list[tuple[bytes, bytes]]
     return ReduceOutcome(counters, output, output_bytes, getattr(writer, "crc32", None))
 
 
+def position(frame: Any) -> Optional[str]:
+    """Where the task running in ``frame``'s thread is, read off the kernel loop's frame:
+    the record (file and line) of a map task, the key of a reduce task; None if no kernel
+    loop is on the stack.  For a task that times out (see mapreduce.pool)."""
+    while frame is not None:
+        code = frame.f_code
+        if code is run_map.__code__ or code is _map_skipping.__code__:
+            local = frame.f_locals
+            split, index = local.get("split"), local.get("index", -1)
+            method = local.get("method", "mapper")
+            if split is not None and method == "mapper":
+                return f"{record_location(split, index)} (in the mapper)"
+            return f"{local.get('describe', 'the map task')} (in {method})"
+        if code is run_reduce.__code__:
+            local = frame.f_locals
+            return (f"key {local.get('key')!r} of partition {local.get('partition')} "
+                    f"(in {local.get('method')})")
+        frame = frame.f_back
+    return None
+
+
 __all__ = ["run_map", "run_reduce", "MapOutcome", "ReduceOutcome", "SortBuffer",
            "CombiningBuffer", "UserCodeError", "NotAPairError", "TooManyBadRecords",
            "RECORD_OVERHEAD", "split_records", "record_location", "split_bytes",
-           "set_task_context", "reduce_error"]
+           "set_task_context", "reduce_error", "position"]

@@ -217,6 +217,7 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
     _die_with_parent(coordinator_pid)
     os.setpgid(0, 0)  # a group of its own: killing it kills what its tasks started too
     worker_pid = os.getpid()
+    signal.signal(WHERE_SIGNAL, _say_where)
     # Python-level streams on the real fds 1 and 2, whatever the parent had: in Jupyter (or
     # under pytest's capture) sys.stderr is an in-process object with no fileno, and an
     # ipykernel stream must not be used from a forked child at all.  The attempt's log is
@@ -268,6 +269,44 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
     conn.close()
 
 
+#: Sent to a worker whose task has passed its deadline, just before it is killed: the worker
+#: writes where its task is (the record, from the task kernel's frame) to its attempt log.
+WHERE_SIGNAL = signal.SIGUSR1
+#: How long a timed-out worker gets to say where it is before it is killed.
+WHERE_GRACE_SECONDS = 1.0
+#: The line a worker writes for WHERE_SIGNAL; the coordinator looks for it in the log.
+WHERE_MARK = "mapreduce: the task was at "
+
+
+def _say_where(signum: int, frame: Any) -> None:
+    """WHERE_SIGNAL's handler: print where the running task is, if the kernel knows
+    (:func:`mapreduce.kernel.position`), to fd 2 (the attempt's log).  A task stuck inside C
+    code never runs it; it is then killed without saying."""
+    from mapreduce.kernel import position  # the kernel reads its own loop's frame
+
+    where = position(frame)
+    if where:
+        try:
+            os.write(2, f"\n{WHERE_MARK}{where}\n".encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
+
+
+def _where_from_log(path: Optional[str]) -> str:
+    """The position a timed-out task wrote to its log (see _say_where), or ""."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line for line in tail.splitlines() if line.startswith(WHERE_MARK)]
+    return lines[-1][len(WHERE_MARK):] if lines else ""
+
+
 def _report_escaped_fork(conn, task_id: Any, worker_pid: int) -> None:
     """In a process a task forked that has returned into the worker loop: say so in place
     of a result (the worker itself sends the real one) and leave at once."""
@@ -295,6 +334,8 @@ class _Worker:
         self.outbox: list[memoryview] = []   # what is left to write of the task's message
         self.killed = False                  # the pool killed it (timeout, stray reply)
         self.peak_rss: Optional[int] = None  # bytes, once it has died and been reaped
+        self.log_path: Optional[str] = None  # the running attempt's log
+        self.asked_where = False             # timed out: told to say where it is
 
     @property
     def pid(self) -> int:
@@ -372,6 +413,7 @@ class WorkerPool:
             message = self._queue.popleft()
             frame = _frame(message)
             worker.task_id = message[0]
+            worker.log_path = message[3]
             worker.outbox = frame
             if self.task_timeout:
                 worker.deadline = time.monotonic() + self.task_timeout
@@ -464,19 +506,33 @@ class WorkerPool:
         worker.task_id = None
         worker.deadline = None
         worker.outbox = []
+        worker.asked_where = False
 
     def _expire(self, busy: list[_Worker]) -> Optional[tuple]:
-        """Kill the first worker whose task ran past its deadline and report it."""
+        """A worker whose task ran past its deadline is first asked where it is (it writes
+        the record to its log), then, WHERE_GRACE_SECONDS later, killed and reported."""
         now = time.monotonic()
         for worker in busy:
-            if worker.deadline is not None and worker.deadline <= now:
-                worker.kill()
-                event = self._worker_died(worker)
-                failure = event[2]
-                failure.message = (f"task timed out after {self.task_timeout:g} s; worker "
-                                   f"process {failure.pid} was killed")
-                failure.timed_out = True
-                return event
+            if worker.deadline is None or worker.deadline > now:
+                continue
+            if not worker.asked_where and not worker.outbox:
+                worker.asked_where = True
+                worker.deadline = now + WHERE_GRACE_SECONDS
+                try:
+                    os.kill(worker.pid, WHERE_SIGNAL)
+                except ProcessLookupError:
+                    pass
+                continue
+            worker.kill()
+            log = worker.log_path
+            event = self._worker_died(worker)
+            failure = event[2]
+            where = _where_from_log(log)
+            failure.message = (f"task timed out after {self.task_timeout:g} s"
+                               + (f" at {where}" if where else "")
+                               + f"; worker process {failure.pid} was killed")
+            failure.timed_out = True
+            return event
         return None
 
     def _worker_died(self, worker: _Worker) -> tuple:

@@ -165,7 +165,8 @@ class JobSession:
         # directory: the previous run's part files must not be read by the next).
         self.files = expand_inputs(self.config.inputs, exclude=[out, self.work.path])
         check_placement(self.config.work_dir, self.work.path, out,
-                        input_roots(self.config.inputs), self.files)
+                        input_roots(self.config.inputs), self.files,
+                        self.config.spell("work_dir"))
         total = sum(os.path.getsize(f) for f in self.files)
         self.split_size = self.config.split_size or choose_split_size(total,
                                                                       self.config.workers)

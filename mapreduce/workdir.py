@@ -63,32 +63,34 @@ def work_dir_path(output_dir: str, work_root: Optional[str]) -> str:
 
 
 def check_placement(work_root: Optional[str], work_dir: str, output_dir: str,
-                    input_roots: Sequence[str], input_files: Sequence[str]) -> None:
-    """Refuse (UsageError) a ``--work-dir`` that overlaps the output or an input."""
+                    input_roots: Sequence[str], input_files: Sequence[str],
+                    option: str = "--work-dir") -> None:
+    """Refuse (UsageError) a ``--work-dir`` that overlaps the output or an input.  ``option``
+    is how the user spelled the option (``work_dir`` from Python)."""
     if work_root is None:
         return  # OUT/_temporary: a hidden name no input walk enters
-    shown = work_root
+    shown = f"{option} {work_root}"
     root = os.path.realpath(work_root)
     if os.path.exists(root) and not os.path.isdir(root):
-        raise UsageError(f"--work-dir {shown} is not a directory")
+        raise UsageError(f"{shown} is not a directory")
     out = os.path.realpath(output_dir)
     work = os.path.realpath(work_dir)
     if _is_within(root, out):
-        raise UsageError(f"--work-dir {shown} is inside the output directory {output_dir}: "
+        raise UsageError(f"{shown} is inside the output directory {output_dir}: "
                          "choose a directory outside it")
     if _is_within(out, work):
-        raise UsageError(f"--work-dir {shown}: the output directory {output_dir} would be "
+        raise UsageError(f"{shown}: the output directory {output_dir} would be "
                          "inside the job's work directory")
     for top in input_roots:
         real_top = os.path.realpath(top)
         if _is_within(work, real_top):
             rel = os.path.relpath(work, real_top)
             if not any(p.startswith(("_", ".")) for p in rel.split(os.sep)):
-                raise UsageError(f"--work-dir {shown} is inside the input directory {top}: "
+                raise UsageError(f"{shown} is inside the input directory {top}: "
                                  "its files would become input; choose a directory outside it")
     for path in input_files:
         if _is_within(os.path.realpath(path), work):
-            raise UsageError(f"--work-dir {shown} holds input file {path}: choose another "
+            raise UsageError(f"{shown} holds input file {path}: choose another "
                              "directory")
 
 

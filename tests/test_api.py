@@ -270,3 +270,26 @@ def test_task_logging_reaches_attempt_logs_even_when_the_caller_redirected_it(tm
     for line in "abc":
         assert f"LOGGED {line}" in logs and f"PRINTED {line}" in logs
     assert "LOGGED" not in caller_stream.getvalue()
+
+
+def test_step_reducers_and_counters_per_step(tmp_path):
+    """Step(reducers=1) keeps its own reducer count under reducers=4 (one part file, not one
+    with the output and three empty), and the job-level OUTPUT_RECORDS is the output's own
+    line count, not the sum over both steps; each step keeps its counters (issue 14)."""
+    src = tmp_path / "in.txt"
+    src.write_text("b a c a b a d\nd d d e\n")
+    with run(os.path.join(JOBS, "top_one_reducer.py"), str(src), str(tmp_path / "out"),
+             reducers=4) as result:
+        parts = result.part_files
+        lines = b"".join(open(p, "rb").read() for p in parts).splitlines()
+        assert [os.path.basename(p) for p in parts] == ["part-00000"]
+        assert list(result.pairs()) == [("d", 4), ("a", 3), ("b", 2)]
+        assert result.counter("framework", "OUTPUT_RECORDS") == len(lines) == 3
+        assert result.counter("framework", "MAP_INPUT_RECORDS") == 2  # the input's lines
+        first, second = result.step_counters
+        assert first["framework"]["OUTPUT_RECORDS"] == 5      # distinct words
+        assert first["framework"]["MAP_INPUT_RECORDS"] == 2
+        assert second["framework"]["MAP_INPUT_RECORDS"] == 5
+        assert second["framework"]["OUTPUT_RECORDS"] == 3
+        steps = result.summary["steps"]
+        assert [s["reducers"] for s in steps] == [4, 1] and result.summary["schema"] == 2

@@ -1017,3 +1017,18 @@ def test_job_killed_before_its_journal_existed_starts_afresh(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 1 and "nothing to resume" in run.stderr
     assert (other / "precious.txt").read_text() == "keep me"
+
+
+def test_task_timeout_names_the_record_it_was_on(runner, tmp_path):
+    """A task killed by --task-timeout says which record it was on, like other failures
+    (issue 14): the worker is asked first, and writes it to its log."""
+    inp = str(tmp_path / "in.txt")
+    with open(inp, "w", encoding="utf-8") as f:
+        f.write("a b\nc d\nthis line HANGs\ne f\n")
+    out = str(tmp_path / "out")
+    run = runner.run(H.command(H.ft_job("hang_on_line.py"), [inp], out, "--task-timeout", "2",
+                               "--max-attempts", "1"), timeout=90)
+    assert run.returncode == 1, run.stderr
+    line = H.one_line_error(run.stderr)
+    assert "timed out after 2 s" in line and f"at {inp} line 3 (in the mapper)" in line, line
+    assert not os.path.exists(os.path.join(out, "_SUCCESS"))
