@@ -27,9 +27,11 @@ whole partition, megabytes, and a worker that was stopped while idle never drain
 
 Each worker leads a process group of its own, so killing a worker (a timeout, the end of the
 job) also kills whatever its tasks started and left behind.  A process a task forks that
-returns into the framework (``os.fork()`` without ``os._exit()`` in the child) is caught at the
-reply: it reports itself instead of a second result and exits; the coordinator fails the job
-with that message, and treats any reply it did not ask for as the worker's failure.
+returns into the framework (``os.fork()`` without ``os._exit()`` in the child) ends itself
+where it would reply, with a status of its own; the worker learns the pids its task forked
+(an at-fork hook) and waits for them before it replies, so such a task fails, deterministically
+and not retried, with a message saying so.  The coordinator treats any reply it did not ask
+for as the worker's failure.
 
 A worker that dies of SIGKILL it was not sent by the pool is most often the kernel's
 out-of-memory killer's victim: the failure says so, with the worker's peak RSS (from
@@ -62,8 +64,6 @@ from typing import Any, Callable, Optional
 
 _CTX = multiprocessing.get_context("fork")
 
-#: What a process forked by a task sends instead of a result when it returns into the worker.
-FORK_ESCAPED = "forked-child"
 
 
 @dataclass
@@ -218,6 +218,7 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
     os.setpgid(0, 0)  # a group of its own: killing it kills what its tasks started too
     worker_pid = os.getpid()
     signal.signal(WHERE_SIGNAL, _say_where)
+    forks = _ForkWatch()
     # Python-level streams on the real fds 1 and 2, whatever the parent had: in Jupyter (or
     # under pytest's capture) sys.stderr is an in-process object with no fileno, and an
     # ipykernel stream must not be used from a forked child at all.  The attempt's log is
@@ -248,7 +249,7 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
             reply = ("ok", task_id, fn(arg))
         except BaseException as exc:  # report everything; the coordinator decides
             if os.getpid() != worker_pid:
-                _report_escaped_fork(conn, task_id, worker_pid)
+                _escaped_fork(worker_pid)
             failure = failure_from(exc)
             try:
                 print(failure.detail or failure.message, file=sys.stderr)  # the attempt's log
@@ -257,7 +258,10 @@ def _worker_main(conn, coordinator_end, coordinator_pid: int) -> None:
                 pass
             reply = ("error", task_id, failure)
         if os.getpid() != worker_pid:
-            _report_escaped_fork(conn, task_id, worker_pid)
+            _escaped_fork(worker_pid)
+        escaped = forks.escaped()  # waits for the processes the task forked
+        if escaped is not None:
+            reply = ("error", task_id, escaped)
         try:
             redirect.__exit__(None, None, None)
         except OSError:
@@ -307,18 +311,84 @@ def _where_from_log(path: Optional[str]) -> str:
     return lines[-1][len(WHERE_MARK):] if lines else ""
 
 
-def _report_escaped_fork(conn, task_id: Any, worker_pid: int) -> None:
-    """In a process a task forked that has returned into the worker loop: say so in place
-    of a result (the worker itself sends the real one) and leave at once."""
-    failure = TaskFailure(
-        f"a process forked by the task (pid {os.getpid()}, child of worker {worker_pid}) "
-        "returned into the framework instead of ending: end forked children with "
-        "os._exit(), or use subprocess or multiprocessing", "", pid=os.getpid(),
-        retryable=False, fork_escaped=True)
+#: The exit status of a process a task forked that returned into the worker loop.
+ESCAPED_STATUS = 70
+#: How long a worker waits, after its task, for the processes the task forked to end.
+FORK_GRACE_SECONDS = 30.0
+
+
+def _escaped_fork(worker_pid: int) -> None:
+    """In a process a task forked that has returned into the worker loop (instead of ending
+    with ``os._exit``): leave at once, with a status the worker recognises."""
     try:
-        conn.send((FORK_ESCAPED, task_id, failure))
+        os.write(2, f"mapreduce: process {os.getpid()}, forked by the task in worker "
+                    f"{worker_pid}, returned into the framework; ending it\n".encode())
     finally:
-        os._exit(70)
+        os._exit(ESCAPED_STATUS)
+
+
+class _ForkWatch:
+    """Which processes the running task forked (an at-fork hook in each child writes its
+    pid to a pipe), so that the worker can wait for them after the task and know whether one
+    returned into the framework -- before it replies, so the outcome never depends on
+    which process's reply arrives first."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        write = self._write
+        os.register_at_fork(after_in_child=lambda: _note_pid(write))
+
+    def escaped(self) -> Optional[TaskFailure]:
+        pids = []
+        while True:
+            try:
+                data = os.read(self._read, 4096)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            pids.extend(struct.unpack(f"{len(data) // 4}i", data[:len(data) // 4 * 4]))
+        bad = []
+        deadline = time.monotonic() + FORK_GRACE_SECONDS
+        for pid in pids:
+            status = _wait_until(pid, deadline)
+            if status is None:  # still running after the grace: a stray, end it
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+            elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == ESCAPED_STATUS:
+                bad.append(pid)
+        if not bad:
+            return None
+        return TaskFailure(
+            f"a process forked by the task (pid {bad[0]}) returned into the framework "
+            "instead of ending: end forked children with os._exit(), or use subprocess or "
+            "multiprocessing", "", pid=bad[0], retryable=False, fork_escaped=True)
+
+
+def _note_pid(fd: int) -> None:
+    try:
+        os.write(fd, struct.pack("i", os.getpid()))
+    except OSError:
+        pass
+
+
+def _wait_until(pid: int, deadline: float) -> Optional[int]:
+    """The wait status of child ``pid`` (None if it is still running at ``deadline``, 0 if
+    someone else reaped it already: multiprocessing reaps its own)."""
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)
 
 
 class _Worker:
@@ -485,9 +555,9 @@ class WorkerPool:
         except (EOFError, OSError):
             return None
         status, task_id, _payload = event
-        if status == FORK_ESCAPED or task_id != worker.task_id or worker.outbox:
-            # A reply nobody asked for: a process the task forked, or a task that answered
-            # twice.  The worker cannot be trusted any more: kill it (its task, if it has
+        if task_id != worker.task_id or worker.outbox:
+            # A reply nobody asked for (a task that answered twice, a stray process writing
+            # to the pipe).  The worker cannot be trusted any more: kill it (its task, if it has
             # one, is reported by the sentinel as a failed attempt) and report the reply.
             worker.kill()
             if status == "ok":

@@ -548,13 +548,17 @@ def test_forked_child_returning_into_the_task_fails_cleanly(runner, tmp_path):
     inp = H.write_words(str(tmp_path / "in.txt"), FT.SEED + 19, 2000)
     out = str(tmp_path / "out")
     run = runner.run(H.command(H.ft_job("forking_mapper.py"), [inp], out, "--workers", "2"),
-                     FT_FORK="1")
+                     FT_FORK="escape")
     assert run.returncode == 1, run.stderr
     line = H.one_line_error(run.stderr)
     assert "fork" in line and "os._exit" in line, line
     assert "Traceback" not in run.stderr.split(line)[0]
     assert not os.path.exists(os.path.join(out, "_SUCCESS"))
     assert H.wait_group_gone(run.pid, 10), "a forked child outlived the job"
+    # A task that forks and ends its child properly is fine.
+    runner.ok(H.command(H.ft_job("forking_mapper.py"), [inp], out, "--workers", "2",
+                        "--overwrite"), FT_FORK="clean")
+    assert H.output_counts(out) == H.word_counts([inp])
 
 
 # ============================================================================================
