@@ -634,14 +634,26 @@ class WorkerPool:
                 f"{peak})")
 
     def close(self) -> None:
-        """Stop every worker and whatever its tasks started (their process groups)."""
+        """Stop every worker: an idle one is asked to exit (it ends as a process should, with
+        its buffers flushed), a busy one is killed; then whatever their tasks left running in
+        their process groups is killed too."""
         for w in self._workers:
-            w.kill()
+            if w.task_id is None:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    w.kill()
+            else:
+                w.kill()
         for w in self._workers:
             w.process.join(timeout=5)
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join()
+            try:
+                os.killpg(w.pid, signal.SIGKILL)  # strays the worker's tasks left behind
+            except (ProcessLookupError, PermissionError):
+                pass
             w.conn.close()
 
     def __enter__(self) -> "WorkerPool":
