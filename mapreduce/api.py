@@ -193,7 +193,7 @@ def _load(job: JobSpec, job_name: Optional[str]) -> tuple[type[Job], JobRef]:
             raise UsageError(f"{job.__name__} is not a mapreduce.Job subclass")
         return job, register_job_class(job)
     if isinstance(job, (str, os.PathLike)):
-        return load_job_class(os.fspath(job), job_name)
+        return load_job_class(os.fspath(job), job_name, pick='job_name="NAME"')
     raise UsageError(f"job must be a Job subclass or the path of a job file, not "
                      f"{type(job).__name__}")
 

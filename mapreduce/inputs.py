@@ -25,8 +25,9 @@ any other ``"\\r"`` is data.  Text is UTF-8; by default a byte that is not valid
 :class:`~mapreduce.errors.InputError` naming the file and the byte offset.
 
 Files are listed, sized and opened through the filesystem seam (:mod:`mapreduce.storage`);
-everything else here imports only the standard library and :mod:`mapreduce.errors` (and,
-when such a file is read, ``lz4.frame`` and ``zstandard``).
+everything else here imports only the standard library, :mod:`mapreduce.errors`, the option
+table (to spell the ``--decode-errors`` hint as the user spells options) and, when such a file
+is read, ``lz4.frame`` and ``zstandard``.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from itertools import chain
 from typing import BinaryIO, Iterator, Sequence
 
 from mapreduce.errors import InputError
+from mapreduce.options import BY_NAME, Spelling
 from mapreduce.storage import filesystem_for
 
 __all__ = [
@@ -544,7 +546,8 @@ def _iter_blocks(f: BinaryIO, split: TextSplit) -> Iterator[tuple[int, bytes]]:
         pending = [rest] if rest else []
 
 
-def _read_line_batches(split: TextSplit, errors: str = "strict") -> Iterator[list[str]]:
+def _read_line_batches(split: TextSplit, errors: str = "strict",
+                       spelling: str = Spelling.CLI) -> Iterator[list[str]]:
     """Yield the lines of ``split`` as ``str``, without their line endings, a list per chunk.
 
     A line belongs to the split holding its first byte: if ``start > 0`` and the byte before
@@ -558,7 +561,9 @@ def _read_line_batches(split: TextSplit, errors: str = "strict") -> Iterator[lis
 
     Decoding is UTF-8 with the given ``errors`` handler.  With ``"strict"``, invalid UTF-8
     raises InputError naming the file and the byte offset (in the decompressed stream for a
-    compressed file).  ``"replace"`` substitutes U+FFFD.
+    compressed file) and how to decode leniently, spelled as the user spells options
+    (``spelling``: ``--decode-errors replace`` or ``decode_errors="replace"``).  ``"replace"``
+    substitutes U+FFFD.
 
     The file is read and decoded in large chunks cut at newline boundaries; memory is bounded
     by the chunk size plus the longest line.
@@ -573,9 +578,10 @@ def _read_line_batches(split: TextSplit, errors: str = "strict") -> Iterator[lis
             try:
                 text = block.decode("utf-8", errors)
             except UnicodeDecodeError as exc:
+                hint = BY_NAME["decode_errors"].spelled_with("replace", spelling)
                 raise InputError(
                     f"{split.path}: invalid UTF-8 at byte offset {offset + exc.start} "
-                    f"(use --decode-errors=replace to decode leniently)"
+                    f"(use {hint} to decode leniently)"
                 ) from None
             if "\r" in text:
                 text = text.replace("\r\n", "\n")
@@ -585,10 +591,11 @@ def _read_line_batches(split: TextSplit, errors: str = "strict") -> Iterator[lis
             yield lines
 
 
-def read_lines(split: TextSplit, errors: str = "strict") -> Iterator[str]:
+def read_lines(split: TextSplit, errors: str = "strict",
+               spelling: str = Spelling.CLI) -> Iterator[str]:
     """Yield the lines of ``split`` as ``str``, without their line endings: the lines of
     :func:`_read_line_batches`, one by one (flattened in C, no Python frame per line)."""
-    return chain.from_iterable(_read_line_batches(split, errors))
+    return chain.from_iterable(_read_line_batches(split, errors, spelling))
 
 
 def line_number_at(split: TextSplit, index_in_split: int) -> int:

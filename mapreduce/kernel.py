@@ -63,6 +63,7 @@ from mapreduce.errors import MapReduceError, SerializationError
 from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_lines,
                               read_whole_file)
 from mapreduce.job import Job, Step, identity_mapper
+from mapreduce.options import BY_NAME, Spelling
 from mapreduce.shuffle import MapOutput, MapSink, decoded_records, value_decoder
 
 #: Approximate CPython bytes per buffered record beyond its payload: a 2-tuple (56), two
@@ -507,12 +508,14 @@ class _DirectCollector:
 
 
 # --- the records of a split -------------------------------------------------------------------
-def split_records(split: Any, decode_errors: str) -> Iterator[tuple[Any, Any]]:
+def split_records(split: Any, decode_errors: str,
+                  spelling: str = Spelling.CLI) -> Iterator[tuple[Any, Any]]:
     """A map task's input records: ``(None, line)`` per line of a text split, one
-    ``(path, bytes)`` for a whole file, or the pairs of a previous step's output."""
+    ``(path, bytes)`` for a whole file, or the pairs of a previous step's output.
+    ``spelling``: how the user names options, for the hint on invalid UTF-8."""
     if isinstance(split, TextSplit):
         # zip/repeat in C (read_lines flattens in C too): no Python frame per line
-        return zip(repeat(None), read_lines(split, decode_errors))
+        return zip(repeat(None), read_lines(split, decode_errors, spelling))
     if isinstance(split, WholeFileSplit):
         return iter([(split.path, read_whole_file(split))])
     return split.records()
@@ -595,11 +598,12 @@ class MapOutcome:
 def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]], *,
             partitions: int, sort_buffer: int, sort_values: bool,
             sink: Optional[MapSink] = None, writer: Any = None, skip_bad_records: int = 0,
-            describe: str = "map task") -> MapOutcome:
+            describe: str = "map task", spelling: str = Spelling.CLI) -> MapOutcome:
     """Run one map task: ``records`` through the step's mapper (with its hooks, the
     combiner and the sort buffer) into ``sink`` when the step has ``partitions`` reducers,
     or straight into ``writer`` when it is map-only.  ``split`` locates records for error
-    messages; ``describe`` names the task in them."""
+    messages; ``describe`` names the task in them, ``spelling`` says how to name options in
+    them (``--skip-bad-records`` or ``skip_bad_records``)."""
     counters: dict = {}
     if partitions:
         partitioner = job.partitioner if type(job)._overrides("partitioner") else None
@@ -627,7 +631,7 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
         method = "mapper"
         if skip_bad_records:
             index = _map_skipping(split, mapper, extend, records, skipped, skip_bad_records,
-                                  describe)
+                                  describe, BY_NAME["skip_bad_records"].spelled(spelling))
         else:
             for index, (key, value) in enumerate(records):
                 out = mapper(key, value)
@@ -674,7 +678,7 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
 
 
 def _map_skipping(split: Any, mapper: Callable, extend: Callable, records: Iterable,
-                  skipped: list[str], limit: int, describe: str) -> int:
+                  skipped: list[str], limit: int, describe: str, option: str) -> int:
     """The map loop under --skip-bad-records: a record whose mapper raises is logged,
     counted and dropped whole (its pairs are buffered per record, so none leak out)."""
     index = -1
@@ -690,7 +694,7 @@ def _map_skipping(split: Any, mapper: Callable, extend: Callable, records: Itera
                   file=sys.stderr)
             if len(skipped) > limit:
                 raise TooManyBadRecords(
-                    f"more than --skip-bad-records={limit} bad records in "
+                    f"more than {option}={limit} bad records in "
                     f"{describe}; last: {skipped[-1]}") from exc
             continue
         extend(pairs)

@@ -86,11 +86,13 @@ def job_classes_in(module) -> list[type[Job]]:
     return found
 
 
-def load_job_class(path: str, class_name: Optional[str] = None) -> tuple[type[Job], JobRef]:
+def load_job_class(path: str, class_name: Optional[str] = None,
+                   pick: str = "--job NAME") -> tuple[type[Job], JobRef]:
     """Import ``path`` and return the Job subclass it defines (or the one named).
 
     Raises :class:`JobDefinitionError` with a one-line message for a missing file, a syntax
-    error (file and line), a file without a Job subclass, or an ambiguous choice.
+    error (file and line), a file without a Job subclass, or an ambiguous choice (which says
+    to choose with ``pick``: the command line's ``--job NAME``, the API's ``job_name=``).
     """
     path = os.path.abspath(path)
     if class_name is not None:
@@ -113,7 +115,7 @@ def load_job_class(path: str, class_name: Optional[str] = None) -> tuple[type[Jo
     elif len(classes) > 1:
         names = ", ".join(c.__name__ for c in classes)
         raise JobDefinitionError(
-            f"{path}: defines several Job subclasses ({names}); pick one with --job NAME")
+            f"{path}: defines several Job subclasses ({names}); pick one with {pick}")
     else:
         cls = classes[0]
     ref = JobRef(path, cls.__name__)

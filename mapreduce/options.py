@@ -75,6 +75,13 @@ class Option:
         """How to ask for a flag option: ``--overwrite`` or ``overwrite=True``."""
         return self.flag if spelling == Spelling.CLI else f"{self.name}=True"
 
+    def spelled_with(self, value: Any, spelling: str) -> str:
+        """How to give this option ``value``, for hints in messages: ``--decode-errors
+        replace`` on the command line, ``decode_errors="replace"`` from Python."""
+        if spelling == Spelling.CLI:
+            return f"{self.flag} {value}"
+        return f'{self.name}="{value}"' if isinstance(value, str) else f"{self.name}={value!r}"
+
     def check(self, value: Any, spelling: str) -> Any:
         """The value, parsed (from a command-line string) and checked; UsageError if bad."""
         who = self.spelled(spelling)
@@ -121,6 +128,10 @@ class Option:
             return value
         if not isinstance(value, (str, os.PathLike)):
             raise UsageError(f"{who}: expected a string, got {value!r}")
+        if not os.fspath(value).strip():
+            # ``--work-dir ''`` (an unset shell variable): never read as "the default"
+            raise UsageError(f"{who}: must not be empty (got {value!r}); leave the option "
+                             "out for its default")
         return os.fspath(value)
 
 
@@ -223,6 +234,10 @@ class JobConfig:
     def spell(self, name: str) -> str:
         """How this run's user names option ``name`` (``--task-timeout`` / ``task_timeout``)."""
         return BY_NAME[name].spelled(self.spelling)
+
+    def spell_with(self, name: str, value: Any) -> str:
+        """How this run's user gives ``name`` a value (``--runner spark`` / ``runner="spark"``)."""
+        return BY_NAME[name].spelled_with(value, self.spelling)
 
     def spell_on(self, name: str) -> str:
         """How this run's user turns flag ``name`` on (``--overwrite`` / ``overwrite=True``)."""

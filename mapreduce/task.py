@@ -21,6 +21,7 @@ from mapreduce.codec import encode_key, encode_value
 from mapreduce.job import Job, Step
 from mapreduce.kernel import run_map, run_reduce, set_task_context, split_records
 from mapreduce.loader import JobRef, resolve
+from mapreduce.options import Spelling
 from mapreduce.output import TextPartWriter
 from mapreduce.shuffle import MapOutput, MapSink, PairSink, ReduceSource
 from mapreduce.sidedata import SideDataRef, load_side_data
@@ -45,6 +46,7 @@ class TaskSpec:
     sort_values: bool
     decode_errors: str = "strict"
     skip_bad_records: int = 0      # map: tolerate this many records whose mapper raises
+    spelling: str = Spelling.CLI   # how messages name options (the user's: flag or keyword)
     side_data: Optional[SideDataRef] = None        # where what Job.prepare() returned is
     job_options: dict = field(default_factory=dict)  # the job's own command-line options
     split: Any = None              # map: TextSplit or StepInput
@@ -140,10 +142,12 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     started = time.time()
     job, step = make_job(spec.job, spec.step, spec.job_options, spec.side_data, spec.split)
     writer = None if spec.num_partitions else _open_output(spec.output)
-    outcome = run_map(job, step, spec.split, split_records(spec.split, spec.decode_errors),
+    records = split_records(spec.split, spec.decode_errors, spec.spelling)
+    outcome = run_map(job, step, spec.split, records,
                       partitions=spec.num_partitions, sort_buffer=spec.sort_buffer,
                       sort_values=spec.sort_values, sink=spec.sink, writer=writer,
-                      skip_bad_records=spec.skip_bad_records, describe=spec.describe())
+                      skip_bad_records=spec.skip_bad_records, describe=spec.describe(),
+                      spelling=spec.spelling)
     input_bytes = outcome.counters.get(("framework", "BYTES_READ"), 0)
     return TaskResult("map", spec.step, spec.index, spec.attempt, outcome.counters,
                       job._status, outcome.map_output, outcome.output, outcome.output_bytes,

@@ -172,7 +172,7 @@ def test_invalid_utf8_offset_in_mid_file_split(tmp_path):
                 list(read_lines(split))
     msg = str(ei.value)
     assert msg == (f"{path}: invalid UTF-8 at byte offset {bad} "
-                   f"(use --decode-errors=replace to decode leniently)")
+                   f"(use --decode-errors replace to decode leniently)")
     assert "\n" not in msg
 
 

@@ -303,7 +303,8 @@ class LocalRunner:
         common = dict(job=self.session.job_ref, step=s, index=index, attempt=tag,
                       num_partitions=partitions, sort_buffer=cfg.sort_buffer,
                       sort_values=sort_values, decode_errors=cfg.decode_errors,
-                      side_data=self.side_data, job_options=self.session.job_options)
+                      side_data=self.side_data, job_options=self.session.job_options,
+                      spelling=cfg.spelling)
         if kind == "map":
             return TaskSpec(
                 "map", **common, skip_bad_records=cfg.skip_bad_records,

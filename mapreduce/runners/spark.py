@@ -170,6 +170,7 @@ class _StepPlan:
     sort_values: bool
     sort_buffer: int
     decode_errors: str
+    spelling: str             # how messages name options (--decode-errors / decode_errors)
     protocol: str
     job_options: dict
     committed_dir: str
@@ -318,7 +319,8 @@ def _run_map(plan: _StepPlan, index: int, items: Iterator, where: list) -> Itera
         if not n:
             writer = _PartFile(plan, index) if plan.final else _RunWriter(prefix + "out.run")
         describe = f"step {plan.step} map task {index} (input {split.describe()})"
-        outcome = run_map(job, step, split, split_records(split, plan.decode_errors),
+        outcome = run_map(job, step, split,
+                          split_records(split, plan.decode_errors, plan.spelling),
                           partitions=n, sort_buffer=plan.sort_buffer,
                           sort_values=plan.sort_values,
                           sink=DiskMapSink(prefix, n, DEFAULT_MERGE_FACTOR, plan.sort_values)
@@ -417,12 +419,25 @@ class _RecordParam:
 
 
 # --- environment checks and the SparkContext -----------------------------------------------------
-def _import_pyspark():
+def _import_pyspark(who: str = "--runner spark"):
+    """pyspark, or a one-line UsageError saying what to install (``who``: how the user asked
+    for this runner, ``--runner spark`` or ``runner="spark"``)."""
     try:
         import pyspark
     except ImportError:
-        raise UsageError(f"--runner spark needs pyspark: {INSTALL_PYSPARK}") from None
+        raise UsageError(f"{who} needs pyspark: {INSTALL_PYSPARK}") from None
     return pyspark
+
+
+def check_environment(who: str = "--runner spark") -> None:
+    """Everything Spark needs on this machine, checked before a job touches its output:
+    pyspark importable, and Java 17+ unless a SparkContext is already running (then its JVM
+    is up, whatever the PATH says now).  One-line UsageErrors naming what to install."""
+    _import_pyspark(who)
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is None:
+        check_java(who)
 
 
 def java_version(java: str) -> Optional[int]:
@@ -438,26 +453,27 @@ def java_version(java: str) -> Optional[int]:
     return int(m.group(2) or 0) if major == 1 else major
 
 
-def check_java() -> None:
-    """Raise a one-line UsageError unless Java 17+ is where Spark will look for it."""
+def check_java(who: str = "--runner spark") -> None:
+    """Raise a one-line UsageError unless Java 17+ is where Spark will look for it (``who``:
+    how the user asked for Spark, for the message)."""
     java_home = os.environ.get("JAVA_HOME")
     if java_home:
         java = os.path.join(java_home, "bin", "java")
         if not os.access(java, os.X_OK):
-            raise UsageError(f"--runner spark needs Java 17+, but JAVA_HOME={java_home} has "
+            raise UsageError(f"{who} needs Java 17+, but JAVA_HOME={java_home} has "
                              f"no bin/java: {INSTALL_JAVA}")
     else:
         found = shutil.which("java")
         if found is None:
-            raise UsageError(f"--runner spark needs Java 17+ and no java is on PATH: "
+            raise UsageError(f"{who} needs Java 17+ and no java is on PATH: "
                              f"{INSTALL_JAVA}")
         java = found
     version = java_version(java)
     if version is None:
-        raise UsageError(f"--runner spark needs Java 17+, but {java} -version failed: "
+        raise UsageError(f"{who} needs Java 17+, but {java} -version failed: "
                          f"{INSTALL_JAVA}")
     if version < 17:
-        raise UsageError(f"--runner spark needs Java 17+, found Java {version} at {java}: "
+        raise UsageError(f"{who} needs Java 17+, found Java {version} at {java}: "
                          f"{INSTALL_JAVA}")
 
 
@@ -670,7 +686,9 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig,
         ready: Optional[Callable[[Any], None]] = None) -> JobResult:
     """Run a job on Spark; same output, _job.json and _SUCCESS as the local runner.  (The
     registry's entry point, see :mod:`mapreduce.runners`.)"""
-    _import_pyspark()
+    # pyspark and Java first: a machine without them fails before the session plans or
+    # creates anything (no output directory left behind by a run that could never start).
+    check_environment(config.spell_with("runner", "spark"))
     # The session does what is the same for every runner: the job and option checks, input
     # planning (so both runners cut the input alike: map-only part files match), the output
     # directory policy (refuse / --overwrite), prepare(), the job commit and _job.json.
@@ -716,7 +734,7 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
         for s, step in enumerate(steps):
             plan = _StepPlan(job_ref, _module_name(job_ref.path), s, s == len(steps) - 1,
                              step.map_only, session.reducers_of(s), session.sort_values,
-                             config.sort_buffer, config.decode_errors,
+                             config.sort_buffer, config.decode_errors, config.spelling,
                              job_class.OUTPUT_PROTOCOL, session.job_options,
                              layout.committed_dir(), broadcast, counters, tasks)
             mapped = data.mapPartitionsWithIndex(functools.partial(_run_map, plan),
@@ -778,5 +796,5 @@ def _step_counters(counters: dict, tasks: list[dict[str, Any]]) -> dict[tuple, d
     return by_step
 
 
-__all__ = ["run", "spark_context", "stop_spark", "check_java", "java_version",
-           "quiet_spark_conf"]
+__all__ = ["run", "spark_context", "stop_spark", "check_environment", "check_java",
+           "java_version", "quiet_spark_conf"]
