@@ -15,9 +15,15 @@ codec (key/value encodings) and the output line format:
 * A reducer sees the canonical key (``decode_key(encode_key(k))``) and the values as they
   come back from the value encoding (msgpack; under SORT_VALUES the key encoding).
 * Final step: part file per reduce partition (or per map task when map-only) holding
-  ``format_line(k, v)`` for every output pair in order.  Intermediate step: each output
+  ``format_line(k, v)`` for every output pair in order (``OUTPUT_PROTOCOL = "raw_value"``:
+  the value alone and a newline).  Intermediate step: each output
   (partition order, or map task order when map-only) becomes one map task of the next step,
   its records round-tripped through the encodings.
+* ``prepare()`` runs once, on a job instance of its own, with the input paths; every task's
+  job gets what it returned as ``side_data``.  A job overriding ``partitioner`` has its
+  partition chosen by ``partitioner(key as emitted, R)`` instead of the hash.
+* With ``skip_bad_records``, a record whose mapper raises is dropped whole (none of its pairs
+  kept) and counted in ``SKIPPED_RECORDS``; it still counts as a map input record.
 """
 from __future__ import annotations
 
@@ -102,8 +108,20 @@ def part_name(i: int) -> str:
     return f"part-{i:05d}"
 
 
-def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: int) -> Expected:
+def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: int, *,
+               input_paths: Optional[list[str]] = None,
+               skip_bad_records: bool = False) -> Expected:
     counters: dict[str, int] = {}
+    side_data: dict = {}
+    if "prepare" in _overridden(job_class):
+        assert input_paths is not None, "a job with prepare() needs input_paths"
+        side_data = job_class().prepare(list(input_paths)) or {}
+    custom_partitioner = "partitioner" in _overridden(job_class)
+
+    def new_job() -> Any:
+        job = job_class()
+        job.side_data = side_data
+        return job
     user: dict[tuple[str, str], int] = {}
 
     def bump(name: str, n: int) -> None:
@@ -123,7 +141,7 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
         emitted: list[list[tuple[Any, Any]]] = []
         map_only = None
         for records in tasks:
-            job = job_class()
+            job = new_job()
             step = job.steps()[s]
             map_only = step.reducer is None
             has_combiner |= step.combiner is not None
@@ -135,6 +153,13 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
             for key, value in records:
                 if step.mapper is None:
                     out.append((key, value))
+                elif skip_bad_records:
+                    try:
+                        mine = _pairs(step.mapper(key, value))
+                    except Exception:
+                        bump("SKIPPED_RECORDS", 1)
+                        continue
+                    out += mine
                 else:
                     out += _pairs(step.mapper(key, value))
             if step.mapper_final is not None:
@@ -153,15 +178,18 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
         else:
             # --- shuffle: stable sort of every emission, in task order ---------------------
             sort_values = bool(job_class.SORT_VALUES)
-            everything = [(encode_key(k), v) for o in emitted for k, v in o]
+            everything = [(k, encode_key(k), v) for o in emitted for k, v in o]
             bump("REDUCE_INPUT_RECORDS", len(everything))
             by_part: list[list[tuple[bytes, Any]]] = [[] for _ in range(reducers)]
-            for kb, v in everything:
-                by_part[zlib.crc32(kb) % reducers].append((kb, v))
+            chooser = new_job()
+            for k, kb, v in everything:
+                p = (chooser.partitioner(k, reducers) if custom_partitioner
+                     else zlib.crc32(kb) % reducers)
+                by_part[p].append((kb, v))
             outputs = []
             for p in range(reducers):
                 records = sorted(by_part[p], key=lambda r: r[0])  # stable
-                job = job_class()
+                job = new_job()
                 step = job.steps()[s]
                 out = []
                 if step.reducer_init is not None:
@@ -184,8 +212,15 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
                     bump("OUTPUT_RECORDS", len(out))
                 outputs.append(out)
         if final:
+            raw = getattr(job_class, "OUTPUT_PROTOCOL", "json") == "raw_value"
             for i, out in enumerate(outputs):
-                parts[part_name(i)] = "".join(format_line(k, v) for k, v in out).encode("utf-8")
+                if raw:  # the value alone, one per line (str as UTF-8, bytes as they are)
+                    parts[part_name(i)] = b"".join(
+                        (v.encode("utf-8") if isinstance(v, str) else bytes(v)) + b"\n"
+                        for _, v in out)
+                else:
+                    parts[part_name(i)] = "".join(format_line(k, v)
+                                                  for k, v in out).encode("utf-8")
         else:
             tasks = [_roundtrip(o) for o in outputs]
     if has_combiner:
@@ -194,6 +229,13 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
     for (group, name), n in sorted(user.items()):
         tree.setdefault(group, {})[name] = n
     return Expected(parts, counters, tree)
+
+
+def _overridden(job_class: type) -> set[str]:
+    """Names of the Job methods ``job_class`` (or a base below Job) defines itself."""
+    from mapreduce.job import Job
+    return {name for name in ("prepare", "partitioner")
+            if getattr(job_class, name) is not getattr(Job, name)}
 
 
 def read_parts(output_dir: str) -> dict[str, bytes]:
