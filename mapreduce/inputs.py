@@ -468,7 +468,8 @@ def _read(f: BinaryIO, n: int, split: TextSplit) -> bytes:
         raise InputError(f"cannot read input file {split.path}: {exc.strerror or exc}") from None
 
 
-def _iter_blocks(f: BinaryIO, split: TextSplit) -> Iterator[tuple[int, bytes]]:
+def _iter_blocks(f: BinaryIO, split: TextSplit,
+                 spelling: str = Spelling.CLI) -> Iterator[tuple[int, bytes]]:
     """Yield ``(offset, block)``: runs of whole lines of the split, with their stream offset.
 
     Every block but possibly the last ends with ``b"\\n"``; the last block may be the file's
@@ -507,7 +508,8 @@ def _iter_blocks(f: BinaryIO, split: TextSplit) -> Iterator[tuple[int, bytes]]:
                 # or replaced under the job, and this split's lines are gone.
                 raise InputError(f"input file {split.path} changed while the job ran: it is "
                                  f"now shorter ({pos} bytes) than the {end} bytes planned; "
-                                 "run the job again with --overwrite")
+                                 "run the job again with "
+                                 f"{BY_NAME['overwrite'].spelled_on(spelling)}")
             if pending and not skipping:
                 yield line_start, b"".join(pending)
             return
@@ -574,7 +576,7 @@ def _read_line_batches(split: TextSplit, errors: str = "strict",
         raise ValueError(f"unknown decode error handler: {errors!r}") from None
     f = _open_stream(split)
     with f:
-        for offset, block in _iter_blocks(f, split):
+        for offset, block in _iter_blocks(f, split, spelling):
             try:
                 text = block.decode("utf-8", errors)
             except UnicodeDecodeError as exc:

@@ -197,3 +197,29 @@ def test_empty_work_dir_is_refused_from_python(tmp_path):
     with pytest.raises(UsageError, match=r"^work_dir: must not be empty \(got ''\)"):
         mapreduce.run(WORDCOUNT, SAMPLE, str(tmp_path / "out"), work_dir="")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_spark_master_other_than_the_running_context_is_refused_before_output(tmp_path):
+    """A notebook's own SparkContext on local[2]; a job asking for local[1] is refused,
+    spelled the Python way, and leaves nothing behind (slow: starts a JVM)."""
+    pytest.importorskip("pyspark")
+    out = tmp_path / "out"
+    proc = python(f"""
+        import mapreduce
+        from pyspark import SparkContext
+        from mapreduce.errors import UsageError
+        sc = SparkContext("local[2]", "notebook")
+        try:
+            mapreduce.run({WORDCOUNT!r}, {SAMPLE!r}, {str(out)!r}, runner="spark",
+                          spark_master="local[1]")
+        except UsageError as exc:
+            print(exc)
+        finally:
+            sc.stop()
+        """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "spark_master local[1] differs from the master of the SparkContext already running "
+        "in this process (local[2]); omit spark_master or stop that context first"]
+    assert not out.exists()

@@ -429,15 +429,26 @@ def _import_pyspark(who: str = "--runner spark"):
     return pyspark
 
 
-def check_environment(who: str = "--runner spark") -> None:
+def check_environment(who: str = "--runner spark", master: Optional[str] = None,
+                      option: str = "--spark-master") -> None:
     """Everything Spark needs on this machine, checked before a job touches its output:
     pyspark importable, and Java 17+ unless a SparkContext is already running (then its JVM
-    is up, whatever the PATH says now).  One-line UsageErrors naming what to install."""
+    is up, whatever the PATH says now), whose master must then be ``master`` if one is
+    asked for (``option``: how the user named it).  One-line UsageErrors."""
     _import_pyspark(who)
     from pyspark import SparkContext
 
-    if SparkContext._active_spark_context is None:
+    active = SparkContext._active_spark_context
+    if active is None:
         check_java(who)
+    elif master is not None and active.master != master and active is not _OWN_CONTEXT:
+        raise _other_master(option, master, active.master)
+
+
+def _other_master(option: str, master: str, active: str) -> UsageError:
+    return UsageError(f"{option} {master} differs from the master of the SparkContext "
+                      f"already running in this process ({active}); omit {option} or stop "
+                      "that context first")
 
 
 def java_version(java: str) -> Optional[int]:
@@ -527,14 +538,16 @@ def quiet_spark_conf(conf: Any) -> Any:
     return conf
 
 
-def spark_context(master: Optional[str], app_name: str = "mapreduce") -> Any:
+def spark_context(master: Optional[str], app_name: str = "mapreduce",
+                  option: str = "--spark-master") -> Any:
     """The SparkContext to run on: the active one, or a new one on ``master``.
 
     A context that is already running is reused (spark-submit's, a notebook's, a test
     session's) and left running.  Without ``master`` a new context takes the master from
     the Spark configuration (``spark-submit --master``, ``spark-defaults.conf``), else
     ``local[*]``.  A context created here stays up for later jobs in the same process
-    and is stopped at interpreter exit, or by :func:`stop_spark`.
+    and is stopped at interpreter exit, or by :func:`stop_spark`.  ``option`` is how the
+    user named the master (``--spark-master`` or ``spark_master``), for the message.
     """
     global _OWN_CONTEXT
     _import_pyspark()
@@ -545,9 +558,7 @@ def spark_context(master: Optional[str], app_name: str = "mapreduce") -> Any:
         if master is None or active.master == master:
             return active
         if active is not _OWN_CONTEXT:
-            raise UsageError(f"--spark-master {master} differs from the master of the "
-                             f"SparkContext already running in this process ({active.master}); "
-                             "omit --spark-master or stop that context first")
+            raise _other_master(option, master, active.master)
         stop_spark()
     check_java()  # before Spark launches a JVM, so the user never sees a launch failure
     conf = SparkConf()
@@ -688,7 +699,8 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig,
     registry's entry point, see :mod:`mapreduce.runners`.)"""
     # pyspark and Java first: a machine without them fails before the session plans or
     # creates anything (no output directory left behind by a run that could never start).
-    check_environment(config.spell_with("runner", "spark"))
+    check_environment(config.spell_with("runner", "spark"), config.spark_master,
+                      config.spell("spark_master"))
     # The session does what is the same for every runner: the job and option checks, input
     # planning (so both runners cut the input alike: map-only part files match), the output
     # directory policy (refuse / --overwrite), prepare(), the job commit and _job.json.
@@ -717,7 +729,8 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
     broadcast = None
     try:
         side = load_side_data(session.side_data)
-        sc = spark_context(config.spark_master, job_class.__name__)
+        sc = spark_context(config.spark_master, job_class.__name__,
+                           config.spell("spark_master"))
         _ship(sc, job_ref)
         if side:
             # Arrays come back memory-mapped from the side-data store: pickle real arrays.
