@@ -49,7 +49,7 @@ REQUIRE_SPARK = os.environ.get("MAPREDUCE_REQUIRE_SPARK") == "1"
 SHUFFLE_COUNTERS = {"SHUFFLE_BYTES", "SPILLED_BYTES", "SPILLED_RECORDS", "SPILL_FILES"}
 
 
-# --- inputs (plain Python, seeded) ------------------------------------------------------------------
+# --- inputs (plain Python, seeded) ----------------------------------------------------------------
 def sample_files(_tmp) -> list[str]:
     return sorted(os.path.join(SAMPLE, f) for f in os.listdir(SAMPLE)
                   if not f.startswith(("_", ".")))
@@ -73,8 +73,8 @@ def tera_files(tmp) -> list[str]:
     paths = []
     for f in range(2):
         path = tmp / f"tera-{f}.txt"
-        path.write_text("".join(f"{rng.choice(keys)}  {f:01d}{i:07d}  {'AB' * rng.randrange(1, 20)}\n"
-                                for i in range(3000)))
+        path.write_text("".join(f"{rng.choice(keys)}  {f:01d}{i:07d}  "
+                                f"{'AB' * rng.randrange(1, 20)}\n" for i in range(3000)))
         paths.append(str(path))
     return paths
 
@@ -122,7 +122,7 @@ RUNNERS = {
 }
 
 
-# --- Spark ----------------------------------------------------------------------------------------------
+# --- Spark ----------------------------------------------------------------------------------------
 def _spark_missing() -> Optional[str]:
     from mapreduce.runners.spark import check_environment
     try:
@@ -147,7 +147,7 @@ def spark_context():
     stop_spark()
 
 
-# --- what each case should give ----------------------------------------------------------------------
+# --- what each case should give -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, list[str]]:
     tmp = tmp_path_factory.mktemp("conformance-inputs")
@@ -211,7 +211,7 @@ def _params():
             yield pytest.param(name, runner, marks=marks, id=f"{name}-{runner}")
 
 
-# --- the conformance suite -------------------------------------------------------------------------
+# --- the conformance suite ------------------------------------------------------------------------
 @pytest.mark.parametrize("name,runner", list(_params()))
 def test_same_bytes_and_counters_on_every_runner(name, runner, inputs, tmp_path,
                                                  tmp_path_factory, request):

@@ -182,7 +182,7 @@ def test_spark_without_pyspark_is_one_line_and_leaves_no_output(tmp_path):
     assert not out.exists()
 
 
-# --- (d) an empty --work-dir -----------------------------------------------------------------------
+# --- (d) an empty --work-dir ----------------------------------------------------------------------
 def test_empty_work_dir_is_refused_on_the_command_line(tmp_path):
     out = tmp_path / "out"
     proc = cli("run", WORDCOUNT, SAMPLE, "-o", out, "--work-dir", "")

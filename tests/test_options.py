@@ -38,7 +38,7 @@ SAMPLE = os.path.join(REPO, "sample_data")
 BENCH_OPTIONS = ("workers", "reducers", "sort_buffer", "merge_factor", "split_size")
 
 
-# --- values per kind of option ---------------------------------------------------------------------
+# --- values per kind of option --------------------------------------------------------------------
 def good_value(option: Option) -> tuple[str, object]:
     """A value other than the default, as typed on the command line, and what it means."""
     if option.kind == "int":
@@ -127,7 +127,7 @@ def test_the_table_lists_the_registered_runners():
     assert BY_NAME["runner"].choices == RUNNER_NAMES
 
 
-# --- bad values: the same message from the CLI and the API -----------------------------------------
+# --- bad values: the same message from the CLI and the API ----------------------------------------
 BAD = [pytest.param(o, v, id=f"{o.name}={v!r}") for o in OPTIONS for v in bad_values(o)]
 
 
@@ -187,7 +187,7 @@ def test_the_examples_of_the_issue(tmp_path):
     assert not out.exists()
 
 
-# --- runners refuse what they do not take -------------------------------------------------------------
+# --- runners refuse what they do not take ---------------------------------------------------------
 REFUSED = [pytest.param(o, r, id=f"{o.name}-{r}") for o in OPTIONS if o.only
            for r in RUNNER_NAMES if r not in o.only]
 
@@ -215,7 +215,7 @@ def test_every_runner_refuses_something_or_takes_everything():
         assert bool(option.only) == bool(option.why_not), option
 
 
-# --- the reference page -------------------------------------------------------------------------------
+# --- the reference page ---------------------------------------------------------------------------
 def test_docs_cli_md_is_what_the_generator_writes():
     proc = subprocess.run([sys.executable, os.path.join(REPO, "docs", "gen_cli_reference.py"),
                            "--check"], cwd=REPO, capture_output=True, text=True, timeout=120)
