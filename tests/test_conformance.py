@@ -15,8 +15,9 @@ part files parsed here with ``json`` (or, for ``raw_value`` output, split into l
 
 The cases cover: word count with a combiner, a two-step job, ``SORT_VALUES``, TeraSort
 (``raw_value`` output, ``prepare()`` side data and a custom partitioner), a job reading side
-data in every task, and a mapper raising on some records under ``skip_bad_records`` (which
-Spark refuses, naming the runner).  Spark is slow to start and to run a job on two cores, so
+data in every task, a map-only job (a part file per split), user counters, every kind of key,
+``mapper_init``/``mapper_final``, and a mapper raising on some records under
+``skip_bad_records`` (which Spark refuses, naming the runner).  Spark is slow to start and to run a job on two cores, so
 three Spark cases are in the default run and the others are ``slow``.
 
 Without pyspark or Java 17+ the Spark cases are skipped, unless MAPREDUCE_REQUIRE_SPARK=1 (CI).
@@ -109,6 +110,10 @@ CASES = {
     "terasort-raw-value-prepare-partitioner": Case(os.path.join(JOBS, "terasort.py"),
                                                    tera_files, 3, spark="default"),
     "side-data": Case(os.path.join(TEST_JOBS, "side_data.py"), sample_files, 2),
+    "map-only": Case(os.path.join(TEST_JOBS, "map_only.py"), sample_files, 3),
+    "user-counters": Case(os.path.join(TEST_JOBS, "counters.py"), sample_files, 3),
+    "every-key-type": Case(os.path.join(TEST_JOBS, "all_key_types.py"), sample_files, 2),
+    "mapper-init-final": Case(os.path.join(TEST_JOBS, "line_count.py"), sample_files, 1),
     "skip-bad-records": Case(os.path.join(TEST_JOBS, "raising.py"), booms_files, 2,
                              {"skip_bad_records": 100}, skip_bad_records=True,
                              spark="refused"),
