@@ -94,6 +94,8 @@ class LocalRunner:
     (the inline runner runs each task once)."""
 
     name = "local"
+    #: Runner-specific entries for _job.json (the Dask runner's scheduler address).
+    summary_extra: dict[str, Any] = {}
 
     def __init__(self, session: JobSession, shuffle: Shuffle,
                  executor: Callable[[int, Optional[float]], Any] = WorkerPool,
@@ -207,7 +209,8 @@ class LocalRunner:
                        if s == last and "part" in p["output"])
         summary = session.publish(parts, lambda: session.summary(
             runner=self.name, tasks=self.tasks, task_counters=self.task_counters,
-            phases=self.phases, runs=self.run_number, skipped=self.skipped),
+            phases=self.phases, runs=self.run_number, skipped=self.skipped,
+            extra=self.summary_extra),
             journal=self._journal_committed)
         self.listener.job_finished(summary)
         if not self.config.keep_work:
