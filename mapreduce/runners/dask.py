@@ -203,7 +203,7 @@ class _ShipJob(WorkerPlugin):
 
 def _package_digest() -> str:
     """A digest of the installed mapreduce package's Python sources (here or on a worker)."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package = _package_dir()
     digest = hashlib.sha256()
     for root, dirs, names in sorted(os.walk(package)):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -215,9 +215,13 @@ def _package_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def _package_dir() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # mapreduce/
+
+
 def _probe() -> tuple[str, str]:
-    import mapreduce
-    return _package_digest(), os.path.dirname(mapreduce.__file__)
+    """Run on each worker: its mapreduce's digest and where it is installed."""
+    return _package_digest(), _package_dir()
 
 
 # --- coordinator side ------------------------------------------------------------------------
@@ -282,6 +286,29 @@ def _dask_failure(exc: BaseException) -> TaskFailure:
     return TaskFailure(f"Dask could not run it: {name}: {exc}", "")
 
 
+def _refused_at_once(config: JobConfig) -> None:
+    """A plain TCP address nobody listens on fails now, not after Dask's connect retries."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = config.dask_scheduler or ""
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return  # Dask's own parser says what is wrong with it
+    if parts.scheme != "tcp" or not host or port is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except ConnectionRefusedError:
+        raise MapReduceError(f"cannot reach the Dask scheduler at {address} "
+                             f"({config.spell('dask_scheduler')}): connection refused; is "
+                             "`dask scheduler` running there?") from None
+    except OSError:
+        return  # a timeout or a name lookup failure: Dask's connect reports it
+
+
 def _connect(config: JobConfig) -> tuple[Any, Callable[[], None], str]:
     """The client to run on, how to let go of it, and the scheduler's address."""
     distributed = _import_distributed()
@@ -294,6 +321,7 @@ def _connect(config: JobConfig) -> tuple[Any, Callable[[], None], str]:
             raise UsageError(f"{config.spell('dask_client')}: the client is {client.status}")
         return client, lambda: None, client.scheduler.address
     if config.dask_scheduler:
+        _refused_at_once(config)
         try:
             client = distributed.Client(config.dask_scheduler, timeout=CONNECT_TIMEOUT,
                                         set_as_default=False)
@@ -331,7 +359,7 @@ def _check_workers(client: Any, address: str) -> None:
         if digest != here:
             raise MapReduceError(
                 f"Dask worker {worker} runs another version of mapreduce ({where}) than this "
-                f"process ({os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}): "
+                f"process ({_package_dir()}): "
                 "install the same one on every worker and restart them")
 
 

@@ -415,7 +415,8 @@ class LocalRunner:
 
     def _task_failed(self, spec: TaskSpec, failure: TaskFailure, attempts: int,
                      log: str) -> TaskFailedError:
-        where = f" (log: {log})" if log else ""
+        # (A Dask worker with several threads writes no attempt log: nothing to point at.)
+        where = f" (log: {log})" if log and os.path.exists(log) else ""
         error = TaskFailedError(f"{spec.describe()} failed after {attempts} attempt"
                                 f"{'s' if attempts != 1 else ''}: {failure.message}{where}")
         detail = failure.detail.rstrip("\n")
