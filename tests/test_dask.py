@@ -25,7 +25,7 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="pip install 'mapreduce[dask]'")
 
 import mapreduce  # noqa: E402
-from mapreduce.errors import UsageError  # noqa: E402
+from mapreduce.errors import JobCancelledError, UsageError  # noqa: E402
 from oracle import read_parts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,6 +209,47 @@ def test_sigkill_a_worker_mid_job(tmp_path, cluster):
     # for the tests after this one.
     client.wait_for_workers(2, timeout=120)
     assert victim not in client.run(os.getpid).values()
+
+
+def test_resume_after_cancel_runs_only_what_is_missing(tmp_path, cluster):
+    """--resume on Dask is the local runner's: the journal keeps the committed attempts."""
+    _, client = cluster
+    job = tmp_path / "slow_count.py"
+    job.write_text(SLOW_JOB)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(8):
+        (inputs / f"{i:02d}.txt").write_text("".join(f"w{(i + j) % 11}\n" for j in range(20)))
+    out = tmp_path / "out"
+    handle = mapreduce.run_async(str(job), [str(inputs)], str(out), progress=False,
+                                 runner="dask", dask_client=client)
+    for _ in range(3000):
+        if handle.progress.done >= 2 or handle.ready():
+            break
+        time.sleep(0.01)
+    handle.cancel()
+    handle.wait(120)
+    with pytest.raises(JobCancelledError):
+        handle.result()
+    assert not (out / "_SUCCESS").exists()
+    result = mapreduce.run(str(job), [str(inputs)], str(out), progress=False, runner="dask",
+                           dask_client=client, resume=True)
+    kept = [t for t in result.summary["tasks"] if t.get("recovered")]
+    assert kept and result.summary["runs"] == 2
+    local = mapreduce.run(str(job), [str(inputs)], str(tmp_path / "local"), progress=False)
+    assert read_parts(str(out)) == read_parts(local.output_dir)
+    assert result.counters == local.counters
+
+
+def test_prints_go_to_the_attempt_logs(tmp_path, cluster):
+    _, client = cluster
+    result = mapreduce.run(str(TJOBS / "printing.py"), str(SAMPLE / "kjv-ecclesiastes.txt"),
+                           str(tmp_path / "out"), progress=False, runner="dask",
+                           dask_client=client)
+    logs = sorted((tmp_path / "out" / "_logs").iterdir())
+    text = "".join(p.read_text() for p in logs)
+    assert "noise from mapper:" in text and "noise from reducer:" in text
+    assert {t["log"] for t in result.summary["tasks"]} == {str(p) for p in logs}
 
 
 # --- errors, through the command line ----------------------------------------------------------
