@@ -322,6 +322,24 @@ def test_task_that_raises(tmp_path, cluster):
     assert not (out / "_SUCCESS").exists() and not list(out.glob("part-*"))
 
 
+def test_without_distributed_says_what_to_install(tmp_path):
+    block = ("import sys, importlib.abc\n"
+             "class _Block(importlib.abc.MetaPathFinder):\n"
+             "    def find_spec(self, name, path, target=None):\n"
+             "        if name.split('.')[0] in ('distributed', 'dask'):\n"
+             "            raise ImportError('No module named ' + repr(name))\n"
+             "sys.meta_path.insert(0, _Block())\n"
+             "from mapreduce.cli import main; sys.exit(main(sys.argv[1:]))\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", block, "run", str(JOBS / "wordcount.py"),
+                           str(SAMPLE), "-o", str(out), "--runner", "dask"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "mapreduce: error: --runner dask needs distributed: pip install 'mapreduce[dask]'"]
+    assert not out.exists()
+
+
 def test_options_dask_does_not_take_are_refused(tmp_path):
     proc = cli(JOBS / "wordcount.py", SAMPLE, "-o", tmp_path / "out", "--runner", "dask",
                "--task-timeout", "5")
