@@ -351,6 +351,14 @@ def test_options_dask_does_not_take_are_refused(tmp_path):
     with pytest.raises(UsageError, match="dask_client: expected a distributed"):
         mapreduce.run(str(JOBS / "wordcount.py"), str(SAMPLE), str(tmp_path / "o2"),
                       runner="dask", dask_client="tcp://127.0.0.1:1", progress=False)
+    # A class with no file (a notebook's, an interactive session's) cannot be shipped.
+    interactive = type("Interactive", (mapreduce.Job,), {
+        "__module__": "no_such_module", "mapper": lambda self, _, line: [(line, 1)]})
+    with pytest.raises(UsageError, match="ships the job's file to the workers, and "
+                                         "Interactive has none"):
+        mapreduce.run(interactive, str(SAMPLE), str(tmp_path / "o4"), runner="dask",
+                      progress=False)
+    assert not (tmp_path / "o4").exists()
     with pytest.raises(UsageError, match="dask_scheduler does not apply to runner"):
         mapreduce.run(str(JOBS / "wordcount.py"), str(SAMPLE), str(tmp_path / "o3"),
                       dask_scheduler="tcp://127.0.0.1:1", progress=False)

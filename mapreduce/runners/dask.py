@@ -174,7 +174,9 @@ def _run_attempt(fn: Callable[[TaskSpec], Any], spec: TaskSpec,
         spec = _own_names(spec, uuid.uuid4().hex[:8])
         with _task_log(log):
             return "ok", fn(spec)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # sys.exit() in a job's code too: the attempt failed
         return "error", failure_from(exc)
 
 
@@ -331,9 +333,10 @@ def _connect(config: JobConfig) -> tuple[Any, Callable[[], None], str]:
                 f"({config.spell('dask_scheduler')}): {exc}") from None
         return client, client.close, config.dask_scheduler
     import logging
-    # A LocalCluster of single-threaded worker processes: the local runner's shape.
+    # A LocalCluster of single-threaded worker processes: the local runner's shape.  Its
+    # web server on a free port (":0"): 8787 may be taken by another cluster on the machine.
     cluster = distributed.LocalCluster(n_workers=config.workers, threads_per_worker=1,
-                                       processes=True, dashboard_address=None,
+                                       processes=True, dashboard_address=":0",
                                        silence_logs=logging.ERROR)
     client = distributed.Client(cluster, set_as_default=False)
 
@@ -373,11 +376,14 @@ def _ship_job(client: Any, ref: JobRef) -> None:
 def run(job_class: type[Job], job_ref: JobRef, config: JobConfig, listener: Any = None,
         ready: Optional[Callable[[Any], None]] = None) -> JobResult:
     """The registry's entry point (see :mod:`mapreduce.runners`)."""
+    if not os.path.isfile(job_ref.path):
+        raise UsageError(f"--runner dask ships the job's file to the workers, and "
+                         f"{job_ref.class_name} has none ({job_ref.path}): define it in a "
+                         ".py file (not in a notebook cell or an interactive session)")
     client, close, address = _connect(config)
     try:
         _check_workers(client, address)
-        if os.path.isfile(job_ref.path):
-            _ship_job(client, job_ref)
+        _ship_job(client, job_ref)
         runner = LocalRunner(JobSession(job_class, job_ref, config, listener),
                              make_shuffle("disk"),
                              executor=lambda workers, timeout: DaskExecutor(client, workers))
