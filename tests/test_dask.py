@@ -306,6 +306,51 @@ def test_worker_missing_a_package_is_one_line(tmp_path, cluster):
     assert not (out / "_SUCCESS").exists() and not list(out.glob("part-*"))
 
 
+def test_worker_without_mapreduce_is_one_line(tmp_path):
+    """A worker whose Python cannot import mapreduce: refused before the job starts."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(textwrap.dedent("""\
+        import sys, importlib.abc
+        class _Hide(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] == "mapreduce":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        sys.meta_path.insert(0, _Hide())
+        """))
+    info = tmp_path / "scheduler.json"
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--no-dashboard", "--scheduler-file", str(info)], cwd=tmp_path,
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for _ in range(600):
+            if info.exists() and info.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+             "--no-dashboard", "--host", "127.0.0.1"], cwd=tmp_path, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(hide)}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+        with distributed.Client(address, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=120)
+        out = tmp_path / "out"
+        proc = cli(JOBS / "wordcount.py", SAMPLE, "-o", out, "--runner", "dask",
+                   "--dask-scheduler", address, "-q")
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith("mapreduce: error: Dask worker tcp://127.0.0.1:")
+        assert lines[0].endswith(f"(scheduler {address}) cannot import mapreduce: pip install "
+                                 "'mapreduce[dask]' on every worker")
+        assert not out.exists()
+    finally:
+        _stop(procs)
+
+
 def test_task_that_raises(tmp_path, cluster):
     address, _ = cluster
     (tmp_path / "in.txt").write_text("fine\nBOOM here\nfine\n")

@@ -351,12 +351,17 @@ def _check_workers(client: Any, address: str) -> None:
     info = client.scheduler_info()
     if not info.get("workers"):
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT * 3)
-    expr = (f"[m for m in {_WORKER_NEEDS!r} "
-            "if __import__('importlib.util').util.find_spec(m) is None]")
-    for worker, missing in sorted(client.run(eval, expr).items()):
-        if missing:
-            raise MapReduceError(f"Dask worker {worker} (scheduler {address}) cannot import "
-                                 f"{', '.join(missing)}: {INSTALL} on every worker")
+    # A builtin (eval) runs where mapreduce itself may be missing: our own function could
+    # not even be unpickled there.
+    missing: dict[str, list[str]] = {}
+    for name in _WORKER_NEEDS:
+        expr = f"__import__('importlib.util').util.find_spec({name!r}) is not None"
+        for worker, found in client.run(eval, expr, on_error="return").items():
+            if found is not True:  # False, or the exception finding it raised
+                missing.setdefault(worker, []).append(name)
+    for worker, names in sorted(missing.items()):
+        raise MapReduceError(f"Dask worker {worker} (scheduler {address}) cannot import "
+                             f"{', '.join(names)}: {INSTALL} on every worker")
     here = _package_digest()
     for worker, (digest, where) in sorted(client.run(_probe).items()):
         if digest != here:
