@@ -58,7 +58,6 @@ import importlib
 import os
 import queue
 import sys
-import tempfile
 import uuid
 from typing import Any, Callable, Iterator, Optional
 
