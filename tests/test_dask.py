@@ -389,6 +389,75 @@ def test_worker_without_mapreduce_is_one_line(tmp_path):
         _stop(procs)
 
 
+def _small_cluster(directory: Path, workers: int = 1, env=None) -> tuple[str, list]:
+    """A scheduler and ``workers`` workers of its own (for tests that break a cluster)."""
+    info = directory / "scheduler.json"
+    info.unlink(missing_ok=True)
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--no-dashboard", "--scheduler-file", str(info)], cwd=directory,
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for _ in range(600):
+        if info.exists() and info.stat().st_size:
+            break
+        time.sleep(0.1)
+    address = json.loads(info.read_text())["address"]
+    for _ in range(workers):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+             "--no-dashboard", "--host", "127.0.0.1"], cwd=directory, start_new_session=True,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    with distributed.Client(address, set_as_default=False) as client:
+        client.wait_for_workers(workers, timeout=120)
+    return address, procs
+
+
+@pytest.mark.slow
+def test_scheduler_lost_mid_job_then_resume_on_another(tmp_path):
+    """The scheduler dies mid-job: one line saying to --resume; --resume on a new cluster
+    finishes the job with the local runner's bytes."""
+    job = tmp_path / "slow_count.py"
+    job.write_text(SLOW_JOB)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(12):
+        (inputs / f"{i:02d}.txt").write_text("".join(f"w{(i + j) % 7}\n" for j in range(40)))
+    out = tmp_path / "out"
+    address, procs = _small_cluster(tmp_path)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mapreduce", "run", str(job), str(inputs), "-o", str(out),
+             "--runner", "dask", "--dask-scheduler", address, "-q"], cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        journal = out / "_temporary"
+        for _ in range(3000):  # until a map task has committed
+            if (journal / "step-0").is_dir() and list((journal / "step-0").glob("map-*.out")):
+                break
+            time.sleep(0.01)
+        os.killpg(procs[0].pid, signal.SIGKILL)  # the scheduler
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        _stop(procs)
+    assert proc.returncode == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"mapreduce: error: lost the Dask scheduler at {address}")
+    assert lines[0].endswith("run the same command with --resume to finish the job")
+    assert not (out / "_SUCCESS").exists()
+    address, procs = _small_cluster(tmp_path, workers=2)
+    try:
+        again = cli(job, inputs, "-o", out, "--runner", "dask", "--dask-scheduler", address,
+                    "--resume", "-q")
+    finally:
+        _stop(procs)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((out / "_job.json").read_text())
+    assert summary["runs"] == 2 and any(t.get("recovered") for t in summary["tasks"])
+    local = mapreduce.run(str(job), [str(inputs)], str(tmp_path / "local"), progress=False)
+    assert read_parts(str(out)) == read_parts(local.output_dir)
+    assert summary["counters"] == local.counters
+
+
 def test_task_that_raises(tmp_path, cluster):
     address, _ = cluster
     (tmp_path / "in.txt").write_text("fine\nBOOM here\nfine\n")

@@ -205,14 +205,13 @@ class _ShipJob(WorkerPlugin):
 def _package_digest() -> str:
     """A digest of the installed mapreduce package's Python sources (here or on a worker)."""
     package = _package_dir()
+    files = sorted(os.path.relpath(os.path.join(root, name), package)
+                   for root, _dirs, names in os.walk(package) for name in names
+                   if name.endswith(".py"))
     digest = hashlib.sha256()
-    for root, dirs, names in sorted(os.walk(package)):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(names):
-            if name.endswith(".py"):
-                with open(os.path.join(root, name), "rb") as f:
-                    digest.update(os.path.relpath(os.path.join(root, name), package).encode()
-                                  + b"\0" + f.read() + b"\0")
+    for name in files:
+        with open(os.path.join(package, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read() + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -230,18 +229,24 @@ class DaskExecutor:
     """The WorkerPool interface (``submit`` / ``next_event`` / ``pending``) over Dask
     futures: each finished future is an event, in the order they finish."""
 
-    def __init__(self, client: Any, workers: int = 1,
-                 task_timeout: Optional[float] = None) -> None:
+    def __init__(self, client: Any, lost: Callable[[BaseException], MapReduceError]) -> None:
         self._client = client
+        self._lost = lost  # the error for a scheduler that went away
         self._futures: dict[Any, Any] = {}       # future -> task id
         self._done: "queue.Queue[Any]" = queue.Queue()
 
     def submit(self, task_id: Any, fn: Callable[[Any], Any], arg: Any,
                log_path: Optional[str] = None) -> None:
         s, kind, index = task_id
-        future = self._client.submit(
-            _run_attempt, fn, arg, log_path, pure=False, retries=0,
-            key=f"mapreduce-step{s}-{kind}-{index:05d}-{arg.attempt}-{uuid.uuid4().hex[:8]}")
+        if self._client.status != "running":
+            raise self._lost(RuntimeError(f"the client is {self._client.status}"))
+        try:
+            future = self._client.submit(
+                _run_attempt, fn, arg, log_path, pure=False, retries=0,
+                key=f"mapreduce-step{s}-{kind}-{index:05d}-{arg.attempt}-"
+                    f"{uuid.uuid4().hex[:8]}")
+        except Exception as exc:  # the client lost its scheduler
+            raise self._lost(exc) from None
         self._futures[future] = task_id
         future.add_done_callback(self._done.put)  # called on the client's thread
 
@@ -260,6 +265,8 @@ class DaskExecutor:
         try:
             status, payload = future.result()
         except Exception as exc:  # Dask's own failure: a lost worker, a dead scheduler
+            if self._client.status != "running":
+                raise self._lost(exc) from None  # no attempt can run: stop, keep the journal
             return "error", task_id, _dask_failure(exc)
         finally:
             future.release()
@@ -370,6 +377,22 @@ def _check_workers(client: Any, address: str) -> None:
                 "install the same one on every worker and restart them")
 
 
+@contextlib.contextmanager
+def _quiet_client() -> Iterator[None]:
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("distributed.client", "distributed.batched",
+                                                    "distributed.core", "distributed.comm")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _ship_job(client: Any, ref: JobRef) -> None:
     with open(ref.path, "rb") as f:
         source = f.read()
@@ -385,19 +408,28 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig, listener: Any 
                          f"{job_ref.class_name} has none ({job_ref.path}): define it in a "
                          ".py file (not in a notebook cell or an interactive session)")
     client, close, address = _connect(config)
-    try:
-        _check_workers(client, address)
-        _ship_job(client, job_ref)
-        runner = LocalRunner(JobSession(job_class, job_ref, config, listener),
-                             make_shuffle("disk"),
-                             executor=lambda workers, timeout: DaskExecutor(client, workers))
-        runner.name = "dask"
-        runner.summary_extra = {"dask_scheduler": address}
-        if ready is not None:
-            ready(runner)
-        return runner.run()
-    finally:
-        close()
 
+    def lost(exc: BaseException) -> MapReduceError:
+        first = (str(exc).splitlines() or [""])[0]
+        return MapReduceError(f"lost the Dask scheduler at {address} ({type(exc).__name__}: "
+                              f"{first}); what was committed is kept: run the same command "
+                              f"with {config.spell_on('resume')} to finish the job")
+
+    # Our own client's complaints (a traceback per failed reconnect, also while closing)
+    # would bury the one line the job fails with; a caller's client logs as its owner set.
+    with _quiet_client() if config.dask_client is None else contextlib.nullcontext():
+        try:
+            _check_workers(client, address)
+            _ship_job(client, job_ref)
+            runner = LocalRunner(JobSession(job_class, job_ref, config, listener),
+                                 make_shuffle("disk"),
+                                 executor=lambda workers, timeout: DaskExecutor(client, lost))
+            runner.name = "dask"
+            runner.summary_extra = {"dask_scheduler": address}
+            if ready is not None:
+                ready(runner)
+            return runner.run()
+        finally:
+            close()
 
 __all__ = ["run", "DaskExecutor"]

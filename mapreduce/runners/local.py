@@ -202,7 +202,13 @@ class LocalRunner:
             self.listener.note(f"resuming (run {self.run_number}): {len(self.committed)} "
                                "tasks committed by earlier runs are kept")
         with self.make_executor(self.config.workers, self.config.task_timeout) as pool:
-            self._run_steps(pool, inputs)
+            try:
+                self._run_steps(pool, inputs)
+            except MapReduceError:
+                # E.g. the Dask executor lost its scheduler: keep what committed (the renames
+                # are done; only their records may still be queued) for --resume.
+                self._flush_journal()
+                raise
         self._check_skipped()
         last = len(self.steps) - 1
         parts = sorted(i for (s, _kind, i), p in self.committed.items()
