@@ -354,9 +354,13 @@ def _connect(config: JobConfig) -> tuple[Any, Callable[[], None], str]:
 
 def _check_workers(client: Any, address: str) -> None:
     """Every worker can import mapreduce (this version) and its dependencies."""
-    info = client.scheduler_info()
-    if not info.get("workers"):
-        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT * 3)
+    if not client.scheduler_info().get("workers"):
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT * 3)
+        except TimeoutError:
+            raise MapReduceError(f"the Dask scheduler at {address} has no workers (waited "
+                                 f"{CONNECT_TIMEOUT * 3} s): start some with `dask worker "
+                                 f"{address}`") from None
     # A builtin (eval) runs where mapreduce itself may be missing: our own function could
     # not even be unpickled there.
     missing: dict[str, list[str]] = {}
