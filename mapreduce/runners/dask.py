@@ -425,8 +425,14 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig, listener: Any 
         try:
             _check_workers(client, address)
             _ship_job(client, job_ref)
-            runner = LocalRunner(JobSession(job_class, job_ref, config, listener),
-                                 make_shuffle("disk"),
+            session = JobSession(job_class, job_ref, config, listener)
+            threads = sum(w.get("nthreads", 1)
+                          for w in client.scheduler_info().get("workers", {}).values())
+            if threads != config.workers:  # --verbose: the split size may not fit the cluster
+                session.listener.note(
+                    f"the Dask cluster at {address} has {threads} worker threads; the split "
+                    f"size is planned for {config.spell('workers')} {config.workers}")
+            runner = LocalRunner(session, make_shuffle("disk"),
                                  executor=lambda workers, timeout: DaskExecutor(client, lost))
             runner.name = "dask"
             runner.summary_extra = {"dask_scheduler": address}
@@ -435,5 +441,6 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig, listener: Any 
             return runner.run()
         finally:
             close()
+
 
 __all__ = ["run", "DaskExecutor"]
