@@ -14,8 +14,9 @@
     handle.cancel()          # stop it; run again with resume=True to finish
 
 Keyword options are the CLI's options with ``_`` for ``-`` (``sort_buffer="64MB"`` or bytes,
-``max_attempts=4``, ``runner="spark"``, ...); the job's own options (``configure_args``) go in
-``job_options={"iterations": 5}``.  Every option is checked the way the command line checks
+``max_attempts=4``, ``runner="spark"``, ...; and one without a flag: ``dask_client=`` a
+``distributed.Client`` for ``runner="dask"``); the job's own options (``configure_args``) go
+in ``job_options={"iterations": 5}``.  Every option is checked the way the command line checks
 it, so a mistake raises :class:`~mapreduce.errors.UsageError` with the same message.
 
 Design choices:

@@ -123,6 +123,12 @@ def load_job_class(path: str, class_name: Optional[str] = None,
     return cls, ref
 
 
+def remember(ref: JobRef, cls: type[Job]) -> None:
+    """Make ``resolve(ref)`` return ``cls`` in this process: a runner whose workers import
+    the job under another name (a copy shipped to a Dask worker) says which class it is."""
+    _CLASS_CACHE[ref] = cls
+
+
 def register_job_class(cls: type[Job]) -> JobRef:
     """Make an already-imported class (e.g. one defined in ``__main__``) loadable by ref."""
     module = sys.modules.get(cls.__module__)

@@ -29,7 +29,7 @@ from mapreduce.errors import UsageError
 
 #: Every runner's name, in the order ``--help`` lists them (the registry is
 #: :mod:`mapreduce.runners`; this is the table's view of it, checked by a test).
-RUNNER_NAMES = ("local", "inline", "spark")
+RUNNER_NAMES = ("local", "inline", "spark", "dask")
 SHUFFLE_MODES = ("disk", "memory")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
@@ -58,7 +58,7 @@ class Spelling:
 class Option:
     name: str                          # JobConfig field and API keyword
     flag: str                          # command-line flag
-    kind: str                          # int, size, seconds, choice, flag, text
+    kind: str                          # int, size, seconds, choice, flag, text, object
     default: Any
     help: str
     minimum: Optional[int] = None      # int options
@@ -67,6 +67,7 @@ class Option:
     only: tuple = ()                   # runners that accept it (empty: every runner)
     why_not: str = ""                  # what the other runners do instead
     shapes_output: bool = False        # part of the job's fingerprint (resume refuses a change)
+    recorded: bool = True              # False: kept out of the journal and _job.json (an object)
 
     def spelled(self, spelling: str) -> str:
         return self.flag if spelling == Spelling.CLI else self.name
@@ -121,6 +122,8 @@ class Option:
             if not value > 0 or math.isinf(value):
                 raise UsageError(f"{who}: must be a positive number of seconds (got {value})")
             return float(value)
+        if self.kind == "object":
+            return value  # Python only; the runner that takes it checks what it is
         if self.kind == "choice":
             if value not in self.choices:
                 raise UsageError(f"{who}: must be one of {', '.join(self.choices)} "
@@ -140,15 +143,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("runner", "--runner", "choice", "local", choices=RUNNER_NAMES,
            help="where the tasks run: worker processes on this machine (local, the default), "
                 "this process one task at a time (inline: for debugging with breakpoint() "
-                "and print), or Apache Spark (spark: needs pip install 'mapreduce[spark]' "
-                "and Java 17+)"),
+                "and print), Apache Spark (spark: needs pip install 'mapreduce[spark]' "
+                "and Java 17+) or a Dask cluster (dask: needs pip install "
+                "'mapreduce[dask]')"),
     Option("mode", "--mode", "choice", "disk", choices=SHUFFLE_MODES, shapes_output=True,
-           only=("local", "inline"), why_not="Spark's shuffle replaces both local modes",
+           only=("local", "inline"),
+           why_not="Spark's shuffle replaces both local modes; the Dask runner always "
+                   "shuffles through run files on storage its workers share",
            help="shuffle through sorted run files on disk (default) or in memory"),
     Option("spark_master", "--spark-master", "text", None, metavar="URL", only=("spark",),
            why_not="it names a Spark cluster",
            help="with --runner spark: local[N], spark://HOST:PORT, yarn or k8s://... "
                 "(default local[*])"),
+    Option("dask_scheduler", "--dask-scheduler", "text", None, metavar="ADDRESS",
+           only=("dask",), why_not="it names a Dask scheduler",
+           help="with --runner dask: the scheduler's address, e.g. tcp://HOST:8786 (default: "
+                "a LocalCluster of --workers processes on this machine)"),
+    # Python only (no flag): a distributed.Client the caller already has.
+    Option("dask_client", "", "object", None, only=("dask",), recorded=False,
+           why_not="it is a Dask client",
+           help="with runner='dask': a distributed.Client to run on (the caller's own)"),
     Option("workers", "--workers", "int", None, minimum=1, metavar="N",
            help="worker processes (default: number of CPUs); the default split size is "
                 "planned for this many on every runner"),
@@ -159,7 +173,7 @@ OPTIONS: tuple[Option, ...] = (
            shapes_output=True,
            help="map-side sort buffer per task before spilling (default 64MB)"),
     Option("merge_factor", "--merge-factor", "int", 10, minimum=2, metavar="N",
-           shapes_output=True, only=("local", "inline"),
+           shapes_output=True, only=("local", "inline", "dask"),
            why_not="Spark merges its own shuffle files",
            help="most runs merged at once (default 10)"),
     Option("split_size", "--split-size", "size", None, metavar="SIZE", shapes_output=True,
@@ -168,7 +182,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("overwrite", "--overwrite", "flag", False,
            help="replace an existing, non-empty output directory (the old output stays "
                 "until the new job commits)"),
-    Option("work_dir", "--work-dir", "text", None, metavar="DIR", only=("local", "inline"),
+    Option("work_dir", "--work-dir", "text", None, metavar="DIR",
+           only=("local", "inline", "dask"),
            why_not="intermediate data lives in Spark's spark.local.dir",
            help="where intermediate files go: a private directory made inside DIR "
                 "(default OUT/_temporary)"),
@@ -176,22 +191,24 @@ OPTIONS: tuple[Option, ...] = (
            choices=("strict", "replace"), shapes_output=True,
            help="invalid UTF-8 in text input: fail (default) or use U+FFFD"),
     Option("max_attempts", "--max-attempts", "int", 4, minimum=1, metavar="N",
-           only=("local",), why_not="set spark.task.maxFailures on Spark; the inline runner "
-                                    "runs each task once, for debugging",
+           only=("local", "dask"),
+           why_not="set spark.task.maxFailures on Spark; the inline runner runs each task "
+                   "once, for debugging",
            help="attempts per task before the job fails (default 4)"),
     Option("task_timeout", "--task-timeout", "seconds", None, metavar="SECONDS",
            only=("local",), why_not="use Spark's speculation settings; the inline runner "
-                                    "cannot kill a task running in its own process",
+                                    "cannot kill a task running in its own process, nor "
+                                    "can Dask one running in a worker's thread",
            help="kill and retry a task attempt running longer than this"),
     Option("skip_bad_records", "--skip-bad-records", "int", 0, minimum=0, metavar="N",
-           shapes_output=True, only=("local", "inline"),
+           shapes_output=True, only=("local", "inline", "dask"),
            why_not="it is counted by the local coordinator",
            help="tolerate up to N input records whose mapper raises (default 0)"),
-    Option("resume", "--resume", "flag", False, only=("local",),
+    Option("resume", "--resume", "flag", False, only=("local", "dask"),
            why_not="Spark recovers failed tasks itself and keeps no journal; the inline "
                    "runner keeps no journal",
            help="continue an interrupted job in OUT from its journal"),
-    Option("keep_work", "--keep-work", "flag", False, only=("local", "inline"),
+    Option("keep_work", "--keep-work", "flag", False, only=("local", "inline", "dask"),
            why_not="there is no journal or task log to keep",
            help="keep the work directory (journal, logs) after success"),
 )
@@ -211,6 +228,8 @@ class JobConfig:
     runner: str = "local"
     mode: str = "disk"
     spark_master: Optional[str] = None
+    dask_scheduler: Optional[str] = None
+    dask_client: Any = None                # Python only: a distributed.Client
     workers: Optional[int] = None          # None: the number of CPUs
     reducers: Optional[int] = None
     sort_buffer: int = 64 << 20
@@ -251,6 +270,14 @@ def _fields_match_table() -> None:
 
 
 _fields_match_table()
+
+
+def recorded_config(config: JobConfig) -> dict[str, Any]:
+    """The configuration as the journal and ``_job.json`` record it: every field but the
+    options marked ``recorded=False`` (objects such as a Dask client).  A shallow copy:
+    ``dataclasses.asdict`` would deep-copy a client."""
+    return {f.name: getattr(config, f.name) for f in fields(config)
+            if f.name not in BY_NAME or BY_NAME[f.name].recorded}
 
 
 def check_options(values: dict[str, Any], spelling: str) -> dict[str, Any]:
@@ -303,8 +330,8 @@ def add_run_options(parser: argparse.ArgumentParser,
     the strings typed; :func:`config_from_args` checks them with the table, so that a bad
     one gets the same one-line message as from Python (not argparse's usage text)."""
     for option in OPTIONS:
-        if names is not None and option.name not in names:
-            continue
+        if names is not None and option.name not in names or not option.flag:
+            continue  # not asked for, or Python only (a Dask client object)
         if option.kind == "flag":
             parser.add_argument(option.flag, dest=option.name, action="store_true",
                                 help=option.help)
@@ -319,7 +346,7 @@ def config_from_args(args: argparse.Namespace, output: str,
                      job_options: dict[str, Any]) -> JobConfig:
     """A JobConfig from parsed command-line arguments, checked with the table."""
     given = {o.name: getattr(args, o.name) for o in OPTIONS
-             if getattr(args, o.name, None) not in (None, False)}
+             if o.flag and getattr(args, o.name, None) not in (None, False)}
     checked = check_options(given, Spelling.CLI)
     config = JobConfig(inputs=list(args.inputs), output_dir=output, job_options=job_options,
                        spelling=Spelling.CLI, **checked)
@@ -328,6 +355,7 @@ def config_from_args(args: argparse.Namespace, output: str,
 
 
 __all__ = ["OPTIONS", "BY_NAME", "Option", "JobConfig", "Spelling", "parse_size",
+           "recorded_config",
            "check_options", "check_runner", "config_from_keywords", "config_from_args",
            "add_run_options", "RUNNER_NAMES", "SHUFFLE_MODES"]
 

@@ -53,7 +53,7 @@ from mapreduce.layout import (COMMIT_DIR, JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLa
                               remove_tree)
 from mapreduce.loader import JobRef
 from mapreduce.lock import LOCK_FILE, OutputLock
-from mapreduce.options import OPTIONS, JobConfig
+from mapreduce.options import OPTIONS, JobConfig, recorded_config
 from mapreduce.output import PROTOCOLS
 from mapreduce.sidedata import SideDataRef, store_side_data
 from mapreduce.storage import filesystem_for
@@ -343,7 +343,7 @@ class JobSession:
         """What a runner's journal starts with: the fingerprint, the configuration, the side
         data's place and digests, and what an --overwrite replaces."""
         header = dict(self.fingerprint)
-        header["config"] = json.loads(json.dumps(asdict(self.config), default=repr))
+        header["config"] = json.loads(json.dumps(recorded_config(self.config), default=repr))
         header["side_data"] = asdict(self.side_data) if self.side_data else None
         header["replaces"] = self.replaced
         return header
@@ -535,7 +535,7 @@ class JobSession:
             "inputs": self.files,
             "output_dir": self.output_dir,
             "work_dir": self.layout.work_dir,
-            "config": {k: v for k, v in asdict(self.config).items()
+            "config": {k: v for k, v in recorded_config(self.config).items()
                        if k not in ("inputs", "output_dir", "spelling")},
             "runs": runs,
             "start": self.started,

@@ -797,7 +797,8 @@ def test_format_line_rejects_unserializable():
 #: a runner from the registry, the runner drives the session and the kernel.
 LAYERS = [
     ("entry", {"cli", "__main__", "__init__", "bench", "api", "report", "info", "progress"}),
-    ("runners", {"runners", "runners.local", "runners.inline", "runners.spark"}),
+    ("runners", {"runners", "runners.local", "runners.inline", "runners.spark",
+                 "runners.dask"}),
     ("tasks", {"task", "pool", "shuffles"}),
     ("session", {"session"}),
     ("kernel", {"kernel", "diskshuffle"}),
@@ -824,6 +825,7 @@ SAME_LAYER_ALLOWED = {
     ("bench", "progress"): "bench formats bytes as the summary does (one formatter)",
     ("report", "progress"): "the report formats bytes as the summary does (one formatter)",
     ("runners.inline", "runners.local"): "the inline runner is the local scheduler in-process",
+    ("runners.dask", "runners.local"): "the Dask runner is the local scheduler over Dask futures",
     ("loader", "job"): "the loader finds Job subclasses",
     ("workdir", "lock"): "the work directory is locked like the output",
 }

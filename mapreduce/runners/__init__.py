@@ -9,13 +9,15 @@ job's tasks through the task kernel (:mod:`mapreduce.kernel`); it owns only the 
   (:mod:`mapreduce.runners.local`);
 * ``inline``: the local scheduler with every task run in the calling process, one at a time,
   once -- ``breakpoint()`` and ``print`` work (mrjob's ``-r inline``);
-* ``spark``: Apache Spark schedules, shuffles and recovers (:mod:`mapreduce.runners.spark`).
+* ``spark``: Apache Spark schedules, shuffles and recovers (:mod:`mapreduce.runners.spark`);
+* ``dask``: the local scheduler with each attempt run as a Dask task, the shuffle through
+  run files on storage the workers share (:mod:`mapreduce.runners.dask`).
 
 Adding a runner (docs/design.md says it step by step): a module with
 ``run(job_class, job_ref, config, listener, ready) -> JobResult``, a line in REGISTRY, its name
 in :data:`mapreduce.options.RUNNER_NAMES`, and, in the option table, the options it does not
 take.  Runner modules are imported only when asked for, so the local runner never needs
-pyspark or Java.
+pyspark, Java or distributed.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ REGISTRY: dict[str, str] = {
     "local": "mapreduce.runners.local",
     "inline": "mapreduce.runners.inline",
     "spark": "mapreduce.runners.spark",
+    "dask": "mapreduce.runners.dask",
 }
 assert tuple(REGISTRY) == RUNNER_NAMES, "the option table lists the runners in REGISTRY"
 

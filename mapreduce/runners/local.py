@@ -94,6 +94,8 @@ class LocalRunner:
     (the inline runner runs each task once)."""
 
     name = "local"
+    #: Runner-specific entries for _job.json (the Dask runner's scheduler address).
+    summary_extra: dict[str, Any] = {}
 
     def __init__(self, session: JobSession, shuffle: Shuffle,
                  executor: Callable[[int, Optional[float]], Any] = WorkerPool,
@@ -200,14 +202,21 @@ class LocalRunner:
             self.listener.note(f"resuming (run {self.run_number}): {len(self.committed)} "
                                "tasks committed by earlier runs are kept")
         with self.make_executor(self.config.workers, self.config.task_timeout) as pool:
-            self._run_steps(pool, inputs)
+            try:
+                self._run_steps(pool, inputs)
+            except MapReduceError:
+                # E.g. the Dask executor lost its scheduler: keep what committed (the renames
+                # are done; only their records may still be queued) for --resume.
+                self._flush_journal()
+                raise
         self._check_skipped()
         last = len(self.steps) - 1
         parts = sorted(i for (s, _kind, i), p in self.committed.items()
                        if s == last and "part" in p["output"])
         summary = session.publish(parts, lambda: session.summary(
             runner=self.name, tasks=self.tasks, task_counters=self.task_counters,
-            phases=self.phases, runs=self.run_number, skipped=self.skipped),
+            phases=self.phases, runs=self.run_number, skipped=self.skipped,
+            extra=self.summary_extra),
             journal=self._journal_committed)
         self.listener.job_finished(summary)
         if not self.config.keep_work:
@@ -413,7 +422,8 @@ class LocalRunner:
 
     def _task_failed(self, spec: TaskSpec, failure: TaskFailure, attempts: int,
                      log: str) -> TaskFailedError:
-        where = f" (log: {log})" if log else ""
+        # (A Dask worker with several threads writes no attempt log: nothing to point at.)
+        where = f" (log: {log})" if log and os.path.exists(log) else ""
         error = TaskFailedError(f"{spec.describe()} failed after {attempts} attempt"
                                 f"{'s' if attempts != 1 else ''}: {failure.message}{where}")
         detail = failure.detail.rstrip("\n")
