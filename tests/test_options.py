@@ -35,6 +35,8 @@ from mapreduce.runners import REGISTRY
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDCOUNT = os.path.join(REPO, "jobs", "wordcount.py")
 SAMPLE = os.path.join(REPO, "sample_data")
+#: The options a command line can give (``dask_client`` is Python-only: it has no flag).
+CLI_OPTIONS = [o for o in OPTIONS if o.flag]
 BENCH_OPTIONS = ("workers", "reducers", "sort_buffer", "merge_factor", "split_size")
 
 
@@ -88,7 +90,7 @@ def _run_actions() -> dict[str, argparse.Action]:
     return {a.dest: a for a in run.choices["run"]._actions}
 
 
-@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
+@pytest.mark.parametrize("option", CLI_OPTIONS, ids=lambda o: o.name)
 def test_every_option_is_on_the_command_line_with_its_flag_type_and_default(option, tmp_path):
     action = _run_actions()[option.name]
     assert action.option_strings == [option.flag]
@@ -128,7 +130,7 @@ def test_the_table_lists_the_registered_runners():
 
 
 # --- bad values: the same message from the CLI and the API ----------------------------------------
-BAD = [pytest.param(o, v, id=f"{o.name}={v!r}") for o in OPTIONS for v in bad_values(o)]
+BAD = [pytest.param(o, v, id=f"{o.name}={v!r}") for o in CLI_OPTIONS for v in bad_values(o)]
 
 
 @pytest.mark.parametrize("option,value", BAD)
@@ -162,7 +164,7 @@ def test_bench_takes_exactly_its_options_from_the_table():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     bench = {a.dest: a for a in sub.choices["bench"]._actions}
-    for option in OPTIONS:
+    for option in CLI_OPTIONS:
         if option.name in BENCH_OPTIONS:
             assert bench[option.name].option_strings == [option.flag]
             assert bench[option.name].help == option.help
@@ -188,7 +190,7 @@ def test_the_examples_of_the_issue(tmp_path):
 
 
 # --- runners refuse what they do not take ---------------------------------------------------------
-REFUSED = [pytest.param(o, r, id=f"{o.name}-{r}") for o in OPTIONS if o.only
+REFUSED = [pytest.param(o, r, id=f"{o.name}-{r}") for o in CLI_OPTIONS if o.only
            for r in RUNNER_NAMES if r not in o.only]
 
 
@@ -210,7 +212,7 @@ def test_an_option_a_runner_does_not_take_is_refused_at_start(option, runner, tm
 
 def test_every_runner_refuses_something_or_takes_everything():
     """The refusals are the table's: each runner-specific option names why it is not taken."""
-    for option in OPTIONS:
+    for option in CLI_OPTIONS:
         assert set(option.only) <= set(RUNNER_NAMES), option
         assert bool(option.only) == bool(option.why_not), option
 
@@ -222,5 +224,5 @@ def test_docs_cli_md_is_what_the_generator_writes():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(os.path.join(REPO, "docs", "cli.md"), encoding="utf-8") as f:
         page = f.read()
-    for option in OPTIONS:
+    for option in CLI_OPTIONS:
         assert option.flag in page, option.flag
