@@ -428,3 +428,22 @@ def one_line_error(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith("mapreduce: error:")]
     assert lines, f"no 'mapreduce: error:' line in stderr:\n{stderr[-3000:]}"
     return lines[0]
+
+
+def stop_process_groups(procs, grace: float = 20) -> None:
+    """End servers a test started, each in its own process group: SIGTERM every group, wait
+    up to ``grace`` seconds for each leader, then SIGKILL the groups that did not end."""
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)

@@ -29,6 +29,7 @@ else:
 
 import mapreduce  # noqa: E402
 from mapreduce.errors import JobCancelledError, UsageError  # noqa: E402
+from ft_helpers import stop_process_groups  # noqa: E402
 from oracle import read_parts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,17 +40,8 @@ sys.path.insert(0, str(JOBS))
 
 
 def _stop(procs) -> None:
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    stop_process_groups(procs, grace=20)
+
 
 
 @pytest.fixture(scope="session")

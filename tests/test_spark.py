@@ -32,6 +32,7 @@ from mapreduce.loader import load_job_class
 from mapreduce.runners import run_job
 from mapreduce.options import JobConfig
 
+from ft_helpers import stop_process_groups  # noqa: E402
 from oracle import read_parts, run_oracle
 from test_oracle import JOB_SOURCES
 
@@ -443,20 +444,8 @@ def _free_port() -> int:
 
 
 def _stop(procs) -> None:
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+    stop_process_groups(procs, grace=15)
+
 
 
 def test_standalone_cluster_on_loopback(tmp_path):
