@@ -12,11 +12,29 @@ The interface is what a MapReduce engine needs of storage, and no more:
   file at its final name (a part file), **rename** within the store, **remove**, and make a
   directory's changes **durable**.
 
-:class:`LocalFileSystem` is the one implementation today; remote stores (``s3://``,
-``gs://``, ``hdfs://``, ...) plug in as another, chosen by :func:`filesystem_for` from the
-URL's scheme.  Until they do, a URL with a scheme the engine does not know is refused at the
-start with one line, never taken for a local path (``-o s3://bucket/out`` used to create a
-directory named ``s3:``).  ``file://`` URLs are local paths.
+Two implementations, chosen by :func:`filesystem_for` from the URL's scheme:
+
+* :class:`LocalFileSystem`: plain paths and ``file://`` URLs.
+* :class:`RemoteFileSystem`: any other scheme fsspec knows (``s3://``, ``gs://``,
+  ``abfs://``, ``hdfs://``, ``http(s)://``, ``memory://``), through fsspec and the store's
+  own package (s3fs, gcsfs, adlfs, pyarrow, aiohttp), which comes with an extra
+  (``pip install 'mapreduce[s3]'``).  A URL whose package is missing, or whose scheme fsspec
+  does not know, is refused at the start with one line naming the extra, never taken for a
+  local path (``-o s3://bucket/out`` once created a directory named ``s3:``).
+
+Paths of a remote store stay full URLs everywhere (in splits, the fingerprint,
+``_job.json``), so whoever holds one can open it again with :func:`filesystem_for`.
+
+Remote stores differ from a local disk in what the commit may assume (docs/storage.md):
+an object appears whole or not at all when its upload completes, but there is no atomic
+rename (a rename is a copy and a delete) and no directory to fsync.  :attr:`FileSystem.local`
+tells the session which protocol to use.
+
+**Storage options** (``--storage-option key=value``, ``storage_options={...}``: an endpoint,
+keys, a profile) are handed to the fsspec back end and to nothing else: they are set once
+per process with :func:`configure` (worker processes are forked and inherit them) and are
+never part of a path, a split, the journal or ``_job.json``.  Credentials otherwise come the
+back end's standard way (environment variables, ``~/.aws``, instance roles).
 """
 from __future__ import annotations
 
@@ -27,7 +45,7 @@ import shutil
 import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import BinaryIO, Optional
+from typing import Any, BinaryIO, Optional
 
 from mapreduce.errors import UsageError
 
@@ -43,6 +61,31 @@ class Entry:
 
 class FileSystem(ABC):
     """One storage back end (see the module docstring)."""
+
+    #: A local disk: atomic rename, directories to fsync, POSIX locks.  A remote store has
+    #: none of these: the session commits to it without renames (docs/storage.md).
+    local = True
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole of small file ``path`` (``_job.json``)."""
+        with self.open_range(path) as f:
+            chunks = []
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.info(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def join(self, path: str, name: str) -> str:
+        """``name`` inside directory ``path``."""
+        return os.path.join(path, name)
 
     @abstractmethod
     def list(self, path: str) -> list[Entry]:
@@ -168,6 +211,162 @@ class LocalFileSystem(FileSystem):
 LOCAL = LocalFileSystem()
 
 
+class RemoteFileSystem(FileSystem):
+    """A store reached through fsspec (see the module docstring); paths are full URLs."""
+
+    local = False
+
+    def __init__(self, fs: Any, scheme: str) -> None:
+        self.fs = fs
+        self.scheme = scheme
+
+    def _url(self, path: str) -> str:
+        """A path as fsspec returns it (``bucket/key``) turned back into this store's URL."""
+        return path if scheme_of(path) else f"{self.scheme}://{path}"
+
+    def join(self, path: str, name: str) -> str:
+        return f"{path.rstrip('/')}/{name}"
+
+    def list(self, path: str) -> list[Entry]:
+        entries = [Entry(e["name"].rstrip("/").rsplit("/", 1)[-1], e["type"] == "directory",
+                         int(e.get("size") or 0))
+                   for e in self.fs.ls(path, detail=True)]
+        return sorted({e.name: e for e in entries if e.name}.values(), key=lambda e: e.name)
+
+    def info(self, path: str) -> Entry:
+        info = self.fs.info(path)
+        return Entry(path.rstrip("/").rsplit("/", 1)[-1], info.get("type") == "directory",
+                     int(info.get("size") or 0))
+
+    def find(self, path: str) -> list[tuple[str, int]]:
+        """Every file below directory ``path``: (URL, size), sorted by URL."""
+        found = self.fs.find(path, detail=True)
+        return sorted((self._url(name), int(e.get("size") or 0)) for name, e in found.items()
+                      if e.get("type") != "directory")
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(self._url(p) for p in self.fs.glob(pattern))
+
+    def open_range(self, path: str, start: int = 0) -> BinaryIO:
+        # A file object that reads with ranged requests (s3fs, gcsfs, HTTP with Range): a
+        # split never downloads the whole file.  "readahead" fetches a block ahead of the
+        # reader, which is how the line reader reads (forward, in large chunks).
+        f = self.fs.open(path, "rb", cache_type="readahead", block_size=8 << 20)
+        if start:
+            f.seek(start)
+        return f  # type: ignore[no-any-return]
+
+    def identity(self, path: str) -> list:
+        # Size and the store's own version of the bytes (S3's ETag, a generation, an mtime):
+        # an object rewritten under the same name changes it.
+        info = self.fs.info(path)
+        version = [str(info.get(k)) for k in ("ETag", "etag", "generation", "VersionId",
+                                             "LastModified", "mtime", "last_modified")
+                   if info.get(k) is not None]
+        return [path, int(info.get("size") or 0), *version]
+
+    def makedirs(self, path: str) -> None:
+        self.fs.makedirs(path, exist_ok=True)
+
+    def write_atomically(self, path: str, data: bytes) -> None:
+        self.fs.pipe_file(path, data)  # one PUT: the object appears whole or not at all
+
+    def put(self, local_path: str, path: str, staging: str) -> None:
+        # One upload (multipart for a big file): the object appears at ``path`` only when the
+        # upload completes, so a reader never sees part of it.  The local file stays (the
+        # session's work directory goes when the job has committed), so a commit killed
+        # midway uploads it again on --resume.
+        self.fs.put_file(local_path, path)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.fs.mv(src, dst, recursive=True)
+
+    def remove(self, path: str) -> None:
+        try:
+            self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
+
+    def remove_tree(self, path: str) -> None:
+        self.remove(path)
+
+    def sync_dir(self, path: str) -> None:
+        pass  # an object store has no directory to make durable: each PUT is
+
+
+#: The package each scheme needs, and the extra that installs it.
+EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure",
+          "abfss": "azure", "az": "azure", "hdfs": "hdfs", "http": "http", "https": "http"}
+#: Options handed to every remote store's fsspec constructor (see :func:`configure`).
+_OPTIONS: dict[str, Any] = {}
+_CACHE: dict[tuple[int, str], RemoteFileSystem] = {}
+
+
+def configure(options: Optional[dict[str, Any]]) -> None:
+    """Set the storage options (``--storage-option``) of this process's remote stores."""
+    global _OPTIONS
+    new = dict(options or {})
+    if new != _OPTIONS:
+        _OPTIONS = new
+        _CACHE.clear()
+
+
+def storage_options() -> dict[str, Any]:
+    """The options :func:`configure` set (to hand to another process, e.g. Spark's)."""
+    return dict(_OPTIONS)
+
+
+def _remote(scheme: str, path: str, what: str) -> RemoteFileSystem:
+    key = (os.getpid(), scheme)  # fsspec's async clients do not survive a fork
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    extra = EXTRAS.get(scheme)
+    install = f"pip install 'mapreduce[{extra}]'" if extra else ""
+    try:
+        import fsspec
+        cls = fsspec.get_filesystem_class(scheme)
+    except ImportError:
+        if install:
+            raise UsageError(f"{what} {path}: {scheme}:// needs an extra package: "
+                             f"{install}") from None
+        raise UsageError(f"{what} {path}: {scheme}:// needs a package that is not "
+                         "installed") from None
+    except ValueError:
+        raise UsageError(f"{what} {path}: URL scheme {scheme}:// is not supported (not a "
+                         "store fsspec knows); use a local path, file://, s3://, gs://, "
+                         "abfs://, hdfs:// or http(s)://") from None
+    try:
+        fs = cls(**_OPTIONS)
+    except ImportError:
+        raise UsageError(f"{what} {path}: {scheme}:// needs an extra package: "
+                         f"{install or 'see its fsspec implementation'}") from None
+    except TypeError as exc:
+        # A --storage-option the back end does not take: named, never its value.
+        raise UsageError(f"--storage-option: not accepted by the {scheme}:// store "
+                         f"({str(exc).splitlines()[0]})") from None
+    remote = RemoteFileSystem(fs, scheme)
+    _CACHE[key] = remote
+    return remote
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line saying why a remote store refused (missing, denied, unreachable, ...)."""
+    if isinstance(exc, FileNotFoundError):
+        detail = str(exc.args[-1] if exc.args else exc)
+        if "bucket" in detail.lower():
+            return "no such bucket"
+        return "no such file or object"
+    if isinstance(exc, PermissionError):
+        return "access denied"
+    name = type(exc).__name__
+    text = (str(exc).strip().splitlines() or [name])[0]
+    if "connect" in name.lower() or "connect" in text.lower() or isinstance(
+            exc, (ConnectionError, TimeoutError)):
+        return f"cannot reach the store's endpoint ({text})"
+    return f"{name}: {text}" if text != name else name
+
+
 def scheme_of(path: str) -> Optional[str]:
     """The URL scheme of ``path`` (``"s3"`` for ``s3://b/k``), or None for a plain path."""
     m = _SCHEME_RE.match(path)
@@ -177,15 +376,23 @@ def scheme_of(path: str) -> Optional[str]:
 def filesystem_for(path: str, what: str = "path") -> tuple[FileSystem, str]:
     """The file system ``path`` lives on, and the path as that file system names it.
 
-    A plain path or ``file://`` URL is local; any other scheme is refused with one line
-    naming the URL (remote stores plug in here)."""
+    A plain path or ``file://`` URL is local; another scheme is a :class:`RemoteFileSystem`
+    (the path stays the URL, without a trailing ``/``), or a UsageError naming ``what`` and
+    the URL when fsspec does not know the scheme or its extra is not installed."""
     scheme = scheme_of(path)
     if scheme is None:
         return LOCAL, path
     if scheme == "file":
         return LOCAL, path[len("file://"):] or "/"
-    raise UsageError(f"{what} {path}: URL scheme {scheme}:// is not supported; use a local "
-                     "path (or file://)")
+    url = path.rstrip("/") if path.rstrip("/") != f"{scheme}:/" else path
+    return _remote(scheme, path, what), url
 
 
-__all__ = ["FileSystem", "LocalFileSystem", "LOCAL", "Entry", "filesystem_for", "scheme_of"]
+def is_remote(path: str) -> bool:
+    scheme = scheme_of(path)
+    return scheme is not None and scheme != "file"
+
+
+__all__ = ["FileSystem", "LocalFileSystem", "RemoteFileSystem", "LOCAL", "Entry",
+           "filesystem_for", "scheme_of", "is_remote", "configure", "storage_options",
+           "describe_failure", "EXTRAS"]

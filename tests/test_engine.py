@@ -826,6 +826,7 @@ SAME_LAYER_ALLOWED = {
     ("runners.inline", "runners.local"): "the inline runner is the local scheduler in-process",
     ("loader", "job"): "the loader finds Job subclasses",
     ("workdir", "lock"): "the work directory is locked like the output",
+    ("workdir", "storage"): "a remote output's work directory is named by its URL",
 }
 
 PACKAGE_DIR = Path(mapreduce.__file__).parent

@@ -193,7 +193,7 @@ class LocalRunner:
             "mode": self.shuffle.name, "workers": self.config.workers,
             "reducers": session.reducers, "steps": len(self.steps),
             "inputs": len(session.files),
-            "input_bytes": sum(os.path.getsize(f) for f in session.files),
+            "input_bytes": session.input_bytes,
             "map_tasks": len(inputs), "run": self.run_number})
         self.listener.note(session.describe_plan(len(inputs)))
         if self.run_number > 1:
