@@ -300,6 +300,8 @@ def _expand_remote(fs: RemoteFileSystem, arg: str) -> list[str]:
         raise
     except FileNotFoundError as exc:
         why = describe_failure(exc)
+        if why == "access denied":
+            raise InputError(f"cannot read input {arg}: {why}") from None
         raise InputError(f"input path does not exist: {arg}"
                          + (f" ({why})" if "bucket" in why else "")) from None
     except Exception as exc:  # the store's own errors: denied, unreachable, ...

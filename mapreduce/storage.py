@@ -248,10 +248,11 @@ class RemoteFileSystem(FileSystem):
         return sorted(self._url(p) for p in self.fs.glob(pattern))
 
     def open_range(self, path: str, start: int = 0) -> BinaryIO:
-        # A file object that reads with ranged requests (s3fs, gcsfs, HTTP with Range): a
-        # split never downloads the whole file.  "readahead" fetches a block ahead of the
-        # reader, which is how the line reader reads (forward, in large chunks).
-        f = self.fs.open(path, "rb", cache_type="readahead", block_size=8 << 20)
+        # A file object whose every read(n) is one ranged request for those n bytes (s3fs,
+        # gcsfs, HTTP with Range): the line reader already reads forward in large chunks and
+        # never past its split's end (but for the tail of its last line), so a split fetches
+        # its own bytes and no more -- no cache that reads ahead into the next split's.
+        f = self.fs.open(path, "rb", cache_type="none")
         if start:
             f.seek(start)
         return f  # type: ignore[no-any-return]
@@ -352,13 +353,20 @@ def _remote(scheme: str, path: str, what: str) -> RemoteFileSystem:
 
 def describe_failure(exc: BaseException) -> str:
     """One line saying why a remote store refused (missing, denied, unreachable, ...)."""
+    cause = exc.__cause__
+    if isinstance(exc, FileNotFoundError) and cause is not None and getattr(
+            cause, "status", None) in (401, 403):
+        return "access denied"  # fsspec's HTTP reader calls every failure "not found"
     if isinstance(exc, FileNotFoundError):
         detail = str(exc.args[-1] if exc.args else exc)
         if "bucket" in detail.lower():
             return "no such bucket"
         return "no such file or object"
-    if isinstance(exc, PermissionError):
+    status = getattr(exc, "status", None) or getattr(exc, "code", None)  # HTTP's answer
+    if isinstance(exc, PermissionError) or status in (401, 403):
         return "access denied"
+    if status == 404:
+        return "no such file or object"
     name = type(exc).__name__
     text = (str(exc).strip().splitlines() or [name])[0]
     if "connect" in name.lower() or "connect" in text.lower() or isinstance(
