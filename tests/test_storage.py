@@ -411,3 +411,45 @@ def test_s3_access_denied_is_one_line(tmp_path, data_dir):
         assert "s3://some-bucket/o" in line and "access denied" in line, line
     finally:
         _stop(proc)
+
+
+# --------------------------------------------------------------------------------------------
+# the Spark runner, through the same layer
+# --------------------------------------------------------------------------------------------
+
+def test_spark_reads_s3_and_writes_s3_through_the_same_layer(s3, s3_data, reference, tmp_path):
+    """--runner spark --spark-master local[2]: splits planned on the driver and read by
+    ranges in the executors (with the storage options handed to them), the output uploaded
+    by the same commit; the bytes equal the local run's."""
+    from test_spark import _need_spark
+    _need_spark()
+    endpoint, fs = s3
+    fs.mkdir("spark-out")
+    url = "s3://spark-out/wc"
+    ok(cli(["run", WORDCOUNT, s3_data, "-o", url, "--runner", "spark", "--spark-master",
+            "local[2]", "--split-size", "1MB", "-q", *endpoint_option(s3)], REPO,
+           timeout=300))
+    assert s3_parts(fs, url) == reference
+    assert fs.exists(f"{url}/_SUCCESS")
+
+
+def test_python_api_storage_options_and_remote_result(s3, s3_data, reference, tmp_path,
+                                                      monkeypatch):
+    """From Python: storage_options={...}; the result's pairs read the S3 output back."""
+    from mapreduce import run
+    from mapreduce.output import parse_line
+    endpoint, fs = s3
+    for k, v in AWS_ENV.items():
+        monkeypatch.setenv(k, v)
+    fs.mkdir("api-out")
+    result = run(WORDCOUNT, [s3_data], "s3://api-out/wc", workers=2, split_size="1MB",
+                 progress=False, work_dir=str(tmp_path / "work"),
+                 storage_options={"endpoint_url": endpoint, "secret": SECRET,
+                                  "key": "testing"})
+    assert result.part_files == [f"s3://api-out/wc/{n}" for n in sorted(reference)]
+    expected = [parse_line(line, "json") for n in sorted(reference)
+                for line in reference[n].splitlines(keepends=True)]
+    assert list(result.pairs()) == expected
+    assert SECRET not in repr(result.summary)
+    with pytest.raises(Exception, match="storage_options: expected a dict"):
+        run(WORDCOUNT, [s3_data], "s3://api-out/x", storage_options=5, progress=False)

@@ -78,6 +78,7 @@ from mapreduce.output import TextPartWriter
 from mapreduce.runfile import RunReader, read_partition
 from mapreduce.session import JobResult, JobSession
 from mapreduce.sidedata import load_side_data
+from mapreduce.storage import configure as configure_storage
 
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
@@ -176,6 +177,9 @@ class _StepPlan:
     side_data: Any            # a pyspark Broadcast, or None
     counters: Any             # accumulator of {(group, name): int}
     tasks: Any                # accumulator of [task record]
+    #: --storage-option, for the executors' own remote-store clients (input splits are
+    #: read there, by ranged reads through the same storage layer as the driver plans with)
+    storage_options: Optional[dict] = None
 
 
 _JOB_CLASSES: dict[tuple[str, str], type[Job]] = {}
@@ -211,6 +215,7 @@ def _job_class(plan: _StepPlan) -> type[Job]:
 
 
 def _new_job(plan: _StepPlan, split: Any = None):
+    configure_storage(plan.storage_options)
     job = _job_class(plan)()
     job.options = argparse.Namespace(**plan.job_options)
     # .value unpickles the side data: only now that the job module is importable here.
@@ -718,7 +723,8 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
                              step.map_only, session.reducers_of(s), session.sort_values,
                              config.sort_buffer, config.decode_errors,
                              job_class.OUTPUT_PROTOCOL, session.job_options,
-                             layout.committed_dir(), broadcast, counters, tasks)
+                             layout.committed_dir(), broadcast, counters, tasks,
+                             config.storage_options)
             mapped = data.mapPartitionsWithIndex(functools.partial(_run_map, plan),
                                                  preservesPartitioning=step.map_only)
             if step.map_only:
