@@ -190,7 +190,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("work_dir", "--work-dir", "text", None, metavar="DIR", only=("local", "inline"),
            why_not="intermediate data lives in Spark's spark.local.dir",
            help="where intermediate files go: a private directory made inside DIR "
-                "(default OUT/_temporary)"),
+                "(default OUT/_temporary; for output in a remote store, "
+                "~/.cache/mapreduce/work)"),
     Option("decode_errors", "--decode-errors", "choice", "strict",
            choices=("strict", "replace"), shapes_output=True,
            help="invalid UTF-8 in text input: fail (default) or use U+FFFD"),
