@@ -217,6 +217,9 @@ def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
         return 0
     if args.report:
         raise UsageError("--report needs -o OUT: the report is written next to the output")
+    if args.output_compression:
+        raise UsageError("--output-compression needs -o OUT: without it the output is "
+                         "printed, as text")
     if args.resume:
         raise UsageError("--resume needs -o OUT: without it the job runs in a temporary "
                          "directory that is not kept, so there is nothing to resume")

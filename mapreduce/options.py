@@ -211,6 +211,10 @@ OPTIONS: tuple[Option, ...] = (
            why_not="Spark recovers failed tasks itself and keeps no journal; the inline "
                    "runner keeps no journal",
            help="continue an interrupted job in OUT from its journal"),
+    Option("output_compression", "--output-compression", "choice", None,
+           choices=("gz", "bz2", "zst"), shapes_output=True,
+           help="compress the part files (part-00000.gz, .bz2, .zst; zst needs "
+                "pip install 'mapreduce[zstd]'); they read back as input by their suffix"),
     Option("storage_options", "--storage-option", "mapping", None, metavar="KEY=VALUE",
            help="an option of the remote store inputs and output live in (s3://, gs://, ...), "
                 "handed to its fsspec back end, e.g. endpoint_url=http://host:9000 or "
@@ -249,6 +253,7 @@ class JobConfig:
     skip_bad_records: int = 0
     resume: bool = False
     keep_work: bool = False
+    output_compression: Optional[str] = None
     storage_options: Optional[dict] = None  # never written down (credentials)
     job_options: dict = field(default_factory=dict)
     spelling: str = Spelling.CLI           # how errors name options (not an option itself)

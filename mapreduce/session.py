@@ -54,7 +54,7 @@ from mapreduce.layout import COMMIT_DIR, JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLay
 from mapreduce.loader import JobRef
 from mapreduce.lock import LOCK_FILE, OutputLock
 from mapreduce.options import OPTIONS, JobConfig
-from mapreduce.output import PROTOCOLS
+from mapreduce.output import OUTPUT_COMPRESSION_SUFFIXES, PROTOCOLS, ZSTD_OUTPUT_MISSING
 from mapreduce.sidedata import SideDataRef, store_side_data
 from mapreduce.storage import configure as configure_storage
 from mapreduce.storage import describe_failure, filesystem_for
@@ -136,6 +136,11 @@ class JobSession:
         if job_class.OUTPUT_PROTOCOL not in PROTOCOLS:
             raise UsageError(f"{job_ref.path}: OUTPUT_PROTOCOL must be one of "
                              f"{', '.join(PROTOCOLS)} (got {job_class.OUTPUT_PROTOCOL!r})")
+        if config.output_compression == "zst":
+            try:
+                import zstandard  # noqa: F401  (an optional extra: refused now, not in a task)
+            except ImportError:
+                raise UsageError(ZSTD_OUTPUT_MISSING) from None
         # The storage options (credentials, an endpoint) go to the remote stores of this
         # process and of the workers it forks, and nowhere else (never _job.json).
         configure_storage(config.storage_options)
@@ -494,7 +499,7 @@ class JobSession:
             for index in parts:
                 src = self.layout.committed_part(index)
                 if os.path.exists(src):  # else moved already by a run killed mid-commit
-                    self.fs.put(src, os.path.join(out, part_name(index)), staging)
+                    self.fs.put(src, os.path.join(out, self.final_part_name(index)), staging)
         self._keep_logs()
         self.fs.sync_dir(out)  # every part's rename is durable before _SUCCESS
         result = summary()
@@ -525,13 +530,20 @@ class JobSession:
                 self.fs.remove(self.fs.join(out, name))
             for index in parts:
                 self.fs.put(self.layout.committed_part(index),
-                            self.fs.join(out, part_name(index)), "")
+                            self.fs.join(out, self.final_part_name(index)), "")
         except OSError as exc:
             if getattr(exc, "filename", None) or exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise
             raise OutputError(f"cannot write output {out}: {describe_failure(exc)}; run the "
                               f"same command with {self.config.spell_on('resume')} to "
                               "finish the commit") from None
+
+    def final_part_name(self, index: int) -> str:
+        """Part file ``index``'s name in OUT: ``part-00000``, or ``part-00000.gz`` with
+        ``--output-compression gz`` (the suffix tells a reader, and this framework's
+        inputs, how to decompress it)."""
+        comp = self.config.output_compression
+        return part_name(index) + (OUTPUT_COMPRESSION_SUFFIXES[comp] if comp else "")
 
     def _check_inputs_unchanged(self) -> None:
         for identity in self.fingerprint["inputs"]:

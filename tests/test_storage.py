@@ -453,3 +453,52 @@ def test_python_api_storage_options_and_remote_result(s3, s3_data, reference, tm
     assert SECRET not in repr(result.summary)
     with pytest.raises(Exception, match="storage_options: expected a dict"):
         run(WORDCOUNT, [s3_data], "s3://api-out/x", storage_options=5, progress=False)
+
+
+# --------------------------------------------------------------------------------------------
+# --output-compression
+# --------------------------------------------------------------------------------------------
+
+def _decompress(name: str, data: bytes) -> bytes:
+    import bz2
+    import gzip
+    if name.endswith(".gz"):
+        return gzip.decompress(data)
+    if name.endswith(".bz2"):
+        return bz2.decompress(data)
+    if name.endswith(".zst"):
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data
+
+
+@pytest.mark.parametrize("codec", ["gz", "bz2", "zst"])
+def test_output_compression_names_parts_and_reads_back(codec, data_dir, reference, tmp_path):
+    out = tmp_path / "out"
+    ok(cli(["run", WORDCOUNT, data_dir, "-o", out, "--workers", "2", "--split-size", "1MB",
+            "--output-compression", codec, "-q"], REPO))
+    names = sorted(n for n in os.listdir(out) if n.startswith("part-"))
+    assert names == [f"{n}.{codec}" for n in sorted(reference)]
+    for name in names:
+        assert _decompress(name, (out / name).read_bytes()) == reference[name.rsplit(".", 1)[0]]
+    # the compressed output is the next job's input: the same as reading the plain one
+    plain = tmp_path / "plain"
+    for name, data in reference.items():
+        plain.mkdir(exist_ok=True)
+        (plain / name).write_bytes(data)
+    again, ref_again = tmp_path / "again", tmp_path / "ref-again"
+    ok(cli(["run", WORDCOUNT, out, "-o", again, "-q"], REPO))
+    ok(cli(["run", WORDCOUNT, plain, "-o", ref_again, "-q"], REPO))
+    assert local_parts(str(again)) == local_parts(str(ref_again))
+
+
+def test_compressed_output_to_s3(s3, data_dir, reference, tmp_path):
+    endpoint, fs = s3
+    fs.mkdir("gz-out")
+    url = "s3://gz-out/wc"
+    ok(cli(["run", WORDCOUNT, data_dir, "-o", url, "--workers", "2", "--split-size", "1MB",
+            "--output-compression", "gz", "--work-dir", tmp_path / "work", "-q",
+            *endpoint_option(s3)], REPO))
+    parts = s3_parts(fs, url)
+    assert sorted(parts) == [f"{n}.gz" for n in sorted(reference)]
+    assert {n[:-3]: _decompress(n, d) for n, d in parts.items()} == reference

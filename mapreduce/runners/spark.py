@@ -180,6 +180,7 @@ class _StepPlan:
     #: --storage-option, for the executors' own remote-store clients (input splits are
     #: read there, by ranged reads through the same storage layer as the driver plans with)
     storage_options: Optional[dict] = None
+    output_compression: Optional[str] = None
 
 
 _JOB_CLASSES: dict[tuple[str, str], type[Job]] = {}
@@ -261,7 +262,8 @@ class _PartFile:
 
     def __init__(self, plan: _StepPlan, index: int) -> None:
         self.final = os.path.join(plan.committed_dir, part_name(index))
-        self._writer = TextPartWriter(f"{self.final}.{_attempt_tag()}", plan.protocol)
+        self._writer = TextPartWriter(f"{self.final}.{_attempt_tag()}", plan.protocol,
+                                      plan.output_compression)
         self.write = self._writer.write
         self.crc32: Optional[int] = None
 
@@ -724,7 +726,7 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
                              config.sort_buffer, config.decode_errors,
                              job_class.OUTPUT_PROTOCOL, session.job_options,
                              layout.committed_dir(), broadcast, counters, tasks,
-                             config.storage_options)
+                             config.storage_options, config.output_compression)
             mapped = data.mapPartitionsWithIndex(functools.partial(_run_map, plan),
                                                  preservesPartitioning=step.map_only)
             if step.map_only:
