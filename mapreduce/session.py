@@ -32,12 +32,15 @@ It knows nothing of processes, pools, journals' records, Spark or Dask.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import hashlib
 import inspect
 import json
 import os
 import shutil
+import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -175,12 +178,12 @@ class JobSession:
         """Expand the inputs, choose the split size, fingerprint the job, check where the
         work directory goes, and make sure the output directory exists and is writable."""
         out = self.output_dir
+        inputs = self._spool_stdin(list(self.config.inputs))
         # The job's own output and work directory are never its input (-o inside an input
         # directory: the previous run's part files must not be read by the next).
-        self.files = expand_inputs(self.config.inputs, exclude=[out, self.work.path])
+        self.files = expand_inputs(inputs, exclude=[out, self.work.path])
         check_placement(self.config.work_dir, self.work.path, out,
-                        input_roots(self.config.inputs), self.files,
-                        self.config.spell("work_dir"))
+                        input_roots(inputs), self.files, self.config.spell("work_dir"))
         total = self.input_bytes = sum(file_size(f) for f in self.files)
         self.split_size = self.config.split_size or choose_split_size(total,
                                                                       self.config.workers)
@@ -196,6 +199,22 @@ class JobSession:
             raise OutputError(f"cannot create output directory {out}: {exc.strerror}") from None
         if not os.access(out, os.W_OK):
             raise OutputError(f"output directory is not writable: {out}")
+
+    def _spool_stdin(self, inputs: list[str]) -> list[str]:
+        """Input ``-`` is standard input (as with mrjob): copied once to a temporary file
+        (removed when this process exits), which is then planned and split like any file.
+        Standard input cannot be read twice, so such a job cannot be resumed."""
+        if "-" not in inputs:
+            return inputs
+        if self.config.resume:
+            raise UsageError(f"input - (standard input) cannot be read again: a job reading "
+                             f"it cannot {self.config.spell_on('resume')}")
+        spool = tempfile.mkdtemp(prefix="mapreduce-stdin-")
+        atexit.register(shutil.rmtree, spool, True)
+        path = os.path.join(spool, "stdin")
+        with open(path, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        return [path if arg == "-" else arg for arg in dict.fromkeys(inputs)]
 
     def _check_remote_output(self) -> None:
         """Before anything runs: the output's store answers, its bucket exists, and the
@@ -546,6 +565,9 @@ class JobSession:
         return part_name(index) + (OUTPUT_COMPRESSION_SUFFIXES[comp] if comp else "")
 
     def _check_inputs_unchanged(self) -> None:
+        for fs in {id(fs): fs for fs in (filesystem_for(i[0])[0]
+                                         for i in self.fingerprint["inputs"])}.values():
+            fs.refresh()
         for identity in self.fingerprint["inputs"]:
             path = identity[0]
             try:

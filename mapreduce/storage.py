@@ -87,6 +87,9 @@ class FileSystem(ABC):
         """``name`` inside directory ``path``."""
         return os.path.join(path, name)
 
+    def refresh(self) -> None:
+        """Forget what was cached of listings and sizes (before checking inputs again)."""
+
     @abstractmethod
     def list(self, path: str) -> list[Entry]:
         """The entries of directory ``path``, sorted by name."""
@@ -227,6 +230,9 @@ class RemoteFileSystem(FileSystem):
     def join(self, path: str, name: str) -> str:
         return f"{path.rstrip('/')}/{name}"
 
+    def refresh(self) -> None:
+        self.fs.invalidate_cache()  # s3fs and gcsfs answer info() from cached listings
+
     def list(self, path: str) -> list[Entry]:
         entries = [Entry(e["name"].rstrip("/").rsplit("/", 1)[-1], e["type"] == "directory",
                          int(e.get("size") or 0))
@@ -298,6 +304,8 @@ class RemoteFileSystem(FileSystem):
 #: The package each scheme needs, and the extra that installs it.
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure",
           "abfss": "azure", "az": "azure", "hdfs": "hdfs", "http": "http", "https": "http"}
+#: Schemes that can be read but not written.
+READ_ONLY = ("http", "https")
 #: Options handed to every remote store's fsspec constructor (see :func:`configure`).
 _OPTIONS: dict[str, Any] = {}
 _CACHE: dict[tuple[int, str], RemoteFileSystem] = {}
@@ -393,6 +401,9 @@ def filesystem_for(path: str, what: str = "path") -> tuple[FileSystem, str]:
     if scheme == "file":
         return LOCAL, path[len("file://"):] or "/"
     url = path.rstrip("/") if path.rstrip("/") != f"{scheme}:/" else path
+    if what == "output" and scheme in READ_ONLY:
+        raise UsageError(f"output {path}: {scheme}:// is read-only; write the output to a "
+                         "local path or a store (s3://, gs://, ...)")
     return _remote(scheme, path, what), url
 
 

@@ -502,3 +502,28 @@ def test_compressed_output_to_s3(s3, data_dir, reference, tmp_path):
     parts = s3_parts(fs, url)
     assert sorted(parts) == [f"{n}.gz" for n in sorted(reference)]
     assert {n[:-3]: _decompress(n, d) for n, d in parts.items()} == reference
+
+
+# --------------------------------------------------------------------------------------------
+# standard input
+# --------------------------------------------------------------------------------------------
+
+def test_dash_reads_standard_input(data_dir, tmp_path):
+    src = os.path.join(data_dir, "kjv-ecclesiastes.txt")
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    ok(cli(["run", WORDCOUNT, src, "-o", ref, "-q"], REPO))
+    e = dict(os.environ, PYTHONPATH=REPO)
+    with open(src, "rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "mapreduce", "run", WORDCOUNT, "-", "-o",
+                               str(out), "-q"], cwd=REPO, env=e, stdin=stdin,
+                              capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert local_parts(str(out)) == local_parts(str(ref))
+    line = one_line_error(cli(["run", WORDCOUNT, "-", "-o", out, "--resume"], REPO))
+    assert "standard input" in line and "--resume" in line
+
+
+def test_http_output_is_refused(data_dir, tmp_path):
+    line = one_line_error(cli(["run", WORDCOUNT, data_dir, "-o", "https://example.org/out"],
+                              REPO))
+    assert "https://example.org/out" in line and "read-only" in line
