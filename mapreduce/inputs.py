@@ -41,7 +41,7 @@ import stat
 import zlib
 from dataclasses import dataclass
 from itertools import chain
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Iterator, Optional, Sequence
 
 from mapreduce.errors import InputError
 from mapreduce.storage import RemoteFileSystem, describe_failure, filesystem_for, is_remote
@@ -419,10 +419,10 @@ def choose_split_size(total_bytes: int, workers: int) -> int:
 # Reading lines
 # --------------------------------------------------------------------------------------------
 
-def _open_raw(path: str) -> BinaryIO:
+def _open_raw(path: str, end: Optional[int] = None) -> BinaryIO:
     fs, name = filesystem_for(path, "input")
     try:
-        return fs.open_range(name)
+        return fs.open_range(name, 0, end)
     except OSError as exc:
         if fs.local:
             raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
@@ -435,7 +435,7 @@ def _open_raw(path: str) -> BinaryIO:
 
 def _open_stream(split: TextSplit) -> BinaryIO:
     """The split's file, decompressed if needed (the caller closes it)."""
-    raw = _open_raw(split.path)
+    raw = _open_raw(split.path, None if split.compression else split.end)
     if split.compression == "gz":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if split.compression == "bz2":

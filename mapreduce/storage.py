@@ -39,6 +39,7 @@ back end's standard way (environment variables, ``~/.aws``, instance roles).
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import shutil
@@ -99,8 +100,10 @@ class FileSystem(ABC):
         """What ``path`` is (FileNotFoundError if nothing)."""
 
     @abstractmethod
-    def open_range(self, path: str, start: int = 0) -> BinaryIO:
-        """``path`` opened for reading (unbuffered), positioned at byte ``start``."""
+    def open_range(self, path: str, start: int = 0, end: Optional[int] = None) -> BinaryIO:
+        """``path`` opened for reading (unbuffered), positioned at byte ``start``; ``end``
+        (when known) is where the reader means to stop, but for the tail of a line: a remote
+        store fetches up to it in large requests and little by little after it."""
 
     @abstractmethod
     def identity(self, path: str) -> list:
@@ -151,7 +154,7 @@ class LocalFileSystem(FileSystem):
         st = os.stat(path)
         return Entry(os.path.basename(path), stat.S_ISDIR(st.st_mode), st.st_size)
 
-    def open_range(self, path: str, start: int = 0) -> BinaryIO:
+    def open_range(self, path: str, start: int = 0, end: Optional[int] = None) -> BinaryIO:
         f = open(path, "rb", buffering=0)
         if start:
             f.seek(start)
@@ -253,15 +256,8 @@ class RemoteFileSystem(FileSystem):
     def glob(self, pattern: str) -> list[str]:
         return sorted(self._url(p) for p in self.fs.glob(pattern))
 
-    def open_range(self, path: str, start: int = 0) -> BinaryIO:
-        # A file object whose every read(n) is one ranged request for those n bytes (s3fs,
-        # gcsfs, HTTP with Range): the line reader already reads forward in large chunks and
-        # never past its split's end (but for the tail of its last line), so a split fetches
-        # its own bytes and no more -- no cache that reads ahead into the next split's.
-        f = self.fs.open(path, "rb", cache_type="none")
-        if start:
-            f.seek(start)
-        return f  # type: ignore[no-any-return]
+    def open_range(self, path: str, start: int = 0, end: Optional[int] = None) -> BinaryIO:
+        return _RangeReader(self.fs, path, start, end)  # type: ignore[return-value]
 
     def identity(self, path: str) -> list:
         # Size and the store's own version of the bytes (S3's ETag, a generation, an mtime):
@@ -304,6 +300,88 @@ class RemoteFileSystem(FileSystem):
 #: The package each scheme needs, and the extra that installs it.
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure",
           "abfss": "azure", "az": "azure", "hdfs": "hdfs", "http": "http", "https": "http"}
+class _RangeReader(io.RawIOBase):
+    """A remote file read forward from ``start`` by ranged requests (``Range: bytes=A-B``
+    on S3, GCS, HTTP): never a download of the whole file, never a read-ahead past ``end``
+    into the next split's bytes.
+
+    Requests are :data:`REQUEST_SIZE` (8 MiB) up to ``end``, then :data:`TAIL_REQUEST_SIZE`
+    (64 KiB) for the tail of the split's last line; with no ``end`` (a compressed file, read
+    whole) 8 MiB to the end of the file.  Large requests matter: each costs a round trip
+    and the store's per-request work (1 MiB requests read a loopback S3 server ~5x slower
+    than 8 MiB ones here).  ``read(n)`` serves the line reader's chunks from the last
+    response."""
+
+    REQUEST_SIZE = 8 << 20
+    TAIL_REQUEST_SIZE = 64 << 10
+
+    def __init__(self, fs: Any, path: str, start: int, end: Optional[int]) -> None:
+        super().__init__()
+        self._fs = fs
+        self._path = path
+        self._size = int(fs.info(path).get("size") or 0)
+        self._pos = start          # file offset of the next request
+        self._end = end
+        self._buf = b""
+        self._off = 0
+
+    def _fetch(self) -> bytes:
+        if self._pos >= self._size:
+            return b""
+        if self._end is not None and self._pos >= self._end:
+            stop = self._pos + self.TAIL_REQUEST_SIZE
+        else:
+            stop = self._pos + self.REQUEST_SIZE
+            if self._end is not None:
+                stop = min(stop, self._end)
+        stop = min(stop, self._size)
+        data = self._fs.cat_file(self._path, start=self._pos, end=stop)
+        self._pos += len(data)
+        return data
+
+    def read(self, n: Optional[int] = -1) -> bytes:  # type: ignore[override]
+        have = len(self._buf) - self._off
+        if n is None or n < 0:
+            pieces = [self._buf[self._off:]]
+            while True:
+                data = self._fetch()
+                if not data:
+                    break
+                pieces.append(data)
+            self._buf, self._off = b"", 0
+            return b"".join(pieces)
+        if have == 0:
+            self._buf, self._off = self._fetch(), 0
+            have = len(self._buf)
+        out = self._buf[self._off:self._off + n]
+        self._off += len(out)
+        return out
+
+    def seek(self, offset: int, whence: int = 0) -> int:  # forward reads from here
+        if whence != 0:
+            raise OSError("a remote range is read forward only")
+        self._pos, self._buf, self._off = offset, b"", 0
+        return offset
+
+    def tell(self) -> int:
+        return self._pos - (len(self._buf) - self._off)
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._buf = b""
+        super().close()
+
+
 #: Schemes that can be read but not written.
 READ_ONLY = ("http", "https")
 #: Options handed to every remote store's fsspec constructor (see :func:`configure`).

@@ -527,3 +527,28 @@ def test_http_output_is_refused(data_dir, tmp_path):
     line = one_line_error(cli(["run", WORDCOUNT, data_dir, "-o", "https://example.org/out"],
                               REPO))
     assert "https://example.org/out" in line and "read-only" in line
+
+
+@pytest.mark.parametrize("kill_at", [2, 5])
+def test_commit_to_s3_killed_midway_is_not_complete_and_resumes(s3, data_dir, reference,
+                                                                 kill_at, tmp_path):
+    """The coordinator SIGKILLs itself inside the job commit (tests/ft_jobs/commit_killer.py):
+    before the second part's upload (2) or, all 4 parts uploaded, before _job.json (5).  The
+    store then holds complete parts but no _SUCCESS;
+    --resume finishes the commit with the same bytes."""
+    endpoint, fs = s3
+    bucket = f"commit-kill-{kill_at}"
+    fs.mkdir(bucket)
+    url = f"s3://{bucket}/out"
+    args = ["run", os.path.join(REPO, "tests", "ft_jobs", "commit_killer.py"), data_dir, "-o",
+            url, "--workers", "2", "--split-size", "1MB", "--work-dir", tmp_path / "work",
+            "-q", *endpoint_option(s3)]
+    killed = cli(args, REPO, FT_KILL_COMMIT=str(kill_at), FT_OUT=url)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    fs.invalidate_cache()
+    names = [p.rsplit("/", 1)[1] for p in fs.ls(url)]
+    assert "_SUCCESS" not in names
+    parts = s3_parts(fs, url)
+    assert parts and all(reference[n] == d for n, d in parts.items())  # whole, never partial
+    ok(cli(args + ["--resume"], REPO))
+    assert s3_parts(fs, url) == reference and fs.exists(f"{url}/_SUCCESS")
