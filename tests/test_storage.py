@@ -30,6 +30,8 @@ import pytest
 
 s3fs = pytest.importorskip("s3fs")  # the test extra installs it (pyproject.toml)
 
+from test_spark import spark  # noqa: E402,F401  (the session's one local[2] SparkContext)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDCOUNT = os.path.join(REPO, "jobs", "wordcount.py")
 GATED = os.path.join(REPO, "tests", "ft_jobs", "gated.py")
@@ -417,18 +419,19 @@ def test_s3_access_denied_is_one_line(tmp_path, data_dir):
 # the Spark runner, through the same layer
 # --------------------------------------------------------------------------------------------
 
-def test_spark_reads_s3_and_writes_s3_through_the_same_layer(s3, s3_data, reference, tmp_path):
-    """--runner spark --spark-master local[2]: splits planned on the driver and read by
-    ranges in the executors (with the storage options handed to them), the output uploaded
-    by the same commit; the bytes equal the local run's."""
-    from test_spark import _need_spark
-    _need_spark()
+def test_spark_reads_s3_and_writes_s3_through_the_same_layer(spark, s3, s3_data, reference,
+                                                             tmp_path):
+    """--runner spark on local[2] (the test session's shared SparkContext, from Python):
+    splits planned on the driver and read by ranges in the executors, with the storage
+    options (endpoint and keys) handed to them; the output uploaded by the same commit; the
+    bytes equal the local run's."""
+    from mapreduce import run
     endpoint, fs = s3
     fs.mkdir("spark-out")
     url = "s3://spark-out/wc"
-    ok(cli(["run", WORDCOUNT, s3_data, "-o", url, "--runner", "spark", "--spark-master",
-            "local[2]", "--split-size", "1MB", "-q", *endpoint_option(s3)], REPO,
-           timeout=300))
+    run(WORDCOUNT, [s3_data], url, runner="spark", spark_master="local[2]",
+        split_size="1MB", progress=False,
+        storage_options={"endpoint_url": endpoint, "key": "testing", "secret": "testing"})
     assert s3_parts(fs, url) == reference
     assert fs.exists(f"{url}/_SUCCESS")
 
@@ -472,7 +475,8 @@ def _decompress(name: str, data: bytes) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("codec", ["gz", "bz2", "zst"])
+@pytest.mark.parametrize("codec", ["gz", pytest.param("bz2", marks=pytest.mark.slow),
+                                   pytest.param("zst", marks=pytest.mark.slow)])
 def test_output_compression_names_parts_and_reads_back(codec, data_dir, reference, tmp_path):
     out = tmp_path / "out"
     ok(cli(["run", WORDCOUNT, data_dir, "-o", out, "--workers", "2", "--split-size", "1MB",
@@ -529,7 +533,7 @@ def test_http_output_is_refused(data_dir, tmp_path):
     assert "https://example.org/out" in line and "read-only" in line
 
 
-@pytest.mark.parametrize("kill_at", [2, 5])
+@pytest.mark.parametrize("kill_at", [2, pytest.param(5, marks=pytest.mark.slow)])
 def test_commit_to_s3_killed_midway_is_not_complete_and_resumes(s3, data_dir, reference,
                                                                  kill_at, tmp_path):
     """The coordinator SIGKILLs itself inside the job commit (tests/ft_jobs/commit_killer.py):
