@@ -22,7 +22,9 @@ owns the rest, through public methods every runner calls in this order::
   in the work directory (:mod:`mapreduce.sidedata`).
 * **The job commit** (:meth:`publish`, Hadoop's FileOutputCommitter v1): inputs checked
   again, the replaced output set aside, part files moved in (also across file systems),
-  ``_job.json``, then ``_SUCCESS`` last.  Every step can be repeated.
+  ``_job.json``, then ``_SUCCESS`` last.  Every step can be repeated.  To a remote store
+  (no rename: docs/storage.md) the parts are uploaded instead, after the replaced output is
+  deleted, ``_SUCCESS`` first; the work directory then lives on this machine.
 * **``_job.json``** (:meth:`summary`): one builder, schema version :data:`SUMMARY_SCHEMA`,
   documented in docs/job-json.md; counters per step, and job-level counters whose
   ``OUTPUT_RECORDS`` / ``BYTES_WRITTEN`` are the final output's own.
