@@ -42,6 +42,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import io
 import shutil
 import sys
 import tempfile
@@ -61,6 +62,7 @@ from mapreduce.progress import format_summary, make_progress
 from mapreduce.options import JobConfig, config_from_keywords
 from mapreduce.runners import run_job
 from mapreduce.session import JobResult
+from mapreduce.storage import filesystem_for, is_remote
 
 JobSpec = Union[str, "os.PathLike[str]", type]
 
@@ -96,15 +98,17 @@ class RunResult:
 
     @property
     def part_files(self) -> list[str]:
-        return sorted(os.path.join(self.output_dir, f) for f in os.listdir(self.output_dir)
-                      if f.startswith("part-"))
+        """The part files' paths (URLs for an output in a remote store)."""
+        fs, out = filesystem_for(self.output_dir, "output")
+        return [fs.join(out, e.name) for e in fs.list(out) if e.name.startswith("part-")]
 
     def pairs(self) -> Iterator[tuple[Any, Any]]:
         """The output pairs in part-file order, decoded back to Python values (JSON's
         view: tuples come back as lists; ``raw_value`` output gives ``(None, line)``)."""
         protocol = self.summary.get("output_protocol", "json")
         for path in self.part_files:
-            with open(path, "rb") as f:
+            fs, name = filesystem_for(path, "output")
+            with io.BufferedReader(fs.open_range(name), 1 << 20) as f:  # type: ignore[arg-type]
                 for line in f:
                     yield parse_line(line, protocol)
 
@@ -237,6 +241,9 @@ def _prepare(job: JobSpec, inputs: Any, output: Optional[str], job_name: Optiona
              job_options: Optional[dict], options: dict) -> tuple:
     job_class, job_ref = _load(job, job_name)
     report = options.pop("report", False)
+    if report and output is not None and is_remote(os.fspath(output)):
+        raise UsageError(f"report=True writes _report.html next to the output, which is in a "
+                         f"remote store ({output}): not supported")
     temporary = None
     if output is None:
         if options.get("resume"):

@@ -62,7 +62,7 @@ import time
 from typing import Any, Optional
 
 from mapreduce.errors import MapReduceError, UsageError
-from mapreduce.inputs import expand_inputs
+from mapreduce.inputs import expand_inputs, file_size
 from mapreduce.loader import load_job_class
 from mapreduce.options import JobConfig, Spelling, add_run_options, check_options
 from mapreduce.progress import human_bytes as format_bytes  # the one byte formatter
@@ -319,7 +319,7 @@ def build_table(modes: list[str], stats: dict[str, Any], repeat: int) -> str:
 
 def _input_size(paths: list[str]) -> tuple[int, int]:
     files = expand_inputs(paths)
-    return len(files), sum(os.path.getsize(f) for f in files)
+    return len(files), sum(file_size(f) for f in files)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from mapreduce.loader import JobRef, load_job_class, register_job_class
 from mapreduce.options import JobConfig, add_run_options, config_from_args
 from mapreduce.progress import courteous, format_summary, make_progress
 from mapreduce.runners import run_job
+from mapreduce.storage import is_remote
 
 INTERRUPTED = ("mapreduce: interrupted; what committed is kept: run the same command with "
                "--resume to finish the job")
@@ -203,6 +204,10 @@ def _report_error(exc: MapReduceError) -> int:
 def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
     listener = make_progress(quiet=args.quiet, verbose=args.verbose)
     if args.output:
+        if args.report and is_remote(args.output):
+            raise UsageError(f"--report writes _report.html next to the output, which is in a "
+                             f"remote store ({args.output}): run python -m mapreduce report "
+                             "on a local copy of its _job.json instead")
         result = run_job(job_class, job_ref, _config(args, args.output), listener)
         if args.report:
             from mapreduce.report import write_report  # same (entry) layer, as bench
@@ -212,6 +217,9 @@ def _run(job_class: type[Job], job_ref, args: argparse.Namespace) -> int:
         return 0
     if args.report:
         raise UsageError("--report needs -o OUT: the report is written next to the output")
+    if args.output_compression:
+        raise UsageError("--output-compression needs -o OUT: without it the output is "
+                         "printed, as text")
     if args.resume:
         raise UsageError("--resume needs -o OUT: without it the job runs in a temporary "
                          "directory that is not kept, so there is nothing to resume")

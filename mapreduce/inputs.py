@@ -42,11 +42,11 @@ import stat
 import zlib
 from dataclasses import dataclass
 from itertools import chain
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Iterator, Optional, Sequence
 
 from mapreduce.errors import InputError
 from mapreduce.options import BY_NAME, Spelling
-from mapreduce.storage import filesystem_for
+from mapreduce.storage import RemoteFileSystem, describe_failure, filesystem_for, is_remote
 
 __all__ = [
     "TextSplit",
@@ -57,6 +57,7 @@ __all__ = [
     "read_lines",
     "line_number_at",
     "compression_of",
+    "file_size",
 ]
 
 KiB = 1024
@@ -181,6 +182,8 @@ def input_roots(patterns: Sequence[str]) -> list[str]:
     and directories a glob matches), to keep a job's work directory out of them."""
     roots = []
     for arg in [os.fspath(p) for p in patterns]:
+        if is_remote(arg):
+            continue  # a store's directories never hold a local work directory
         if os.path.lexists(arg) or not _has_magic(arg):
             if os.path.isdir(arg):
                 roots.append(arg)
@@ -231,8 +234,14 @@ def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[
 
     # Each argument through the filesystem seam: a file:// URL is a local path, a URL of a
     # store the engine does not read is refused here, never taken for a local name.
-    patterns = [filesystem_for(arg, "input")[1] for arg in patterns]
-    for arg in patterns:
+    resolved = [filesystem_for(arg, "input") for arg in patterns]
+    for fs, arg in resolved:
+        if isinstance(fs, RemoteFileSystem):
+            for url in _expand_remote(fs, arg):
+                if url not in seen_files:
+                    seen_files.add(url)
+                    result.append(url)
+            continue
         if os.path.lexists(arg) or not _has_magic(arg):
             # A literal path (even one containing glob characters, if it exists).
             if not os.path.exists(arg):
@@ -262,6 +271,51 @@ def expand_inputs(patterns: Sequence[str], exclude: Sequence[str] = ()) -> list[
         for path in found:
             add(path)
     return result
+
+
+def _expand_remote(fs: RemoteFileSystem, arg: str) -> list[str]:
+    """The files input URL ``arg`` names in a remote store: the object itself, the objects
+    below a "directory" (a key prefix), or a glob's matches, with the hidden-name rule
+    applied to the part of each name below the argument (or spelled by the pattern)."""
+    try:
+        if _has_magic(arg.split("://", 1)[1]):
+            found = []
+            for match in fs.glob(arg):
+                if not _glob_match_allowed(match.split("://", 1)[1],
+                                           arg.split("://", 1)[1]):
+                    continue
+                if fs.info(match).is_dir:
+                    found.extend(_visible_below(fs, match))
+                else:
+                    found.append(match)
+            if not found:
+                raise InputError(f"no files match input pattern: {arg}")
+            return found
+        entry = fs.info(arg)
+        if not entry.is_dir:
+            return [arg]
+        found = _visible_below(fs, arg)
+        if not found:
+            raise InputError(f"input directory contains no input files: {arg}")
+        return found
+    except InputError:
+        raise
+    except FileNotFoundError as exc:
+        why = describe_failure(exc)
+        if why == "access denied":
+            raise InputError(f"cannot read input {arg}: {why}") from None
+        raise InputError(f"input path does not exist: {arg}"
+                         + (f" ({why})" if "bucket" in why else "")) from None
+    except Exception as exc:  # the store's own errors: denied, unreachable, ...
+        raise InputError(f"cannot read input {arg}: {describe_failure(exc)}") from None
+
+
+def _visible_below(fs: RemoteFileSystem, top: str) -> list[str]:
+    """Files below ``top`` whose path below it has no ``_``/``.`` name (Hadoop's rule)."""
+    prefix = top.rstrip("/") + "/"
+    return [url for url, _size in fs.find(top)
+            if url.startswith(prefix)
+            and not any(_is_hidden(part) for part in url[len(prefix):].split("/"))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,10 +376,7 @@ def plan_splits(files: Sequence[str], split_size: int) -> list[TextSplit]:
         raise ValueError(f"split_size must be >= 1, got {split_size}")
     splits: list[TextSplit] = []
     for path in files:
-        try:
-            size = filesystem_for(path)[0].info(path).size
-        except OSError as exc:
-            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+        size = file_size(path)
         comp = compression_of(path)
         if comp is not None or size == 0:
             splits.append(TextSplit(path, 0, size, comp))
@@ -333,6 +384,22 @@ def plan_splits(files: Sequence[str], split_size: int) -> list[TextSplit]:
         for start in range(0, size, split_size):
             splits.append(TextSplit(path, start, min(start + split_size, size), None))
     return splits
+
+
+def file_size(path: str) -> int:
+    """The size of input file ``path`` (local or remote); InputError (one line) if it cannot
+    be known."""
+    fs, path = filesystem_for(path, "input")
+    try:
+        return fs.info(path).size
+    except OSError as exc:
+        if fs.local:
+            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read input file {path}: {describe_failure(exc)}") from None
+    except Exception as exc:
+        if fs.local:
+            raise
+        raise InputError(f"cannot read input file {path}: {describe_failure(exc)}") from None
 
 
 def choose_split_size(total_bytes: int, workers: int) -> int:
@@ -354,16 +421,23 @@ def choose_split_size(total_bytes: int, workers: int) -> int:
 # Reading lines
 # --------------------------------------------------------------------------------------------
 
-def _open_raw(path: str) -> BinaryIO:
+def _open_raw(path: str, end: Optional[int] = None) -> BinaryIO:
+    fs, name = filesystem_for(path, "input")
     try:
-        return filesystem_for(path)[0].open_range(path)
+        return fs.open_range(name, 0, end)
     except OSError as exc:
-        raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+        if fs.local:
+            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read input file {path}: {describe_failure(exc)}") from None
+    except Exception as exc:
+        if fs.local:
+            raise
+        raise InputError(f"cannot read input file {path}: {describe_failure(exc)}") from None
 
 
 def _open_stream(split: TextSplit) -> BinaryIO:
     """The split's file, decompressed if needed (the caller closes it)."""
-    raw = _open_raw(split.path)
+    raw = _open_raw(split.path, None if split.compression else split.end)
     if split.compression == "gz":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if split.compression == "bz2":

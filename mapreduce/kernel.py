@@ -49,7 +49,6 @@ from __future__ import annotations
 import dis
 import errno
 import linecache
-import os
 import sys
 from dataclasses import dataclass
 from itertools import groupby, repeat
@@ -60,7 +59,7 @@ from zlib import crc32
 from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_value,
                              encode_key, encode_value, pack_value)
 from mapreduce.errors import MapReduceError, SerializationError
-from mapreduce.inputs import (TextSplit, WholeFileSplit, line_number_at, read_lines,
+from mapreduce.inputs import (TextSplit, WholeFileSplit, file_size, line_number_at, read_lines,
                               read_whole_file)
 from mapreduce.job import Job, Step, identity_mapper
 from mapreduce.options import BY_NAME, Spelling
@@ -538,7 +537,7 @@ def split_bytes(split: Any) -> int:
     if isinstance(split, TextSplit):
         return split.end - split.start
     if isinstance(split, WholeFileSplit):
-        return os.path.getsize(split.path)
+        return file_size(split.path)
     return 0
 
 

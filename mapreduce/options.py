@@ -19,6 +19,7 @@ only :mod:`mapreduce.errors`.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -47,6 +48,33 @@ def parse_size(text: str, option: str) -> int:
     return value
 
 
+def _check_mapping(value: Any, who: str) -> dict[str, Any]:
+    """``--storage-option KEY=VALUE`` (repeated; a VALUE that is JSON -- true, 5, {...} --
+    is taken as such, anything else as a string) or a dict from Python.  Values are never
+    shown in a message: they may be secrets."""
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str) or not key:
+                raise UsageError(f"{who}: keys must be non-empty strings (got {key!r})")
+        return dict(value)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise UsageError(f"{who}: expected a dict of options, got a {type(value).__name__}")
+    result: dict[str, Any] = {}
+    for n, item in enumerate(value, 1):
+        key, eq, text = str(item).partition("=")
+        key = key.strip()
+        if not eq or not key or not key.replace("_", "").replace("-", "").isalnum():
+            raise UsageError(f"{who}: expected KEY=VALUE (KEY letters, digits, _ or -), "
+                             f"got something else in occurrence {n}")
+        try:
+            result[key] = json.loads(text)
+        except ValueError:
+            result[key] = text
+    return result
+
+
 class Spelling:
     """How the user named options: on the command line (``--flag``) or as Python keywords."""
 
@@ -58,7 +86,7 @@ class Spelling:
 class Option:
     name: str                          # JobConfig field and API keyword
     flag: str                          # command-line flag
-    kind: str                          # int, size, seconds, choice, flag, text, object
+    kind: str                          # int, size, seconds, choice, flag, text, mapping, object
     default: Any
     help: str
     minimum: Optional[int] = None      # int options
@@ -129,6 +157,8 @@ class Option:
                 raise UsageError(f"{who}: must be one of {', '.join(self.choices)} "
                                  f"(got {value!r})")
             return value
+        if self.kind == "mapping":
+            return _check_mapping(value, who)
         if not isinstance(value, (str, os.PathLike)):
             raise UsageError(f"{who}: expected a string, got {value!r}")
         if not os.fspath(value).strip():
@@ -186,7 +216,8 @@ OPTIONS: tuple[Option, ...] = (
            only=("local", "inline", "dask"),
            why_not="intermediate data lives in Spark's spark.local.dir",
            help="where intermediate files go: a private directory made inside DIR "
-                "(default OUT/_temporary)"),
+                "(default OUT/_temporary; for output in a remote store, "
+                "~/.cache/mapreduce/work)"),
     Option("decode_errors", "--decode-errors", "choice", "strict",
            choices=("strict", "replace"), shapes_output=True,
            help="invalid UTF-8 in text input: fail (default) or use U+FFFD"),
@@ -208,6 +239,15 @@ OPTIONS: tuple[Option, ...] = (
            why_not="Spark recovers failed tasks itself and keeps no journal; the inline "
                    "runner keeps no journal",
            help="continue an interrupted job in OUT from its journal"),
+    Option("output_compression", "--output-compression", "choice", None,
+           choices=("gz", "bz2", "zst"), shapes_output=True,
+           help="compress the part files (part-00000.gz, .bz2, .zst; zst needs "
+                "pip install 'mapreduce[zstd]'); they read back as input by their suffix"),
+    Option("storage_options", "--storage-option", "mapping", None, metavar="KEY=VALUE",
+           help="an option of the remote store inputs and output live in (s3://, gs://, ...), "
+                "handed to its fsspec back end, e.g. endpoint_url=http://host:9000 or "
+                "profile=NAME; repeat for more (from Python: storage_options={...}); values "
+                "are never printed or written to the output (docs/storage.md)"),
     Option("keep_work", "--keep-work", "flag", False, only=("local", "inline", "dask"),
            why_not="there is no journal or task log to keep",
            help="keep the work directory (journal, logs) after success"),
@@ -243,6 +283,8 @@ class JobConfig:
     skip_bad_records: int = 0
     resume: bool = False
     keep_work: bool = False
+    output_compression: Optional[str] = None
+    storage_options: Optional[dict] = None  # never written down (credentials)
     job_options: dict = field(default_factory=dict)
     spelling: str = Spelling.CLI           # how errors name options (not an option itself)
 
@@ -335,6 +377,9 @@ def add_run_options(parser: argparse.ArgumentParser,
         if option.kind == "flag":
             parser.add_argument(option.flag, dest=option.name, action="store_true",
                                 help=option.help)
+        elif option.kind == "mapping":
+            parser.add_argument(option.flag, dest=option.name, action="append",
+                                metavar=option.metavar, default=None, help=option.help)
         else:
             parser.add_argument(option.flag, dest=option.name, metavar=option.metavar or
                                 ("{" + ",".join(option.choices) + "}" if option.choices

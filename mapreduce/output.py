@@ -21,7 +21,7 @@ import io
 import json
 import os
 import zlib
-from typing import Any
+from typing import Any, Optional
 
 from mapreduce.errors import SerializationError
 
@@ -113,6 +113,33 @@ class _Checksummed(io.RawIOBase):
         super().close()
 
 
+#: ``--output-compression``: codec -> the part files' suffix (Hadoop's
+#: ``mapreduce.output.fileoutputformat.compress``); inputs read them back by that suffix.
+OUTPUT_COMPRESSION_SUFFIXES = {"gz": ".gz", "bz2": ".bz2", "zst": ".zst"}
+ZSTD_OUTPUT_MISSING = ("--output-compression zst needs the zstandard package: "
+                       "pip install 'mapreduce[zstd]'")
+
+
+def _compressor(compression: str, raw: io.RawIOBase) -> Any:
+    """A writable stream compressing into ``raw`` (which it leaves open when closed).
+    Deterministic: the same lines give the same bytes (gzip's header holds no name or
+    time), so a re-run task's part file is byte-identical."""
+    if compression == "gz":
+        import gzip
+        return gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
+    if compression == "bz2":
+        import bz2
+        return bz2.BZ2File(raw, mode="wb")
+    if compression == "zst":
+        try:
+            import zstandard
+        except ImportError:
+            raise SerializationError(ZSTD_OUTPUT_MISSING) from None
+        return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False,
+                                                               write_return_read=True)
+    raise SerializationError(f"unknown output compression {compression!r}")
+
+
 class TextPartWriter:
     """Writes one part file; ``close()`` fsyncs it and returns its size in bytes.
 
@@ -120,14 +147,18 @@ class TextPartWriter:
     size, and ``--resume`` checks a committed part file against both before trusting it.
     """
 
-    def __init__(self, path: str, protocol: str = "json") -> None:
+    def __init__(self, path: str, protocol: str = "json",
+                 compression: Optional[str] = None) -> None:
         if protocol not in PROTOCOLS:
             raise SerializationError(f"unknown OUTPUT_PROTOCOL {protocol!r} "
                                      f"(use one of {', '.join(PROTOCOLS)})")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         self._raw = _Checksummed(path)
-        self._file = io.BufferedWriter(self._raw, 1 << 20)
+        # --output-compression: the lines go through the compressor, whose output is what
+        # the file (and its CRC-32 and size) holds.
+        self._codec = _compressor(compression, self._raw) if compression else None
+        self._file = io.BufferedWriter(self._codec or self._raw, 1 << 20)
         self.crc32 = 0
         file_write = self._file.write
         # raw_value str lines (TeraSort's whole output) are joined and encoded about
@@ -169,9 +200,15 @@ class TextPartWriter:
         """Flush, fsync and close; returns the file's size in bytes."""
         self._flush_pending()
         self._file.flush()
-        os.fsync(self._file.fileno())
-        size = self._file.tell()
-        self._file.close()
+        if self._codec is not None:
+            self._file.close()  # ends the compressed stream; the file itself stays open
+            os.fsync(self._raw.fileno())
+            size = self._raw.tell()
+            self._raw.close()
+        else:
+            os.fsync(self._file.fileno())
+            size = self._file.tell()
+            self._file.close()
         self.crc32 = self._raw.crc32
         return size
 

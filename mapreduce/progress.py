@@ -34,6 +34,7 @@ from typing import Any, Optional, TextIO
 from tqdm.std import tqdm
 
 from mapreduce.events import JobListener
+from mapreduce.storage import filesystem_for, is_remote
 
 
 def human_bytes(n: float) -> str:
@@ -322,22 +323,32 @@ class _NotesOnly(JobListener):
 def format_summary(summary: dict[str, Any], wall_seconds: float) -> str:
     """The end-of-job summary (Hadoop's "Counters: N" block, plus where things are)."""
     out = summary.get("output_dir", "?")
-    parts = sorted(f for f in os.listdir(out) if f.startswith("part-")) \
-        if os.path.isdir(out) else []
-    size = sum(os.path.getsize(os.path.join(out, f)) for f in parts)
+    if is_remote(out):  # a store's listing: one request (two with logs)
+        fs, out = filesystem_for(out)
+        listed = {e.name: e for e in fs.list(out)}
+        parts = sorted(f for f in listed if f.startswith("part-"))
+        size = sum(listed[f].size for f in parts)
+        logs = fs.join(out, "_logs")
+        n_logs = len(fs.list(logs)) if "_logs" in listed else 0
+        report_line = f"  report:  python -m mapreduce report {out}"
+    else:
+        parts = sorted(f for f in os.listdir(out) if f.startswith("part-")) \
+            if os.path.isdir(out) else []
+        size = sum(os.path.getsize(os.path.join(out, f)) for f in parts)
+        logs = os.path.join(out, "_logs")
+        n_logs = len(os.listdir(logs)) if os.path.isdir(logs) else 0
+        report = os.path.join(out, "_report.html")
+        report_line = (f"  report:  {report}" if os.path.exists(report) else
+                       f"  report:  python -m mapreduce report {out}")
     job = summary.get("job", {})
     lines = [f"mapreduce: job {job.get('class', '?')} succeeded in {wall_seconds:.2f} s"
              + (f" (run {summary['runs']}, resumed)" if summary.get("runs", 1) > 1 else ""),
              f"  output:  {out} ({plural(len(parts), 'part file')}, {human_bytes(size)})"]
-    logs = os.path.join(out, "_logs")
-    n_logs = len(os.listdir(logs)) if os.path.isdir(logs) else 0
     lines.append(f"  logs:    {logs} ({plural(n_logs, 'attempt log')})" if n_logs else
                  "  logs:    none (no task attempt printed or logged anything)")
     if summary.get("work_dir") and os.path.isdir(summary["work_dir"]):
         lines.append(f"  work:    {summary['work_dir']} (kept)")
-    report = os.path.join(out, "_report.html")
-    lines.append(f"  report:  {report}" if os.path.exists(report) else
-                 f"  report:  python -m mapreduce report {out}")
+    lines.append(report_line)
     phases = summary.get("phases", [])
     if phases:
         lines.append("  phases:")

@@ -22,7 +22,9 @@ owns the rest, through public methods every runner calls in this order::
   in the work directory (:mod:`mapreduce.sidedata`).
 * **The job commit** (:meth:`publish`, Hadoop's FileOutputCommitter v1): inputs checked
   again, the replaced output set aside, part files moved in (also across file systems),
-  ``_job.json``, then ``_SUCCESS`` last.  Every step can be repeated.
+  ``_job.json``, then ``_SUCCESS`` last.  Every step can be repeated.  To a remote store
+  (no rename: docs/storage.md) the parts are uploaded instead, after the replaced output is
+  deleted, ``_SUCCESS`` first; the work directory then lives on this machine.
 * **``_job.json``** (:meth:`summary`): one builder, schema version :data:`SUMMARY_SCHEMA`,
   documented in docs/job-json.md; counters per step, and job-level counters whose
   ``OUTPUT_RECORDS`` / ``BYTES_WRITTEN`` are the final output's own.
@@ -32,11 +34,15 @@ It knows nothing of processes, pools, journals' records, Spark or Dask.
 from __future__ import annotations
 
 import argparse
+import atexit
+import errno
 import hashlib
 import inspect
 import json
 import os
 import shutil
+import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -45,18 +51,18 @@ from typing import Any, Callable, Iterator, Optional
 from mapreduce.errors import (CorruptDataError, InputError, MapReduceError, OutputError,
                               TaskFailedError, UsageError, user_traceback)
 from mapreduce.events import JobListener
-from mapreduce.inputs import (choose_split_size, expand_inputs, input_roots, plan_splits,
-                              plan_whole_files)
+from mapreduce.inputs import (choose_split_size, expand_inputs, file_size, input_roots,
+                              plan_splits, plan_whole_files)
 from mapreduce.job import Job, Step
 from mapreduce.journal import JOB_COMMITTED, read_journal
-from mapreduce.layout import (COMMIT_DIR, JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout, part_name,
-                              remove_tree)
+from mapreduce.layout import COMMIT_DIR, JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout, part_name
 from mapreduce.loader import JobRef
 from mapreduce.lock import LOCK_FILE, OutputLock
 from mapreduce.options import OPTIONS, JobConfig, recorded_config
-from mapreduce.output import PROTOCOLS
+from mapreduce.output import OUTPUT_COMPRESSION_SUFFIXES, PROTOCOLS, ZSTD_OUTPUT_MISSING
 from mapreduce.sidedata import SideDataRef, store_side_data
-from mapreduce.storage import filesystem_for
+from mapreduce.storage import configure as configure_storage
+from mapreduce.storage import describe_failure, filesystem_for
 from mapreduce.workdir import WorkDir, check_placement, work_dir_path
 
 #: The version of ``_job.json``'s layout (docs/job-json.md).  2: counters per step; the
@@ -135,15 +141,28 @@ class JobSession:
         if job_class.OUTPUT_PROTOCOL not in PROTOCOLS:
             raise UsageError(f"{job_ref.path}: OUTPUT_PROTOCOL must be one of "
                              f"{', '.join(PROTOCOLS)} (got {job_class.OUTPUT_PROTOCOL!r})")
+        if config.output_compression == "zst":
+            try:
+                import zstandard  # noqa: F401  (an optional extra: refused now, not in a task)
+            except ImportError:
+                raise UsageError(ZSTD_OUTPUT_MISSING) from None
+        # The storage options (credentials, an endpoint) go to the remote stores of this
+        # process and of the workers it forks, and nowhere else (never _job.json).
+        configure_storage(config.storage_options)
         # Where the output goes, through the filesystem seam (an unknown URL scheme is refused
         # here, before anything runs).
         self.fs, output = filesystem_for(config.output_dir, "output")
-        self.output_dir = os.path.abspath(output)
+        #: Output in a remote store (no rename, no lock, no fsync): the commit uploads
+        #: (docs/storage.md) and the work directory stays on this machine.
+        self.remote = not self.fs.local
+        self.output_dir = output if self.remote else os.path.abspath(output)
         self.work = WorkDir(work_dir_path(self.output_dir, config.work_dir), self.output_dir)
         self.layout = WorkLayout(self.work.path)
+        self._uploaded_logs: set[str] = set()
         self.replaced: list[str] = []   # --overwrite: entries of OUT the commit replaces
         self.side_data: Optional[SideDataRef] = None
         self.files: list[str] = []
+        self.input_bytes = 0
         self.split_size = 0
         self.fingerprint: dict[str, Any] = {}
         self.started = time.time()
@@ -161,16 +180,19 @@ class JobSession:
         """Expand the inputs, choose the split size, fingerprint the job, check where the
         work directory goes, and make sure the output directory exists and is writable."""
         out = self.output_dir
+        inputs = self._spool_stdin(list(self.config.inputs))
         # The job's own output and work directory are never its input (-o inside an input
         # directory: the previous run's part files must not be read by the next).
-        self.files = expand_inputs(self.config.inputs, exclude=[out, self.work.path])
+        self.files = expand_inputs(inputs, exclude=[out, self.work.path])
         check_placement(self.config.work_dir, self.work.path, out,
-                        input_roots(self.config.inputs), self.files,
-                        self.config.spell("work_dir"))
-        total = sum(os.path.getsize(f) for f in self.files)
+                        input_roots(inputs), self.files, self.config.spell("work_dir"))
+        total = self.input_bytes = sum(file_size(f) for f in self.files)
         self.split_size = self.config.split_size or choose_split_size(total,
                                                                       self.config.workers)
         self.fingerprint = self._fingerprint()
+        if self.remote:
+            self._check_remote_output()
+            return
         if os.path.exists(out) and not os.path.isdir(out):
             raise OutputError(f"output path exists and is not a directory: {out}")
         try:
@@ -179,6 +201,48 @@ class JobSession:
             raise OutputError(f"cannot create output directory {out}: {exc.strerror}") from None
         if not os.access(out, os.W_OK):
             raise OutputError(f"output directory is not writable: {out}")
+
+    def _spool_stdin(self, inputs: list[str]) -> list[str]:
+        """Input ``-`` is standard input (as with mrjob): copied once to a temporary file
+        (removed when this process exits), which is then planned and split like any file.
+        Standard input cannot be read twice, so such a job cannot be resumed."""
+        if "-" not in inputs:
+            return inputs
+        if self.config.resume:
+            raise UsageError(f"input - (standard input) cannot be read again: a job reading "
+                             f"it cannot {self.config.spell_on('resume')}")
+        spool = tempfile.mkdtemp(prefix="mapreduce-stdin-")
+        atexit.register(shutil.rmtree, spool, True)
+        path = os.path.join(spool, "stdin")
+        with open(path, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        return [path if arg == "-" else arg for arg in dict.fromkeys(inputs)]
+
+    def _check_remote_output(self) -> None:
+        """Before anything runs: the output's store answers, its bucket exists, and the
+        output URL is not a file (each refusal one line naming the URL)."""
+        out = self.output_dir
+        scheme, rest = out.split("://", 1)
+        root = f"{scheme}://{rest.split('/', 1)[0]}"
+        try:
+            if root != out and not self.fs.exists(root):
+                raise OutputError(f"cannot write output {out}: no such bucket {root}")
+            if self.fs.exists(out) and not self.fs.info(out).is_dir:
+                raise OutputError(f"output path exists and is not a directory: {out}")
+        except OutputError:
+            raise
+        except Exception as exc:  # the store's own errors: denied, unreachable, ...
+            raise OutputError(f"cannot write output {out}: {describe_failure(exc)}") from None
+
+    def _remote_entries(self) -> list[str]:
+        """The names in the remote output directory (none if it does not exist)."""
+        try:
+            return [e.name for e in self.fs.list(self.output_dir)]
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise OutputError(f"cannot list output {self.output_dir}: "
+                              f"{describe_failure(exc)}") from None
 
     def splits(self) -> list[Any]:
         """The first step's map tasks' inputs: line-aligned byte ranges, or whole files."""
@@ -190,7 +254,7 @@ class JobSession:
         how = ("one map task per file (INPUT_FORMAT = 'whole_file')"
                if self.job_class.INPUT_FORMAT == "whole_file"
                else f"split size {self.split_size} bytes")
-        size = sum(os.path.getsize(f) for f in self.files)
+        size = self.input_bytes
         n = len(self.files)
         return (f"planned {tasks} map task{'s' if tasks != 1 else ''} over {n} input "
                 f"file{'s' if n != 1 else ''} ({size} bytes; {how})")
@@ -201,7 +265,8 @@ class JobSession:
                        job_options=self.job_options)
         parts = {"job_file": self.job_ref.path, "job_class": self.job_ref.class_name,
                  "job_sha256": self._job_digest(), "options": options,
-                 "output": os.path.realpath(self.output_dir),
+                 "output": (self.output_dir if self.remote
+                            else os.path.realpath(self.output_dir)),
                  "inputs": [filesystem_for(path)[0].identity(path) for path in self.files]}
         parts = json.loads(json.dumps(parts, default=repr))  # as the journal will hold it
         parts["fingerprint"] = hashlib.sha256(
@@ -258,6 +323,12 @@ class JobSession:
     def locked(self) -> Iterator[None]:
         """Hold the output directory's lock (and the work directory's, taken by
         :meth:`open_output`) for the body."""
+        if self.remote:  # a store has no lock: the work directory's (on this machine) serves
+            try:
+                yield
+            finally:
+                self.work.unlock()
+            return
         with OutputLock(self.output_dir):
             try:
                 yield
@@ -289,8 +360,11 @@ class JobSession:
         """
         out = self.output_dir
         config = self.config
-        work_name = os.path.relpath(self.work.path, out)
-        entries = sorted(e for e in os.listdir(out) if e not in (LOCK_FILE, work_name))
+        if self.remote:
+            entries = sorted(self._remote_entries())
+        else:
+            work_name = os.path.relpath(self.work.path, out)
+            entries = sorted(e for e in os.listdir(out) if e not in (LOCK_FILE, work_name))
         if self.work.exists:
             self.work.check_ours()
             self.work.lock()
@@ -306,7 +380,8 @@ class JobSession:
                 return RESUME
             if SUCCESS_FILE in entries:
                 self._check_finished_output()
-                remove_tree(os.path.join(out, COMMIT_DIR))  # a commit killed after _SUCCESS
+                if COMMIT_DIR in entries:  # a commit killed after _SUCCESS
+                    self.fs.remove_tree(self.fs.join(out, COMMIT_DIR))
                 if finished_journal:
                     self.work.remove()
                 return DONE
@@ -327,7 +402,8 @@ class JobSession:
             # commit replaces exactly these entries (see publish).  A previous job's work
             # directory and an old commit's leftovers are not output: they go now.
             self.work.remove()
-            remove_tree(os.path.join(out, COMMIT_DIR))
+            if COMMIT_DIR in entries:
+                self.fs.remove_tree(self.fs.join(out, COMMIT_DIR))
             self.replaced = [e for e in entries if e != COMMIT_DIR]
         elif finished_journal:
             self.work.remove()  # a kept (--keep-work) journal of an output since removed
@@ -343,10 +419,17 @@ class JobSession:
         """What a runner's journal starts with: the fingerprint, the configuration, the side
         data's place and digests, and what an --overwrite replaces."""
         header = dict(self.fingerprint)
-        header["config"] = json.loads(json.dumps(recorded_config(self.config), default=repr))
+        header["config"] = json.loads(json.dumps(self._public_config(), default=repr))
         header["side_data"] = asdict(self.side_data) if self.side_data else None
         header["replaces"] = self.replaced
         return header
+
+    def _public_config(self) -> dict[str, Any]:
+        """The configuration, without what must never be written down: the storage options
+        (credentials) are left out of the journal and _job.json; only their keys show."""
+        config = recorded_config(self.config)
+        config["storage_options"] = sorted(config.get("storage_options") or {})
+        return config
 
     def restore(self, header: dict[str, Any]) -> None:
         """Take the state a journal header recorded (on --resume)."""
@@ -357,8 +440,13 @@ class JobSession:
 
     def _check_overwritable(self) -> None:
         out = self.output_dir
-        real_out = os.path.realpath(out)
         flag = self.config.spell_on("overwrite")
+        if self.remote:
+            for f in self.files:
+                if f.startswith(out.rstrip("/") + "/"):
+                    raise OutputError(f"refusing to {flag} {out}: it contains input file {f}")
+            return
+        real_out = os.path.realpath(out)
         for f in self.files:
             if os.path.realpath(f).startswith(real_out + os.sep):
                 raise OutputError(f"refusing to {flag} {out}: it contains input file {f}")
@@ -370,8 +458,7 @@ class JobSession:
         """``--resume`` over a finished output: fine if it is this very job's, else refuse
         with what changed (as for an unfinished job)."""
         try:
-            with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
-                old = json.load(f)["job"]
+            old = self.finished_summary()["job"]
         except (OSError, ValueError, KeyError, TypeError):
             raise OutputError(f"cannot resume in {self.output_dir}: it holds a finished "
                               f"output without a readable {JOB_SUMMARY_FILE}; run with "
@@ -382,8 +469,7 @@ class JobSession:
 
     def finished_summary(self) -> dict[str, Any]:
         """The ``_job.json`` of a finished output (open_output returned DONE)."""
-        with open(os.path.join(self.output_dir, JOB_SUMMARY_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(self.fs.read_bytes(self.fs.join(self.output_dir, JOB_SUMMARY_FILE)))
 
     def _prepare(self) -> dict:
         """Run the job's coordinator-side ``prepare`` hook (e.g. sampling split points)."""
@@ -425,27 +511,65 @@ class JobSession:
         and ``--resume`` finishes the commit.
         """
         out = self.output_dir
-        staging = os.path.join(out, COMMIT_DIR)
+        staging = self.fs.join(out, COMMIT_DIR)
         self._check_inputs_unchanged()
-        self._set_aside_replaced(staging)
-        for index in parts:
-            src = self.layout.committed_part(index)
-            if os.path.exists(src):  # else moved already by a run that was killed mid-commit
-                self.fs.put(src, os.path.join(out, part_name(index)), staging)
+        if self.remote:
+            self._upload_parts(parts)
+        else:
+            self._set_aside_replaced(staging)
+            for index in parts:
+                src = self.layout.committed_part(index)
+                if os.path.exists(src):  # else moved already by a run killed mid-commit
+                    self.fs.put(src, os.path.join(out, self.final_part_name(index)), staging)
         self._keep_logs()
         self.fs.sync_dir(out)  # every part's rename is durable before _SUCCESS
         result = summary()
-        self.fs.write_atomically(os.path.join(out, JOB_SUMMARY_FILE),
+        self.fs.write_atomically(self.fs.join(out, JOB_SUMMARY_FILE),
                                  json.dumps(result, indent=2, default=str).encode("utf-8"))
-        self.fs.write_atomically(os.path.join(out, SUCCESS_FILE), b"")
+        self.fs.write_atomically(self.fs.join(out, SUCCESS_FILE), b"")
         if journal is not None:
             journal()
-        self.fs.remove_tree(staging)
+        if not self.remote:
+            self.fs.remove_tree(staging)
         self.listener.note(f"committed {len(parts)} part file{'s' if len(parts) != 1 else ''} "
                            f"to {out}")
         return result
 
+    def _upload_parts(self, parts: list[int]) -> None:
+        """The job commit's middle to a remote store (docs/storage.md; Hadoop's S3A staging
+        committer, with the job's own work directory as the staging area).
+
+        There is no rename to set the old output aside, so ``--overwrite`` deletes it here,
+        ``_SUCCESS`` first: from then on OUT never claims to be complete.  Then each part is
+        uploaded to its final name (an object appears only once its upload completes).  The
+        local part files stay until the job has committed, so a commit killed midway is
+        done again, whole, by ``--resume``: the deletion finds nothing or this job's own
+        uploads, which are uploaded again."""
+        out = self.output_dir
+        try:
+            for name in sorted(self.replaced, key=lambda e: e != SUCCESS_FILE):
+                self.fs.remove(self.fs.join(out, name))
+            for index in parts:
+                self.fs.put(self.layout.committed_part(index),
+                            self.fs.join(out, self.final_part_name(index)), "")
+        except OSError as exc:
+            if getattr(exc, "filename", None) or exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise OutputError(f"cannot write output {out}: {describe_failure(exc)}; run the "
+                              f"same command with {self.config.spell_on('resume')} to "
+                              "finish the commit") from None
+
+    def final_part_name(self, index: int) -> str:
+        """Part file ``index``'s name in OUT: ``part-00000``, or ``part-00000.gz`` with
+        ``--output-compression gz`` (the suffix tells a reader, and this framework's
+        inputs, how to decompress it)."""
+        comp = self.config.output_compression
+        return part_name(index) + (OUTPUT_COMPRESSION_SUFFIXES[comp] if comp else "")
+
     def _check_inputs_unchanged(self) -> None:
+        for fs in {id(fs): fs for fs in (filesystem_for(i[0])[0]
+                                         for i in self.fingerprint["inputs"])}.values():
+            fs.refresh()
         for identity in self.fingerprint["inputs"]:
             path = identity[0]
             try:
@@ -479,12 +603,16 @@ class JobSession:
         from the work directory to ``OUT/_logs`` so they outlive it.  An attempt that printed
         nothing leaves no file (one killed mid-task may leave an empty one, dropped here)."""
         source = os.path.join(self.layout.work_dir, "logs")
-        target = os.path.join(self.output_dir, LOGS_DIR)
+        target = self.fs.join(self.output_dir, LOGS_DIR)
         names = set(os.listdir(source)) if os.path.isdir(source) else set()
         for name in names:
             path = os.path.join(source, name)
             if os.path.getsize(path) == 0:
                 os.remove(path)
+                continue
+            if self.remote:  # uploaded; the local copy goes with the work directory
+                self.fs.put(path, self.fs.join(target, name), "")
+                self._uploaded_logs.add(name)
                 continue
             os.makedirs(target, exist_ok=True)
             # shutil.move, not os.replace: --work-dir may be on another filesystem
@@ -494,6 +622,10 @@ class JobSession:
         """Where attempt log ``log`` is once the job committed ("" if it printed nothing)."""
         if not log:
             return ""
+        if self.remote:
+            name = os.path.basename(log)
+            return (self.fs.join(self.fs.join(self.output_dir, LOGS_DIR), name)
+                    if name in self._uploaded_logs else "")
         moved = os.path.join(self.output_dir, LOGS_DIR, os.path.basename(log))
         return moved if os.path.exists(moved) else ""
 
@@ -535,7 +667,7 @@ class JobSession:
             "inputs": self.files,
             "output_dir": self.output_dir,
             "work_dir": self.layout.work_dir,
-            "config": {k: v for k, v in recorded_config(self.config).items()
+            "config": {k: v for k, v in self._public_config().items()
                        if k not in ("inputs", "output_dir", "spelling")},
             "runs": runs,
             "start": self.started,

@@ -32,6 +32,7 @@ class TextOutput:
 
     path: str
     protocol: str = "json"   # the job's OUTPUT_PROTOCOL
+    compression: Optional[str] = None  # --output-compression
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _peak_rss() -> int:
 # --- output writers -------------------------------------------------------------------------
 class _TextWriter:
     def __init__(self, target: TextOutput) -> None:
-        self._writer = TextPartWriter(target.path, target.protocol)
+        self._writer = TextPartWriter(target.path, target.protocol, target.compression)
         self.write = self._writer.write
 
     def finish(self) -> tuple[Any, int]:

@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 from mapreduce.errors import OutputError, UsageError
 from mapreduce.layout import DEFAULT_WORK_SUBDIR, remove_tree
 from mapreduce.lock import DirectoryLock
+from mapreduce.storage import is_remote
 
 #: The owner marker: written first into a new work directory, checked before any deletion.
 OWNER_FILE = "_OWNER"
@@ -51,11 +52,28 @@ def _is_within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
+def _real(output_dir: str) -> str:
+    """What identifies an output: its real path, or its URL in a remote store."""
+    return output_dir if is_remote(output_dir) else os.path.realpath(output_dir)
+
+
+def default_remote_work_root() -> str:
+    """Where the work directory of a job with remote output goes without ``--work-dir``:
+    the output store has no rename and no lock, and the journal needs both, so work stays on
+    this machine, under the user's cache directory (kept across reboots, for --resume)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "mapreduce", "work")
+
+
 def work_dir_path(output_dir: str, work_root: Optional[str]) -> str:
-    """The job's work directory for ``output_dir`` (absolute) under ``--work-dir`` or not."""
+    """The job's work directory for ``output_dir`` (absolute, or a remote store's URL)
+    under ``--work-dir`` or not."""
     if work_root is None:
-        return os.path.join(output_dir, DEFAULT_WORK_SUBDIR)
-    real = os.path.realpath(output_dir)
+        if is_remote(output_dir):
+            work_root = default_remote_work_root()
+        else:
+            return os.path.join(output_dir, DEFAULT_WORK_SUBDIR)
+    real = _real(output_dir)
     digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     stem = "".join(c if c.isalnum() or c in "-_." else "_"
                    for c in os.path.basename(real))[:40] or "out"
@@ -73,7 +91,7 @@ def check_placement(work_root: Optional[str], work_dir: str, output_dir: str,
     root = os.path.realpath(work_root)
     if os.path.exists(root) and not os.path.isdir(root):
         raise UsageError(f"{shown} is not a directory")
-    out = os.path.realpath(output_dir)
+    out = _real(output_dir)
     work = os.path.realpath(work_dir)
     if _is_within(root, out):
         raise UsageError(f"{shown} is inside the output directory {output_dir}: "
@@ -89,6 +107,8 @@ def check_placement(work_root: Optional[str], work_dir: str, output_dir: str,
                 raise UsageError(f"{shown} is inside the input directory {top}: "
                                  "its files would become input; choose a directory outside it")
     for path in input_files:
+        if is_remote(path):
+            continue
         if _is_within(os.path.realpath(path), work):
             raise UsageError(f"{shown} holds input file {path}: choose another "
                              "directory")
@@ -99,7 +119,7 @@ class WorkDir:
 
     def __init__(self, path: str, output_dir: str) -> None:
         self.path = path
-        self.output = os.path.realpath(output_dir)
+        self.output = _real(output_dir)
         self._lock: Optional[DirectoryLock] = None
 
     @property
@@ -186,4 +206,5 @@ class WorkDir:
         remove_tree(self.path)
 
 
-__all__ = ["WorkDir", "work_dir_path", "check_placement", "OWNER_FILE", "OWN_FILES"]
+__all__ = ["WorkDir", "work_dir_path", "check_placement", "OWNER_FILE", "OWN_FILES",
+           "default_remote_work_root"]

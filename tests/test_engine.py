@@ -828,6 +828,7 @@ SAME_LAYER_ALLOWED = {
     ("runners.dask", "runners.local"): "the Dask runner is the local scheduler over Dask futures",
     ("loader", "job"): "the loader finds Job subclasses",
     ("workdir", "lock"): "the work directory is locked like the output",
+    ("workdir", "storage"): "a remote output's work directory is named by its URL",
 }
 
 PACKAGE_DIR = Path(mapreduce.__file__).parent

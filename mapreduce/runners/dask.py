@@ -69,6 +69,8 @@ from mapreduce.pool import TaskFailure, failure_from
 from mapreduce.runners.local import LocalRunner
 from mapreduce.session import JobResult, JobSession
 from mapreduce.shuffles import make_shuffle
+from mapreduce.storage import configure as configure_storage
+from mapreduce.storage import storage_options
 from mapreduce.task import TaskSpec
 
 try:  # workers always have distributed; here it is only needed to run on Dask
@@ -164,11 +166,14 @@ def _task_log(path: Optional[str]) -> Iterator[None]:
         yield
 
 
-def _run_attempt(fn: Callable[[TaskSpec], Any], spec: TaskSpec,
-                 log: Optional[str]) -> tuple[str, Any]:
+def _run_attempt(fn: Callable[[TaskSpec], Any], spec: TaskSpec, log: Optional[str],
+                 storage: Optional[dict[str, Any]] = None) -> tuple[str, Any]:
     """One attempt on a worker: ("ok", TaskResult) or ("error", TaskFailure).  A failure is a
-    result, not an exception: Dask does not retry it or log it, the coordinator decides."""
+    result, not an exception: Dask does not retry it or log it, the coordinator decides.
+    ``storage``: the job's --storage-option values, so a worker process reads remote inputs
+    with the same endpoint and credentials as the coordinator (as Spark's executors do)."""
     try:
+        configure_storage(storage)
         remember(spec.job, _job_class(spec.job))
         spec = _own_names(spec, uuid.uuid4().hex[:8])
         with _task_log(log):
@@ -234,6 +239,7 @@ class DaskExecutor:
         self._lost = lost  # the error for a scheduler that went away
         self._futures: dict[Any, Any] = {}       # future -> task id
         self._done: "queue.Queue[Any]" = queue.Queue()
+        self._storage = storage_options()  # the session configured them before this
 
     def submit(self, task_id: Any, fn: Callable[[Any], Any], arg: Any,
                log_path: Optional[str] = None) -> None:
@@ -242,7 +248,7 @@ class DaskExecutor:
             raise self._lost(RuntimeError(f"the client is {self._client.status}"))
         try:
             future = self._client.submit(
-                _run_attempt, fn, arg, log_path, pure=False, retries=0,
+                _run_attempt, fn, arg, log_path, self._storage, pure=False, retries=0,
                 key=f"mapreduce-step{s}-{kind}-{index:05d}-{arg.attempt}-"
                     f"{uuid.uuid4().hex[:8]}")
         except Exception as exc:  # the client lost its scheduler

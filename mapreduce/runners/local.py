@@ -195,7 +195,7 @@ class LocalRunner:
             "mode": self.shuffle.name, "workers": self.config.workers,
             "reducers": session.reducers, "steps": len(self.steps),
             "inputs": len(session.files),
-            "input_bytes": sum(os.path.getsize(f) for f in session.files),
+            "input_bytes": session.input_bytes,
             "map_tasks": len(inputs), "run": self.run_number})
         self.listener.note(session.describe_plan(len(inputs)))
         if self.run_number > 1:
@@ -299,7 +299,8 @@ class LocalRunner:
     def _output_target(self, step: int, prefix: str, part: int) -> Any:
         if step == len(self.steps) - 1:
             return TextOutput(f"{prefix}{part_name(part)}",
-                              self.session.job_class.OUTPUT_PROTOCOL)
+                              self.session.job_class.OUTPUT_PROTOCOL,
+                              self.config.output_compression)
         return self.shuffle.pair_sink(prefix)
 
     def _make_spec(self, key: TaskKey, attempt: int) -> TaskSpec:
@@ -668,7 +669,7 @@ class LocalRunner:
         directory, or already in OUT if a job commit was killed after moving it."""
         path = out["part"]
         if not os.path.exists(path):
-            path = os.path.join(self.output_dir, part_name(index))
+            path = os.path.join(self.output_dir, self.session.final_part_name(index))
             if not os.path.exists(path):
                 return f"{out['part']} is missing"
         if out.get("size") is None:

@@ -78,6 +78,7 @@ from mapreduce.output import TextPartWriter
 from mapreduce.runfile import RunReader, read_partition
 from mapreduce.session import JobResult, JobSession
 from mapreduce.sidedata import load_side_data
+from mapreduce.storage import configure as configure_storage
 
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
@@ -177,6 +178,10 @@ class _StepPlan:
     side_data: Any            # a pyspark Broadcast, or None
     counters: Any             # accumulator of {(group, name): int}
     tasks: Any                # accumulator of [task record]
+    #: --storage-option, for the executors' own remote-store clients (input splits are
+    #: read there, by ranged reads through the same storage layer as the driver plans with)
+    storage_options: Optional[dict] = None
+    output_compression: Optional[str] = None
 
 
 _JOB_CLASSES: dict[tuple[str, str], type[Job]] = {}
@@ -212,6 +217,7 @@ def _job_class(plan: _StepPlan) -> type[Job]:
 
 
 def _new_job(plan: _StepPlan, split: Any = None):
+    configure_storage(plan.storage_options)
     job = _job_class(plan)()
     job.options = argparse.Namespace(**plan.job_options)
     # .value unpickles the side data: only now that the job module is importable here.
@@ -257,7 +263,8 @@ class _PartFile:
 
     def __init__(self, plan: _StepPlan, index: int) -> None:
         self.final = os.path.join(plan.committed_dir, part_name(index))
-        self._writer = TextPartWriter(f"{self.final}.{_attempt_tag()}", plan.protocol)
+        self._writer = TextPartWriter(f"{self.final}.{_attempt_tag()}", plan.protocol,
+                                      plan.output_compression)
         self.write = self._writer.write
         self.crc32: Optional[int] = None
 
@@ -749,7 +756,8 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
                              step.map_only, session.reducers_of(s), session.sort_values,
                              config.sort_buffer, config.decode_errors, config.spelling,
                              job_class.OUTPUT_PROTOCOL, session.job_options,
-                             layout.committed_dir(), broadcast, counters, tasks)
+                             layout.committed_dir(), broadcast, counters, tasks,
+                             config.storage_options, config.output_compression)
             mapped = data.mapPartitionsWithIndex(functools.partial(_run_map, plan),
                                                  preservesPartitioning=step.map_only)
             if step.map_only:
