@@ -54,6 +54,8 @@ def good_value(option: Option) -> tuple[str, object]:
         return value, value
     if option.kind == "text":
         return "somewhere", "somewhere"
+    if option.kind == "mapping":  # KEY=VALUE, the VALUE read as JSON when it is JSON
+        return "retries=3", {"retries": 3}
     assert option.kind == "flag", option
     return "", True
 
@@ -65,6 +67,7 @@ def bad_values(option: Option) -> list[str]:
             "seconds": ["-5", "0", "soon", "inf"],
             "choice": ["bogus"],
             "text": ["", "  "],
+            "mapping": ["no-equals-sign", "=value", "bad key=1"],
             "flag": []}[option.kind]
 
 
