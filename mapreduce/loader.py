@@ -54,8 +54,12 @@ def _import_file(path: str):
         raise JobDefinitionError(f"cannot load job file {path}: not a Python source file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # mrjob's module names mean mapreduce.mrjob while the file loads (and only then): a
+    # job written for mrjob runs unedited, whether or not mrjob is installed.
+    from mapreduce.mrjob import aliased
     try:
-        spec.loader.exec_module(module)
+        with aliased():
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         del sys.modules[name]
         where = f"{exc.filename or path}:{exc.lineno}" if exc.lineno else path

@@ -216,7 +216,7 @@ def _new_job(plan: _StepPlan, split: Any = None):
     # .value unpickles the side data: only now that the job module is importable here.
     job.side_data = plan.side_data.value if plan.side_data is not None else {}
     set_task_context(job, split)
-    return job, job.steps()[plan.step]
+    return job, job.engine_steps()[plan.step]
 
 
 def _attempt_tag() -> str:
@@ -717,7 +717,7 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
             plan = _StepPlan(job_ref, _module_name(job_ref.path), s, s == len(steps) - 1,
                              step.map_only, session.reducers_of(s), session.sort_values,
                              config.sort_buffer, config.decode_errors,
-                             job_class.OUTPUT_PROTOCOL, session.job_options,
+                             session.output_protocol, session.job_options,
                              layout.committed_dir(), broadcast, counters, tasks)
             mapped = data.mapPartitionsWithIndex(functools.partial(_run_map, plan),
                                                  preservesPartitioning=step.map_only)

@@ -1,0 +1,406 @@
+"""``MRJob``: mrjob's job class on mapreduce's engine.
+
+A job file written for mrjob subclasses :class:`MRJob` (imported as ``mrjob.job.MRJob``:
+see ``mapreduce/mrjob/__init__.py`` for how that name reaches it).  ``MRJob`` is a
+:class:`mapreduce.Job`; what differs is only how its steps reach the engine
+(:meth:`MRJob.engine_steps`):
+
+* Each :class:`~mapreduce.mrjob.step.MRStep` becomes one :class:`mapreduce.Step` whose
+  functions are wrappers around the user's.  Between a step's map and reduce, and between
+  steps, records travel as mrjob's do on Hadoop Streaming: the line the protocol wrote
+  (``INTERNAL_PROTOCOL``, JSON by default), cut at its first tab into the key bytes and the
+  value bytes.  The engine sorts, partitions and groups by those key bytes -- as Hadoop
+  does -- so a reducer sees exactly the keys (and, with ``SORT_VALUES``, the value order)
+  mrjob gives it, and a value that JSON turns from a tuple into a list does so here too.
+* The first mapper reads input lines through ``INPUT_PROTOCOL`` (mrjob's default,
+  ``RawValueProtocol``, hands the line through as is); ``mapper_raw`` gets each whole input
+  file's path (the engine's ``whole_file`` input).
+* The last step writes ``OUTPUT_PROTOCOL``'s line as the output line: ``JSONProtocol``'s
+  output is mrjob's byte for byte (``"caf\\u00e9"``).
+* ``JOBCONF`` / ``jobconf()`` / ``MRStep(jobconf=...)``: the number of reducers is
+  the step's ``Step(reducers=N)``; other keys are refused at start unless listed in
+  :data:`_KNOWN_JOBCONF`.
+* ``jobconf_from_env``: every task wrapper sets the Hadoop Streaming environment variables
+  that have a meaning here (:mod:`mapreduce.mrjob.compat`).
+
+What mapreduce does not run is refused at start with one line naming it
+(:meth:`MRJob.unsupported_features`): ``*_cmd`` / ``*_pre_filter`` shell commands, Spark and
+Jar steps, Java input/output formats and partitioners, ``FILES`` / ``DIRS`` / ``ARCHIVES``.
+
+mrjob's testing pattern -- ``MRJob(args)``, ``sandbox()``, ``make_runner()``,
+``parse_output()`` -- is :mod:`mapreduce.mrjob.runner`'s, through the Python API registered
+by the entry layer (``mapreduce.job.set_api_run``), so this module imports nothing above the Job.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from mapreduce.errors import JobDefinitionError, UsageError
+from mapreduce.job import Job, Step
+from mapreduce.mrjob.compat import set_task_env
+from mapreduce.mrjob.protocol import JSONProtocol, RawValueProtocol, TextValueProtocol
+from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _RefusedStep)
+
+#: Jobconf keys that mean something here: the number of reduce tasks (Hadoop 2 and 1
+#: spellings), and the number of map tasks, a hint in Hadoop too (accepted, no effect:
+#: --split-size decides).
+_REDUCES = ("mapreduce.job.reduces", "mapred.reduce.tasks")
+_KNOWN_JOBCONF = _REDUCES + ("mapreduce.job.maps", "mapred.map.tasks")
+
+
+def _encode_with(write: Callable[[Any, Any], bytes]
+                 ) -> Callable[[Optional[Iterable]], Iterator[tuple]]:
+    """Pairs -> (key bytes, value bytes or None): the protocol's line cut at its first tab,
+    as Hadoop Streaming cuts it (a line without a tab is all key)."""
+    def encode(pairs: Optional[Iterable]) -> Iterator[tuple]:
+        for key, value in pairs or ():
+            line = write(key, value)
+            k, tab, v = line.partition(b"\t")
+            yield k, (v if tab else None)
+    return encode
+
+
+def _lines_with(write: Callable[[Any, Any], bytes]
+                ) -> Callable[[Optional[Iterable]], Iterator[tuple]]:
+    """Pairs -> (None, output line): the last step's output, written by the engine's
+    ``raw_value`` output (the line as is, then a newline)."""
+    def lines(pairs: Optional[Iterable]) -> Iterator[tuple]:
+        for key, value in pairs or ():
+            yield None, write(key, value)
+    return lines
+
+
+def _joined(key: bytes, value: Optional[bytes]) -> bytes:
+    return key if value is None else key + b"\t" + value
+
+
+class _EngineArgs(list):
+    """The ``args`` a task's ``load_args`` gets: the options are already parsed and set."""
+
+
+class MRJob(Job):
+    """mrjob's ``MRJob`` (see the module docstring for how it runs)."""
+
+    INPUT_PROTOCOL: Any = RawValueProtocol
+    INTERNAL_PROTOCOL: Any = JSONProtocol
+    OUTPUT_PROTOCOL: Any = JSONProtocol  # type: ignore[assignment]
+    JOBCONF: dict = {}
+    FILES: list = []
+    DIRS: list = []
+    ARCHIVES: list = []
+    HADOOP_INPUT_FORMAT: Optional[str] = None
+    HADOOP_OUTPUT_FORMAT: Optional[str] = None
+    PARTITIONER: Optional[str] = None
+    LIBJARS: list = []
+
+    def __init__(self, args: Optional[list] = None) -> None:
+        super().__init__()
+        self._mr_args = None
+        self._stdin: Any = None
+        if args is not None:  # mrjob's testing pattern: MRJob(['-r', 'inline', ...])
+            from mapreduce.mrjob.runner import parse_mrjob_args
+            self._mr_args = parse_mrjob_args(type(self), list(args))
+            self.options = self._mr_args.job_options
+
+    # --- mrjob's hooks that the base class must know, to see them overridden ------------
+    def mapper_cmd(self) -> Optional[str]:
+        return None
+
+    def mapper_pre_filter(self) -> Optional[str]:
+        return None
+
+    def mapper_raw(self, input_path: str, input_uri: str) -> Optional[Iterable]:
+        raise NotImplementedError
+
+    def combiner_cmd(self) -> Optional[str]:
+        return None
+
+    def combiner_pre_filter(self) -> Optional[str]:
+        return None
+
+    def reducer_cmd(self) -> Optional[str]:
+        return None
+
+    def reducer_pre_filter(self) -> Optional[str]:
+        return None
+
+    def spark(self, input_path: str, output_path: str) -> None:
+        raise NotImplementedError
+
+    def spark_args(self) -> list:
+        return []
+
+    # --- protocols, options, settings (mrjob's methods) ----------------------------------
+    def input_protocol(self) -> Any:
+        return self.INPUT_PROTOCOL()
+
+    def internal_protocol(self) -> Any:
+        return self.INTERNAL_PROTOCOL()
+
+    def output_protocol(self) -> Any:
+        return self.OUTPUT_PROTOCOL()
+
+    def jobconf(self) -> dict:
+        """The job-level jobconf (``JOBCONF``)."""
+        return dict(self.JOBCONF)
+
+    def sort_values(self) -> bool:
+        return bool(self.SORT_VALUES)
+
+    def add_file_arg(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """An option naming a local file every task reads (mrjob's ``add_file_arg``).  The
+        value is made absolute where the job starts, so a task opens it from any
+        directory (mrjob copies it into the task's directory instead)."""
+        given = kwargs.pop("type", None)
+
+        def absolute(text: str) -> Any:
+            path = os.path.abspath(os.path.expanduser(text.split("#", 1)[0]))
+            return given(path) if given else path
+        kwargs["type"] = absolute
+        return self.add_passthru_arg(*args, **kwargs)
+
+    def pass_arg_through(self, opt_str: str) -> None:
+        """mrjob passes one of its own switches to the tasks; the options a job can read
+        here are its own, so this names one the engine does not know: refused."""
+        raise JobDefinitionError(f"{type(self).__name__}.pass_arg_through({opt_str!r}): "
+                                 "mrjob's runner switches do not reach mapreduce's tasks; "
+                                 "declare the option with add_passthru_arg")
+
+    @property
+    def options(self) -> argparse.Namespace:  # type: ignore[override]
+        return Job.options.fget(self)  # type: ignore[attr-defined]
+
+    @options.setter
+    def options(self, value: argparse.Namespace) -> None:
+        """The engine sets a task's options after making the job: a job that overrides
+        mrjob's ``load_args`` (to derive attributes from its options) gets it called then,
+        as mrjob calls it in every task; its ``super().load_args(args)`` keeps them."""
+        Job.options.fset(self, value)  # type: ignore[attr-defined]
+        if type(self)._overrides_mr("load_args") and not getattr(self, "_loading", False):
+            self._loading = True
+            try:
+                self.load_args(_EngineArgs())
+            finally:
+                self._loading = False
+
+    def load_args(self, args: list) -> None:
+        """mrjob's hook to parse an argument list: parsed as ``MRJob(args)`` does."""
+        if isinstance(args, _EngineArgs):
+            return  # the engine's options, already set
+        from mapreduce.mrjob.runner import parse_mrjob_args
+        self._mr_args = parse_mrjob_args(type(self), list(args))
+        Job.options.fset(self, self._mr_args.job_options)  # type: ignore[attr-defined]
+
+    def is_task(self) -> bool:
+        return False
+
+    # --- mrjob's steps ----------------------------------------------------------------
+    def steps(self) -> list:  # type: ignore[override]
+        """As mrjob: one MRStep of the methods the job overrides (or a SparkStep)."""
+        given = {name: getattr(self, name) for name in _JOB_STEP_FUNC_PARAMS + ("spark",)
+                 if type(self)._overrides_mr(name)}
+        if "spark" in given:
+            if sorted(given) != ["spark"]:
+                raise JobDefinitionError(f"{type(self).__name__}: can't mix spark() and "
+                                         "streaming functions")
+            return [SparkStep(spark=given["spark"], spark_args=self.spark_args())]
+        for name in list(given):
+            if name.endswith(("_cmd", "_pre_filter")):
+                given[name] = given[name]()
+        return [MRStep(**given)] if given else []
+
+    @classmethod
+    def _overrides_mr(cls, name: str) -> bool:
+        return getattr(cls, name) is not getattr(MRJob, name)
+
+    def parse_output(self, chunks: Iterable[bytes]) -> Iterator[tuple]:
+        """``(key, value)`` pairs from output bytes (``runner.cat_output()``)."""
+        from mapreduce.mrjob.util import to_lines
+        read = self.output_protocol().read
+        for line in to_lines(chunks):
+            yield read(line.rstrip(b"\r\n") if line.endswith(b"\n") else line)
+
+    # --- what the engine runs ---------------------------------------------------------
+    @classmethod
+    def engine_output_protocol(cls) -> str:
+        return "raw_value"  # the last step's wrappers yield (None, OUTPUT_PROTOCOL's line)
+
+    def engine_input_format(self) -> str:
+        first = self.steps()[:1]
+        raw = bool(first) and isinstance(first[0], MRStep) and first[0].given("mapper_raw")
+        return "whole_file" if raw else "lines"
+
+    @classmethod
+    def unsupported_features(cls) -> list[str]:
+        found = []
+        for name in ("HADOOP_INPUT_FORMAT", "HADOOP_OUTPUT_FORMAT", "PARTITIONER"):
+            if getattr(cls, name):
+                found.append(f"{name} = {getattr(cls, name)!r} (a Java class for Hadoop; "
+                             "mapreduce runs no Java)")
+        for name in ("LIBJARS", "FILES", "DIRS", "ARCHIVES"):
+            if getattr(cls, name):
+                found.append(f"{name} (not supported yet: pass the path with "
+                             "add_file_arg, which tasks can open from any directory)"
+                             if name != "LIBJARS" else f"{name} (Java libraries for Hadoop)")
+        for name in ("mapper_cmd", "combiner_cmd", "reducer_cmd", "mapper_pre_filter",
+                     "combiner_pre_filter", "reducer_pre_filter"):
+            if cls._overrides_mr(name):
+                found.append(f"{name} (shell-command steps are not supported yet)")
+        if cls._overrides_mr("spark"):
+            found.append("spark() (Spark steps are not supported yet)")
+        for name in ("hadoop_input_format", "hadoop_output_format", "partitioner",
+                     "libjars", "pick_protocols"):
+            if name in vars(cls) or any(name in vars(b) for b in cls.__mro__[1:]
+                                        if b not in (MRJob, Job, object)):
+                found.append(f"{name}() (mrjob's runner hook; mapreduce does not call it)")
+        return found
+
+    def engine_steps(self) -> list[Step]:
+        name = type(self).__name__
+        mr_steps = self.steps()
+        if not isinstance(mr_steps, (list, tuple)):
+            raise JobDefinitionError(f"{name}.steps() must return a list of MRStep")
+        for i, st in enumerate(mr_steps):
+            if isinstance(st, _RefusedStep):
+                raise JobDefinitionError(f"{name}.steps()[{i}] is a {type(st).__name__}, "
+                                         f"which {st.what}: mapreduce does not run it")
+            if isinstance(st, SparkStep):
+                raise JobDefinitionError(f"{name}.steps()[{i}] is a Spark step (spark()): "
+                                         "not supported yet")
+            if not isinstance(st, MRStep):
+                raise JobDefinitionError(f"{name}.steps()[{i}] is {st!r}, not an MRStep")
+            for key in ("mapper_cmd", "combiner_cmd", "reducer_cmd", "mapper_pre_filter",
+                        "combiner_pre_filter", "reducer_pre_filter"):
+                if st.given(key):
+                    raise JobDefinitionError(f"{name}.steps()[{i}] has {key}: shell-command "
+                                             "steps are not supported yet")
+            if i > 0 and st.given("mapper_raw"):
+                raise JobDefinitionError(f"{name}.steps()[{i}] has mapper_raw: only the "
+                                         "first step can read raw input files")
+        job_conf = self.jobconf()
+        return [self._engine_step(st, i, len(mr_steps), job_conf)
+                for i, st in enumerate(mr_steps)]
+
+    def _reducers(self, conf: dict, i: int) -> Optional[int]:
+        name = type(self).__name__
+        unknown = sorted(k for k in conf if k not in _KNOWN_JOBCONF)
+        if unknown:
+            raise JobDefinitionError(
+                f"{name}: jobconf {unknown[0]!r} has no meaning on mapreduce (it knows "
+                f"{', '.join(_KNOWN_JOBCONF)})")
+        reducers = None
+        for key in _REDUCES:
+            if key in conf:
+                try:
+                    reducers = int(conf[key])
+                except (TypeError, ValueError):
+                    reducers = -1
+                if reducers < 1:
+                    raise JobDefinitionError(f"{name}: jobconf {key}={conf[key]!r} in step "
+                                             f"{i}: must be a whole number of at least 1")
+        return reducers
+
+    def _engine_step(self, st: MRStep, i: int, n: int, job_conf: dict) -> Step:
+        last = i == n - 1
+        has_reducer = st["reducer"] is not None
+        internal = self.internal_protocol()
+        final = _lines_with(self.output_protocol().write) if last else \
+            _encode_with(self.internal_protocol().write)
+        map_out = final if (last and not has_reducer) else _encode_with(internal.write)
+        conf = dict(job_conf, **(st.given("jobconf") or {}))
+        reducers = self._reducers(conf, i)
+
+        mapper = self._map_function(st, i, map_out)
+        user_init, user_final = st["mapper_init"], st["mapper_final"]
+
+        def mapper_init() -> Iterator[tuple]:
+            env: dict[str, Any] = {}
+            if self.input_path is not None:
+                # mrjob's runners give the path as a URI: file:// + the path as given.
+                env["mapreduce.map.input.file"] = "file://" + self.input_path
+                env["mapreduce.map.input.start"] = self.input_start or 0
+                if self.input_end is not None:
+                    env["mapreduce.map.input.length"] = self.input_end - (self.input_start or 0)
+            set_task_env(env)
+            return map_out(user_init()) if user_init else iter(())
+
+        step = Step(mapper=mapper, mapper_init=mapper_init,
+                    mapper_final=(lambda: map_out(user_final())) if user_final else None,
+                    reducers=reducers)
+        if st["combiner"] is not None and has_reducer:
+            combine_read = self.internal_protocol().read
+            combine_out = _encode_with(self.internal_protocol().write)
+            step.combiner = self._grouped(st["combiner"], combine_read, combine_out)
+            if st["combiner_init"]:
+                step.combiner_init = lambda: combine_out(st["combiner_init"]())
+            if st["combiner_final"]:
+                step.combiner_final = lambda: combine_out(st["combiner_final"]())
+        if has_reducer:
+            step.reducer = self._grouped(st["reducer"], self.internal_protocol().read, final)
+            if st["reducer_init"]:
+                step.reducer_init = lambda: final(st["reducer_init"]())
+            if st["reducer_final"]:
+                step.reducer_final = lambda: final(st["reducer_final"]())
+        return step
+
+    def _map_function(self, st: MRStep, i: int, out: Callable) -> Callable:
+        raw = st.given("mapper_raw")
+        if raw:
+            def mapper_raw(path: str, _contents: bytes) -> Iterator[tuple]:
+                return out(raw(path, "file://" + os.path.abspath(path)))
+            return mapper_raw
+        user = st["mapper"]
+        if i == 0:
+            protocol = self.input_protocol()
+            if type(protocol) is TextValueProtocol:  # mrjob's default: the line as is
+                def mapper(_key: Any, line: str) -> Iterator[tuple]:
+                    return out(user(None, line))
+            else:
+                read = protocol.read
+
+                def mapper(_key: Any, line: str) -> Iterator[tuple]:
+                    return out(user(*read(line.encode("utf-8", "surrogateescape"))))
+            return mapper
+        read = self.internal_protocol().read
+
+        def mapper(key: bytes, value: Optional[bytes]) -> Iterator[tuple]:
+            return out(user(*read(_joined(key, value))))
+        return mapper
+
+    @staticmethod
+    def _grouped(user: Callable, read: Callable, out: Callable) -> Callable:
+        """A combiner/reducer over (key bytes, value bytes...): decoded as mrjob decodes a
+        group of lines, the user's function called once per key, its pairs encoded."""
+        def grouped(key: bytes, values: Iterator[Optional[bytes]]) -> Iterator[tuple]:
+            pairs = (read(_joined(key, v)) for v in values)
+            first_key, first_value = next(pairs)
+            decoded = itertools.chain((first_value,), (v for _, v in pairs))
+            return out(user(first_key, decoded))
+        return grouped
+
+    # --- running (mrjob's testing pattern and script mode) ------------------------------
+    def sandbox(self, stdin: Any = None, stdout: Any = None, stderr: Any = None) -> "MRJob":
+        """Give the job the standard input that ``-`` (or no input) reads."""
+        self._stdin = stdin
+        return self
+
+    def make_runner(self) -> Any:
+        """A runner for ``MRJob(args)`` (``with job.make_runner() as runner: ...``)."""
+        from mapreduce.mrjob.runner import MRRunner
+        if self._mr_args is None:
+            raise UsageError(f"{type(self).__name__}.make_runner() needs the job made with "
+                             "its arguments: MRJob(['-r', 'inline', 'input.txt'])")
+        return MRRunner(self, self._mr_args, self._stdin)
+
+    @classmethod
+    def run(cls, argv: Optional[list] = None) -> None:  # type: ignore[override]
+        """``python mr_job.py INPUT...``: mrjob's switches, output printed (or -o DIR)."""
+        from mapreduce.mrjob.runner import script_main
+        raise SystemExit(script_main(cls, sys.argv[1:] if argv is None else argv))
+
+
+__all__ = ["MRJob"]
