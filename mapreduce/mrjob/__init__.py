@@ -42,7 +42,8 @@ _MODULES = {
 def aliased() -> Iterator[None]:
     """Within the block, ``import mrjob.<x>`` gives this package's modules; afterwards
     ``sys.modules`` holds again exactly what it held before, for those names."""
-    saved = {name: sys.modules.get(name) for name in _MODULES}
+    absent = object()  # (None is a value: it blocks an import)
+    saved = {name: sys.modules.get(name, absent) for name in _MODULES}
     stray = [n for n in sys.modules if n.startswith("mrjob.") and n not in _MODULES]
     hidden = {n: sys.modules.pop(n) for n in stray}  # e.g. the real mrjob.runner
     for name, ours in _MODULES.items():
@@ -51,7 +52,7 @@ def aliased() -> Iterator[None]:
         yield
     finally:
         for name, module in saved.items():
-            if module is None:
+            if module is absent:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module

@@ -82,6 +82,14 @@ class _EngineArgs(list):
     """The ``args`` a task's ``load_args`` gets: the options are already parsed and set."""
 
 
+class _ArgParserErrors:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def error(self, message: str) -> None:
+        raise UsageError(f"{self.name}: {message}")
+
+
 class MRJob(Job):
     """mrjob's ``MRJob`` (see the module docstring for how it runs)."""
 
@@ -194,6 +202,12 @@ class MRJob(Job):
         from mapreduce.mrjob.runner import parse_mrjob_args
         self._mr_args = parse_mrjob_args(type(self), list(args))
         Job.options.fset(self, self._mr_args.job_options)  # type: ignore[attr-defined]
+
+    @property
+    def arg_parser(self) -> Any:
+        """mrjob's parser, for ``self.arg_parser.error(message)`` in ``load_args``: a
+        UsageError (one line naming the job), raised where the job starts."""
+        return _ArgParserErrors(type(self).__name__)
 
     def is_task(self) -> bool:
         return False
