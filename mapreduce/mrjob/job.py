@@ -42,7 +42,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from mapreduce.errors import JobDefinitionError, UsageError
 from mapreduce.job import Job, Step
 from mapreduce.mrjob.compat import set_task_env
-from mapreduce.mrjob.protocol import JSONProtocol, RawValueProtocol, TextValueProtocol
+from mapreduce.mrjob.protocol import (JSONProtocol, RawValueProtocol, TextValueProtocol,
+                                      _KeyCachingProtocol)
 from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _RefusedStep)
 
 #: Jobconf keys that mean something here: the number of reduce tasks (Hadoop 2 and 1
@@ -52,10 +53,71 @@ _REDUCES = ("mapreduce.job.reduces", "mapred.reduce.tasks")
 _KNOWN_JOBCONF = _REDUCES + ("mapreduce.job.maps", "mapred.map.tasks")
 
 
-def _encode_with(write: Callable[[Any, Any], bytes]
-                 ) -> Callable[[Optional[Iterable]], Iterator[tuple]]:
+#: Most entries each per-task encode/decode cache keeps before starting afresh.
+_CACHE_LIMIT = 100_000
+_SCALARS = (int, str, float, bool, type(None))
+
+
+def _is_key_caching(protocol: Any) -> bool:
+    """A protocol whose line is ``_dumps(key) TAB _dumps(value)`` (mrjob's JSON, Pickle and
+    Repr protocols, not overridden): it can be encoded and decoded a half at a time."""
+    cls = type(protocol)
+    return isinstance(protocol, _KeyCachingProtocol) and \
+        cls.write is _KeyCachingProtocol.write and cls.read is _KeyCachingProtocol.read
+
+
+def _caching_dumps(dumps: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """``dumps`` remembering the encodings of str and int objects (exact types: True and 1
+    are equal as dict keys but encode differently), e.g. a word count's words and its 1s.
+    ``_dumps`` of JSON, pickle or repr never contains a raw tab, so a half's encoding is
+    exactly the part of the protocol's line before or after the first tab."""
+    strs: dict[str, bytes] = {}
+    ints: dict[int, bytes] = {}
+
+    def dump(x: Any) -> bytes:
+        t = type(x)
+        cache = strs if t is str else ints if t is int else None
+        if cache is None:
+            return dumps(x)
+        b = cache.get(x)
+        if b is None:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            b = cache[x] = dumps(x)
+        return b
+    return dump
+
+
+def _caching_loads(loads: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``loads`` remembering short encodings whose objects are immutable scalars (a list
+    is decoded afresh every time: the job may change it)."""
+    cache: dict[bytes, Any] = {}
+    missing = object()
+
+    def load(b: bytes) -> Any:
+        x = cache.get(b, missing)
+        if x is missing:
+            x = loads(b)
+            if type(x) in _SCALARS and len(b) <= 64:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[b] = x
+        return x
+    return load
+
+
+def _encode_with(protocol: Any) -> Callable[[Optional[Iterable]], Iterator[tuple]]:
     """Pairs -> (key bytes, value bytes or None): the protocol's line cut at its first tab,
     as Hadoop Streaming cuts it (a line without a tab is all key)."""
+    if _is_key_caching(protocol):
+        dump = _caching_dumps(protocol._dumps)
+
+        def encode_halves(pairs: Optional[Iterable]) -> Iterator[tuple]:
+            for key, value in pairs or ():
+                yield dump(key), dump(value)
+        return encode_halves
+    write = protocol.write
+
     def encode(pairs: Optional[Iterable]) -> Iterator[tuple]:
         for key, value in pairs or ():
             line = write(key, value)
@@ -64,10 +126,20 @@ def _encode_with(write: Callable[[Any, Any], bytes]
     return encode
 
 
-def _lines_with(write: Callable[[Any, Any], bytes]
-                ) -> Callable[[Optional[Iterable]], Iterator[tuple]]:
+def _decoder(protocol: Any) -> Callable[[bytes, Optional[bytes]], tuple]:
+    """Decode a (key bytes, value bytes or None) record into the pair it was written from."""
+    if _is_key_caching(protocol):
+        load = _caching_loads(protocol._loads)
+        return lambda k, v: (load(k), load(v))
+    read = protocol.read
+    return lambda k, v: read(_joined(k, v))
+
+
+def _lines_with(protocol: Any) -> Callable[[Optional[Iterable]], Iterator[tuple]]:
     """Pairs -> (None, output line): the last step's output, written by the engine's
     ``raw_value`` output (the line as is, then a newline)."""
+    write = protocol.write
+
     def lines(pairs: Optional[Iterable]) -> Iterator[tuple]:
         for key, value in pairs or ():
             yield None, write(key, value)
@@ -322,9 +394,9 @@ class MRJob(Job):
         last = i == n - 1
         has_reducer = st["reducer"] is not None
         internal = self.internal_protocol()
-        final = _lines_with(self.output_protocol().write) if last else \
-            _encode_with(self.internal_protocol().write)
-        map_out = final if (last and not has_reducer) else _encode_with(internal.write)
+        final = _lines_with(self.output_protocol()) if last else \
+            _encode_with(self.internal_protocol())
+        map_out = final if (last and not has_reducer) else _encode_with(internal)
         conf = dict(job_conf, **(st.given("jobconf") or {}))
         reducers = self._reducers(conf, i)
 
@@ -346,15 +418,15 @@ class MRJob(Job):
                     mapper_final=(lambda: map_out(user_final())) if user_final else None,
                     reducers=reducers)
         if st["combiner"] is not None and has_reducer:
-            combine_read = self.internal_protocol().read
-            combine_out = _encode_with(self.internal_protocol().write)
-            step.combiner = self._grouped(st["combiner"], combine_read, combine_out)
+            combine_out = _encode_with(self.internal_protocol())
+            step.combiner = self._grouped(st["combiner"], self.internal_protocol(),
+                                          combine_out)
             if st["combiner_init"]:
                 step.combiner_init = lambda: combine_out(st["combiner_init"]())
             if st["combiner_final"]:
                 step.combiner_final = lambda: combine_out(st["combiner_final"]())
         if has_reducer:
-            step.reducer = self._grouped(st["reducer"], self.internal_protocol().read, final)
+            step.reducer = self._grouped(st["reducer"], self.internal_protocol(), final)
             if st["reducer_init"]:
                 step.reducer_init = lambda: final(st["reducer_init"]())
             if st["reducer_final"]:
@@ -379,16 +451,24 @@ class MRJob(Job):
                 def mapper(_key: Any, line: str) -> Iterator[tuple]:
                     return out(user(*read(line.encode("utf-8", "surrogateescape"))))
             return mapper
-        read = self.internal_protocol().read
+        decode = _decoder(self.internal_protocol())
 
         def mapper(key: bytes, value: Optional[bytes]) -> Iterator[tuple]:
-            return out(user(*read(_joined(key, value))))
+            return out(user(*decode(key, value)))
         return mapper
 
     @staticmethod
-    def _grouped(user: Callable, read: Callable, out: Callable) -> Callable:
+    def _grouped(user: Callable, protocol: Any, out: Callable) -> Callable:
         """A combiner/reducer over (key bytes, value bytes...): decoded as mrjob decodes a
         group of lines, the user's function called once per key, its pairs encoded."""
+        if _is_key_caching(protocol):
+            load = _caching_loads(protocol._loads)
+
+            def grouped_halves(key: bytes, values: Iterator[bytes]) -> Iterator[tuple]:
+                return out(user(load(key), map(load, values)))
+            return grouped_halves
+        read = protocol.read
+
         def grouped(key: bytes, values: Iterator[Optional[bytes]]) -> Iterator[tuple]:
             pairs = (read(_joined(key, v)) for v in values)
             first_key, first_value = next(pairs)
