@@ -281,8 +281,9 @@ class Job:
         found = []
         for name in sorted(_MRJOB_ONLY):
             if hasattr(cls, name) and not hasattr(Job, name):
-                found.append(f"{name} ({_MRJOB_ONLY[name]}; the mrjob compatibility layer "
-                             "runs it: subclass mapreduce.mrjob.MRJob)")
+                how = ("the mrjob compatibility layer runs it: subclass mapreduce.mrjob.MRJob"
+                       if name in _COMPAT_RUNS else "mapreduce does not run it")
+                found.append(f"{name} ({_MRJOB_ONLY[name]}; {how})")
         for name, meant in _NEAR_MISSES.items():
             if callable(getattr(cls, name, None)) and not hasattr(Job, name):
                 found.append(f"{name}() (not a hook: did you mean {meant}()?)")
@@ -352,6 +353,10 @@ _MRJOB_ONLY = {
     "PARTITIONER": "a Java Hadoop partitioner class",
     "LIBJARS": "Java libraries for Hadoop",
 }
+
+#: Those of them that ``mapreduce.mrjob.MRJob`` runs (docs/mrjob.md).
+_COMPAT_RUNS = {"mapper_pre_filter", "reducer_pre_filter", "mapper_cmd", "reducer_cmd",
+                "mapper_raw", "JOBCONF", "jobconf", "INPUT_PROTOCOL", "INTERNAL_PROTOCOL"}
 
 #: Method names that look like a hook but are not one, and the hook meant.
 _NEAR_MISSES = {

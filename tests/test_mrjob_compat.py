@@ -119,7 +119,6 @@ def test_mr_boom_fails_as_under_mrjob(text, tmp_path):
 
 
 @pytest.mark.parametrize("script,needle", [
-    ("mr_words_containing_u_freq_count.py", "mapper_pre_filter"),
     ("mr_sparkaboom.py", "spark()"),
     ("mr_most_used_word.py", "FILES"),
     ("mr_jar_step_example.py", "pick_protocols"),
@@ -128,6 +127,68 @@ def test_what_mapreduce_does_not_run_is_refused_at_start(script, needle, text, t
     proc = cli(EXAMPLES / script, text, "-o", tmp_path / "o", cwd=tmp_path)
     one_error_line(proc, needle)
     assert not (tmp_path / "o").exists()
+
+
+# --- shell commands (mrjob's inline runner cannot run them; its local runner is the slow
+# --- oracle, so the references here are GNU grep and plain Python) -----------------------
+def test_mapper_cmd_is_grep(text, tmp_path):
+    proc = cli(EXAMPLES / "mr_grep.py", text, "-o", tmp_path / "o", "-q", "-e", "caf",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    grep = subprocess.run(["grep", "-e", "caf", str(text)], capture_output=True, check=True)
+    assert our_lines(tmp_path / "o") == sorted(grep.stdout.splitlines())
+
+
+def test_mapper_pre_filter(text, tmp_path):
+    proc = cli(EXAMPLES / "mr_words_containing_u_freq_count.py", text, "-o", tmp_path / "o",
+               "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    counts = collections.Counter(
+        w.lower() for line in text.read_text("utf-8").splitlines() if "u" in line.lower()
+        for w in re.findall(r"[\w']*u[\w']*", line, re.I))
+    assert our_lines(tmp_path / "o") == sorted(
+        json.dumps(w).encode() + b"\t" + str(n).encode() for w, n in counts.items())
+
+
+COMMANDS_JOB = """
+from mrjob.job import MRJob
+from mrjob.step import MRStep
+
+
+class MRCommands(MRJob):
+    def steps(self):
+        return [MRStep(mapper=self.words, reducer_pre_filter="grep -v '^\\"the\\"'",
+                       reducer=self.count),
+                MRStep(mapper_cmd="awk -F'\\t' '$2 > 100'", reducer_cmd="sort -r")]
+
+    def words(self, _, line):
+        for word in line.split():
+            yield word, 1
+
+    def count(self, word, ones):
+        yield word, sum(ones)
+"""
+
+
+def test_reducer_pre_filter_mapper_cmd_reducer_cmd_over_two_steps(text, tmp_path):
+    (tmp_path / "mr_commands.py").write_text(COMMANDS_JOB)
+    for runner in ("inline", "local"):
+        out = tmp_path / runner
+        proc = cli("mr_commands.py", text, "-o", out, "-q", "--runner", runner, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        counts = collections.Counter(w for line in text.read_text("utf-8").splitlines()
+                                     for w in line.split())
+        assert our_lines(out) == sorted(json.dumps(w).encode() + b"\t" + str(n).encode()
+                                        for w, n in counts.items() if w != "the" and n > 100)
+
+
+def test_failing_command_fails_the_job_naming_it(text, tmp_path):
+    (tmp_path / "mr_fail.py").write_text(
+        "from mrjob.job import MRJob\nclass MRFail(MRJob):\n"
+        "    def mapper_cmd(self):\n        return 'exit 3'\n")
+    proc = cli("mr_fail.py", text, "-o", "o", "--max-attempts", "1", "-q", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "mapper_cmd 'exit 3' exited with status 3" in proc.stderr.splitlines()[0]
 
 
 # --- protocols ----------------------------------------------------------------------------

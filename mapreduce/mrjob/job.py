@@ -41,9 +41,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from mapreduce.errors import JobDefinitionError, UsageError
 from mapreduce.job import Job, Step
+from mapreduce.mrjob.commands import Spool
 from mapreduce.mrjob.compat import set_task_env
 from mapreduce.mrjob.protocol import (JSONProtocol, RawValueProtocol, TextValueProtocol,
                                       _KeyCachingProtocol)
+from mapreduce.mrjob.py2 import to_unicode
 from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _RefusedStep)
 
 #: Jobconf keys that mean something here: the number of reduce tasks (Hadoop 2 and 1
@@ -332,10 +334,9 @@ class MRJob(Job):
                 found.append(f"{name} (not supported yet: pass the path with "
                              "add_file_arg, which tasks can open from any directory)"
                              if name != "LIBJARS" else f"{name} (Java libraries for Hadoop)")
-        for name in ("mapper_cmd", "combiner_cmd", "reducer_cmd", "mapper_pre_filter",
-                     "combiner_pre_filter", "reducer_pre_filter"):
+        for name in ("combiner_cmd", "combiner_pre_filter"):
             if cls._overrides_mr(name):
-                found.append(f"{name} (shell-command steps are not supported yet)")
+                found.append(f"{name} (combiner shell commands are not supported)")
         if cls._overrides_mr("spark"):
             found.append("spark() (Spark steps are not supported yet)")
         for name in ("hadoop_input_format", "hadoop_output_format", "partitioner",
@@ -359,11 +360,10 @@ class MRJob(Job):
                                          "not supported yet")
             if not isinstance(st, MRStep):
                 raise JobDefinitionError(f"{name}.steps()[{i}] is {st!r}, not an MRStep")
-            for key in ("mapper_cmd", "combiner_cmd", "reducer_cmd", "mapper_pre_filter",
-                        "combiner_pre_filter", "reducer_pre_filter"):
+            for key in ("combiner_cmd", "combiner_pre_filter"):
                 if st.given(key):
-                    raise JobDefinitionError(f"{name}.steps()[{i}] has {key}: shell-command "
-                                             "steps are not supported yet")
+                    raise JobDefinitionError(f"{name}.steps()[{i}] has {key}: combiner shell "
+                                             "commands are not supported")
             if i > 0 and st.given("mapper_raw"):
                 raise JobDefinitionError(f"{name}.steps()[{i}] has mapper_raw: only the "
                                          "first step can read raw input files")
@@ -417,6 +417,8 @@ class MRJob(Job):
         step = Step(mapper=mapper, mapper_init=mapper_init,
                     mapper_final=(lambda: map_out(user_final())) if user_final else None,
                     reducers=reducers)
+        if st.given("mapper_cmd") or st.given("mapper_pre_filter"):
+            self._map_command(st, i, step, map_out, last and not has_reducer)
         if st["combiner"] is not None and has_reducer:
             combine_out = _encode_with(self.internal_protocol())
             step.combiner = self._grouped(st["combiner"], self.internal_protocol(),
@@ -431,7 +433,78 @@ class MRJob(Job):
                 step.reducer_init = lambda: final(st["reducer_init"]())
             if st["reducer_final"]:
                 step.reducer_final = lambda: final(st["reducer_final"]())
+            if st.given("reducer_cmd") or st.given("reducer_pre_filter"):
+                self._reduce_command(st, step, final, last)
         return step
+
+    # --- *_cmd and *_pre_filter (mapreduce/mrjob/commands.py) ---------------------------
+    @staticmethod
+    def _command_lines(lines: Iterator[bytes], raw: bool) -> Iterator[tuple]:
+        """A command's output lines as the engine's records: the job's output lines as they
+        are (``raw``: the last step's), else cut at the first tab as Hadoop cuts them."""
+        for line in lines:
+            if raw:
+                yield None, line
+            else:
+                k, tab, v = line.partition(b"\t")
+                yield k, (v if tab else None)
+
+    def _map_command(self, st: MRStep, i: int, step: Step, out: Callable, raw: bool) -> None:
+        spool = Spool()
+        if i == 0:
+            def add(_key: Any, line: str) -> tuple:
+                spool.add(line.encode("utf-8", "surrogateescape"))
+                return ()
+        else:
+            def add(key: bytes, value: Optional[bytes]) -> tuple:  # type: ignore[misc]
+                spool.add(_joined(key, value))
+                return ()
+        command = st.given("mapper_cmd")
+        if command:
+            step.mapper = add
+            step.mapper_final = lambda: self._command_lines(
+                spool.run(command, "mapper_cmd"), raw)
+            return
+        python_mapper, user_final = step.mapper, st["mapper_final"]
+        filter_command = st.given("mapper_pre_filter")
+        step.mapper = add
+
+        def filtered_final() -> Iterator[tuple]:
+            for line in spool.run(filter_command, "mapper_pre_filter"):
+                if i == 0:
+                    yield from python_mapper(None, to_unicode(line))
+                else:
+                    k, tab, v = line.partition(b"\t")
+                    yield from python_mapper(k, v if tab else None)
+            if user_final:
+                yield from out(user_final())
+        step.mapper_final = filtered_final
+
+    def _reduce_command(self, st: MRStep, step: Step, final: Callable, last: bool) -> None:
+        spool = Spool()
+
+        def add(key: bytes, values: Iterator[Optional[bytes]]) -> tuple:
+            for value in values:
+                spool.add(_joined(key, value))
+            return ()
+        command = st.given("reducer_cmd")
+        if command:
+            step.reducer = add
+            step.reducer_final = lambda: self._command_lines(
+                spool.run(command, "reducer_cmd"), last)
+            return
+        python_reducer, user_final = step.reducer, st["reducer_final"]
+        filter_command = st.given("reducer_pre_filter")
+        step.reducer = add
+
+        def filtered_final() -> Iterator[tuple]:
+            records = self._command_lines(spool.run(filter_command, "reducer_pre_filter"),
+                                          False)
+            for key, group in itertools.groupby(records, key=lambda r: r[0]):
+                yield from python_reducer(key, (v for _, v in group))
+            if user_final:
+                yield from final(user_final())
+        step.reducer_final = filtered_final
 
     def _map_function(self, st: MRStep, i: int, out: Callable) -> Callable:
         raw = st.given("mapper_raw")
