@@ -10,13 +10,16 @@ in ``tests/mrjob_examples/`` the two commands alternate (mrjob, ours, ours, mrjo
     python tests/mrjob_examples/X.py -r local --no-conf --num-cores W INPUT -o DIR
     python -m mapreduce run tests/mrjob_examples/X.py INPUT -o DIR --workers W -q
 
-and the table gives each one's median wall time and the ratio.  The outputs are compared
+and the table gives each one's median wall time and CPU time (user + system of the command
+and all the processes it waited for: on a shared machine the CPU ratio is the steadier one)
+and the ratios.  The outputs are compared
 as sorted lines (the two number their part files differently); a difference is reported.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,12 +46,18 @@ def _sorted_output(directory: str) -> list[bytes]:
     return sorted(lines)
 
 
-def _time(cmd: list[str]) -> float:
-    start = time.perf_counter()
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _time(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (the command and every process it waited for)."""
+    start, cpu = time.perf_counter(), _cpu()
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()[-2000:]}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu() - cpu
 
 
 def main() -> int:
@@ -64,7 +73,8 @@ def main() -> int:
                         args.size_mb << 20)
     print(f"input: {path} ({os.path.getsize(path) / 2**20:.1f} MiB), "
           f"{args.workers} workers/cores, {args.repeat} run(s) each")
-    print(f"{'job':28} {'mrjob local':>12} {'mapreduce':>10} {'speed-up':>9}  output")
+    print(f"{'job':28} {'mrjob wall':>10} {'ours wall':>10} {'ratio':>6} {'mrjob CPU':>10} "
+          f"{'ours CPU':>9} {'ratio':>6}  output")
     tmp = tempfile.mkdtemp(prefix="mrjob-compare-")
     try:
         for job in args.only.split(","):
@@ -81,9 +91,12 @@ def main() -> int:
                     shutil.rmtree(out, ignore_errors=True)
                     times.append(_time(cmd))
             same = _sorted_output(theirs_out) == _sorted_output(ours_out)
-            t, o = statistics.median(theirs), statistics.median(ours)
-            print(f"{job:28} {t:11.1f}s {o:9.1f}s {t / o:8.1f}x  "
-                  f"{'same lines' if same else 'DIFFERENT'}", flush=True)
+            t, o = (statistics.median(w for w, _ in theirs),
+                    statistics.median(w for w, _ in ours))
+            tc, oc = (statistics.median(c for _, c in theirs),
+                      statistics.median(c for _, c in ours))
+            print(f"{job:28} {t:9.1f}s {o:9.1f}s {t / o:5.1f}x {tc:9.1f}s {oc:8.1f}s "
+                  f"{tc / oc:5.1f}x  {'same lines' if same else 'DIFFERENT'}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

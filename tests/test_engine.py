@@ -809,7 +809,7 @@ LAYERS = [
     # this package while it imports a job file; runner reaches the API through job.api_run.
     ("mrjob", {"mrjob", "mrjob.job", "mrjob.runner"}),
     ("mrjob leaves", {"mrjob.step", "mrjob.protocol", "mrjob.compat", "mrjob.util",
-                      "mrjob.py2"}),
+                      "mrjob.py2", "mrjob.commands"}),
     ("leaves", {"codec", "layout", "errors", "events"}),
     ("core", {"core"}),   # which implementation of the kernels runs (the C extension or not)
 ]
