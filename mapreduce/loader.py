@@ -82,6 +82,15 @@ def _import_file(path: str):
     return module
 
 
+def import_job_module(name: str):
+    """Import a job file's copy by module name (a Spark executor imports the driver's job
+    file under the driver's module name), with mrjob's module names mapped as when loading
+    by path: without it an executor where mrjob is installed would bind the real MRJob."""
+    from mapreduce.mrjob import aliased
+    with aliased():
+        return importlib.import_module(name)
+
+
 def job_classes_in(module) -> list[type[Job]]:
     """Job subclasses defined in (not merely imported into) ``module``, in file order."""
     found = [obj for obj in vars(module).values()

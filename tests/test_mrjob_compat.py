@@ -26,9 +26,9 @@ TIMEOUT = 120
 WORDS = "the quick brown fox jumps over lazy dog café naïve über cat hat don't".split()
 
 
-def cli(*args, cwd) -> subprocess.CompletedProcess:
+def cli(*args, cwd, timeout=TIMEOUT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mapreduce", "run", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def mrjob_inline(script, *args, cwd) -> subprocess.CompletedProcess:
@@ -404,3 +404,24 @@ def test_unknown_jobconf_is_refused(text, tmp_path):
         "    def mapper(self, _, line):\n        yield line, 1\n")
     proc = cli("mr_j.py", text, "-o", "out", cwd=tmp_path)
     one_error_line(proc, "mapreduce.output.fileoutputformat.compress")
+
+
+@pytest.mark.slow
+def test_mrjob_example_on_the_spark_runner(text, tmp_path):
+    """Executors import the job file with mrjob's names mapped too (they once bound the
+    installed mrjob's MRJob, which the engine cannot run)."""
+    pytest.importorskip("pyspark")
+    pytest.importorskip("mrjob")
+    from mapreduce.errors import UsageError
+    from mapreduce.runners.spark import check_java
+    try:
+        check_java()
+    except UsageError as exc:
+        pytest.skip(str(exc))
+    script = EXAMPLES / "mr_next_word_stats.py"
+    ref = mrjob_inline(script, text.name, cwd=text.parent)
+    assert ref.returncode == 0, ref.stderr.decode()
+    proc = cli(script, text.name, "-o", tmp_path / "out", "-q", "--runner", "spark",
+               cwd=text.parent, timeout=900)  # a JVM's start on a busy machine
+    assert proc.returncode == 0, proc.stderr
+    assert our_lines(tmp_path / "out") == sorted(ref.stdout.splitlines())

@@ -187,8 +187,9 @@ def _job_class(plan: _StepPlan) -> type[Job]:
     cls = _JOB_CLASSES.get(key)
     if cls is not None:
         return cls
+    from mapreduce.loader import import_job_module
     try:
-        module = importlib.import_module(plan.module_name)
+        module = import_job_module(plan.module_name)
     except ModuleNotFoundError as exc:
         if exc.name != plan.module_name:
             raise _ExecutorImportError(
