@@ -474,3 +474,42 @@ def test_int_values_travel_as_ints_without_changing_what_jobs_see(text, tmp_path
         return result
     ours, theirs = summary(our_lines(tmp_path / "out")), summary(ref.stdout.splitlines())
     assert ours == theirs and len(ours) > 10
+
+
+DIRECT_JOB = '''
+from mapreduce.mrjob import MRJob
+
+
+class MRDirect(MRJob):
+    def mapper(self, _, line):
+        for word in line.split():
+            yield word, 1
+
+    def reducer(self, word, ones):
+        yield word, sum(ones)
+
+
+if __name__ == "__main__":
+    MRDirect.run()
+'''
+
+
+def test_script_run_directly_takes_mrjobs_switches(tmp_path):
+    """``python mr_job.py`` with ``from mapreduce.mrjob import MRJob``: mrjob's switches,
+    standard input without an input path, output printed (or kept with -o)."""
+    (tmp_path / "mr_direct.py").write_text(DIRECT_JOB)
+    (tmp_path / "in.txt").write_text("a b a\nc a\n")
+    expected = [b'"a"\t3', b'"b"\t1', b'"c"\t1']
+    run = [sys.executable, "mr_direct.py"]
+    for args, stdin in [(["-r", "local", "in.txt"], b""), (["--no-conf"], b"a b a\nc a\n")]:
+        proc = subprocess.run(run + args, cwd=tmp_path, input=stdin, capture_output=True,
+                              timeout=TIMEOUT)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert sorted(proc.stdout.splitlines()) == expected
+    proc = subprocess.run(run + ["-o", "out", "in.txt"], cwd=tmp_path, capture_output=True,
+                          timeout=TIMEOUT)
+    assert proc.returncode == 0 and proc.stdout == b""
+    assert our_lines(tmp_path / "out") == expected and (tmp_path / "out" / "_SUCCESS").exists()
+    proc = subprocess.run(run + ["-r", "emr", "in.txt"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "-r emr" in proc.stderr
