@@ -513,3 +513,13 @@ def test_script_run_directly_takes_mrjobs_switches(tmp_path):
     proc = subprocess.run(run + ["-r", "emr", "in.txt"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=TIMEOUT)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "-r emr" in proc.stderr
+
+
+def test_an_mrjob_module_we_do_not_provide_is_named(text, tmp_path):
+    (tmp_path / "mr_emr.py").write_text("from mrjob.emr import EMRJobRunner\n"
+                                        "from mrjob.job import MRJob\n")
+    proc = cli("mr_emr.py", text, "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert "mrjob.emr is not part of mapreduce's mrjob compatibility layer" in first
+    assert not (tmp_path / "out").exists()

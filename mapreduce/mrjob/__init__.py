@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.abc
 import sys
 from typing import Iterator
 
@@ -38,6 +39,17 @@ _MODULES = {
 }
 
 
+class _OnlyOurs(importlib.abc.MetaPathFinder):
+    """While aliased: ``import mrjob.emr`` (a module this package does not stand for) is
+    an ImportError saying so, not a second copy of one of ours under mrjob's name."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.startswith("mrjob.") and name not in _MODULES:
+            raise ImportError(f"{name} is not part of mapreduce's mrjob compatibility layer "
+                              f"(it provides {', '.join(sorted(_MODULES))})", name=name)
+        return None
+
+
 @contextlib.contextmanager
 def aliased() -> Iterator[None]:
     """Within the block, ``import mrjob.<x>`` gives this package's modules; afterwards
@@ -48,9 +60,12 @@ def aliased() -> Iterator[None]:
     hidden = {n: sys.modules.pop(n) for n in stray}  # e.g. the real mrjob.runner
     for name, ours in _MODULES.items():
         sys.modules[name] = importlib.import_module(ours)
+    finder = _OnlyOurs()
+    sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
+        sys.meta_path.remove(finder)
         for name, module in saved.items():
             if module is absent:
                 sys.modules.pop(name, None)
