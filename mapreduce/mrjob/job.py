@@ -75,12 +75,18 @@ def _caching_dumps(dumps: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
     exactly the part of the protocol's line before or after the first tab."""
     strs: dict[str, bytes] = {}
     ints: dict[int, bytes] = {}
+    tuples: dict[tuple, bytes] = {}
 
     def dump(x: Any) -> bytes:
         t = type(x)
         cache = strs if t is str else ints if t is int else None
         if cache is None:
-            return dumps(x)
+            # A tuple of exact strs and ints (a pair-of-words key): equal such tuples have
+            # equal encodings (no True for 1, no 1.0 for 1 among them).
+            if t is tuple and all(e.__class__ is str or e.__class__ is int for e in x):
+                cache = tuples
+            else:
+                return dumps(x)
         b = cache.get(x)
         if b is None:
             if len(cache) >= _CACHE_LIMIT:
