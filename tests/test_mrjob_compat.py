@@ -523,3 +523,82 @@ def test_an_mrjob_module_we_do_not_provide_is_named(text, tmp_path):
     first = proc.stderr.splitlines()[0]
     assert "mrjob.emr is not part of mapreduce's mrjob compatibility layer" in first
     assert not (tmp_path / "out").exists()
+
+
+# --- a slice of mrjob's tests/test_job.py patterns -----------------------------------------
+def test_mrstep_checks_its_keywords_as_mrjob_does():
+    from mapreduce.mrjob.step import MRStep
+    with pytest.raises(TypeError, match="unexpected keyword argument 'mappper'"):
+        MRStep(mappper=print)
+    with pytest.raises(ValueError, match="Step has no mappers and no reducers"):
+        MRStep(jobconf={})
+    with pytest.raises(ValueError, match="Can't specify both mapper_cmd and mapper"):
+        MRStep(mapper=print, mapper_cmd="cat")
+    step = MRStep(reducer_init=print)
+    assert step["mapper"] is not None and step["reducer"] is not None  # the identities
+    assert MRStep(mapper=print) == MRStep(mapper=print)
+
+
+def test_default_steps_come_from_the_overridden_methods():
+    from mapreduce.mrjob import MRJob, MRStep
+
+    class MRBoth(MRJob):
+        def mapper(self, key, value):
+            yield key, value
+
+        def reducer_final(self):
+            yield "done", 1
+
+        def mapper_pre_filter(self):
+            return "grep x"
+
+    job = MRBoth([])
+    assert job.steps() == [MRStep(mapper=job.mapper, reducer_final=job.reducer_final,
+                                  mapper_pre_filter="grep x")]
+
+
+def test_hooks_run_once_per_task_in_order_and_counters_per_step():
+    """mapper_init/mapper_final and reducer_init/reducer_final as mrjob's test_job.py checks
+    them, over two steps, with the counters of each step apart."""
+    from mapreduce.mrjob import MRJob, MRStep
+
+    class MRHooks(MRJob):
+        JOBCONF = {"mapreduce.job.reduces": 1}
+
+        def steps(self):
+            return [MRStep(mapper_init=self.init, mapper=self.map, mapper_final=self.final,
+                           reducer=self.total),
+                    MRStep(reducer_init=self.r_init, reducer=self.passing,
+                           reducer_final=self.r_final)]
+
+        def init(self):
+            self.seen = 0
+            self.increment_counter("step0", "init")
+
+        def map(self, _, line):
+            self.seen += 1
+            yield "lines", 1
+
+        def final(self):
+            yield "seen by a task", self.seen
+
+        def total(self, key, values):
+            yield key, sum(values)
+
+        def r_init(self):
+            self.increment_counter("step1", "init")
+            yield "r_init", 0
+
+        def passing(self, key, values):
+            yield key, list(values)
+
+        def r_final(self):
+            yield "r_final", 0
+
+    job = MRHooks(["-r", "inline", "-"])
+    job.sandbox(stdin=io.BytesIO(b"a\nb\nc\n"))
+    with job.make_runner() as runner:
+        runner.run()
+        assert dict(job.parse_output(runner.cat_output())) == {
+            "r_init": 0, "lines": [3], "seen by a task": [3], "r_final": 0}
+        assert runner.counters() == [{"step0": {"init": 1}}, {"step1": {"init": 1}}]
