@@ -809,7 +809,7 @@ LAYERS = [
     # this package while it imports a job file; runner reaches the API through job.api_run.
     ("mrjob", {"mrjob", "mrjob.job", "mrjob.runner"}),
     ("mrjob leaves", {"mrjob.step", "mrjob.protocol", "mrjob.compat", "mrjob.util",
-                      "mrjob.py2", "mrjob.commands"}),
+                      "mrjob.py2", "mrjob.commands", "mrjob.records"}),
     ("leaves", {"codec", "layout", "errors", "events"}),
     ("core", {"core"}),   # which implementation of the kernels runs (the C extension or not)
 ]
@@ -836,6 +836,8 @@ SAME_LAYER_ALLOWED = {
     ("mrjob.runner", "job"): "the runner calls the API registered with the Job layer",
     ("mrjob.job", "job"): "MRJob is a Job",
     ("mrjob.protocol", "mrjob.util"): "mrjob's ReprProtocol reads with mrjob's safeeval",
+    ("mrjob.records", "mrjob.protocol"): "records are encoded a half at a time for mrjob's "
+                                         "key-caching protocols",
     ("workdir", "lock"): "the work directory is locked like the output",
 }
 

@@ -43,9 +43,10 @@ from mapreduce.errors import JobDefinitionError, UsageError
 from mapreduce.job import Job, Step
 from mapreduce.mrjob.commands import Spool
 from mapreduce.mrjob.compat import set_task_env
-from mapreduce.mrjob.protocol import (JSONProtocol, RawValueProtocol, TextValueProtocol,
-                                      _KeyCachingProtocol)
+from mapreduce.mrjob.protocol import JSONProtocol, RawValueProtocol, TextValueProtocol
 from mapreduce.mrjob.py2 import to_unicode
+from mapreduce.mrjob.records import (caching_loads, decoder, encode_with, is_key_caching,
+                                     joined, lines_with, passes_ints, value_loader)
 from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _RefusedStep)
 
 #: Jobconf keys that mean something here: the number of reduce tasks (Hadoop 2 and 1
@@ -53,146 +54,6 @@ from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _Ref
 #: --split-size decides).
 _REDUCES = ("mapreduce.job.reduces", "mapred.reduce.tasks")
 _KNOWN_JOBCONF = _REDUCES + ("mapreduce.job.maps", "mapred.map.tasks")
-
-
-#: Most entries each per-task encode/decode cache keeps before starting afresh.
-_CACHE_LIMIT = 100_000
-_SCALARS = (int, str, float, bool, type(None))
-
-
-def _is_key_caching(protocol: Any) -> bool:
-    """A protocol whose line is ``_dumps(key) TAB _dumps(value)`` (mrjob's JSON, Pickle and
-    Repr protocols, not overridden): it can be encoded and decoded a half at a time."""
-    cls = type(protocol)
-    return isinstance(protocol, _KeyCachingProtocol) and \
-        cls.write is _KeyCachingProtocol.write and cls.read is _KeyCachingProtocol.read
-
-
-def _caching_dumps(dumps: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    """``dumps`` remembering the encodings of str and int objects (exact types: True and 1
-    are equal as dict keys but encode differently), e.g. a word count's words and its 1s.
-    ``_dumps`` of JSON, pickle or repr never contains a raw tab, so a half's encoding is
-    exactly the part of the protocol's line before or after the first tab."""
-    strs: dict[str, bytes] = {}
-    ints: dict[int, bytes] = {}
-    tuples: dict[tuple, bytes] = {}
-
-    def dump(x: Any) -> bytes:
-        t = type(x)
-        cache = strs if t is str else ints if t is int else None
-        if cache is None:
-            # A tuple of exact strs and ints (a pair-of-words key): equal such tuples have
-            # equal encodings (no True for 1, no 1.0 for 1 among them).
-            if t is tuple and all(e.__class__ is str or e.__class__ is int for e in x):
-                cache = tuples
-            else:
-                return dumps(x)
-        b = cache.get(x)
-        if b is None:
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            b = cache[x] = dumps(x)
-        return b
-    return dump
-
-
-def _caching_loads(loads: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    """``loads`` remembering short encodings whose objects are immutable scalars (a list
-    is decoded afresh every time: the job may change it)."""
-    cache: dict[bytes, Any] = {}
-    missing = object()
-
-    def load(b: bytes) -> Any:
-        x = cache.get(b, missing)
-        if x is missing:
-            x = loads(b)
-            if type(x) in _SCALARS and len(b) <= 64:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[b] = x
-        return x
-    return load
-
-
-#: Ints the engine's value encoding (msgpack) carries: a signed 64-bit range.
-_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def _passes_ints(protocol: Any) -> bool:
-    """Can int values travel as ints rather than as their encoding?  Yes when the protocol
-    encodes an int as its decimal digits and decodes them back (JSON, repr; not pickle):
-    the value is then the same whichever form it travels in, and the engine's combining
-    buffer takes its fast path for a word count's 1s.  (Not under SORT_VALUES, where values
-    must sort as their encoded bytes, as on Hadoop.)"""
-    if not _is_key_caching(protocol):
-        return False
-    try:
-        return protocol._dumps(-1234) == b"-1234" and protocol._loads(b"-1234") == -1234
-    except Exception:
-        return False
-
-
-def _encode_with(protocol: Any, ints: bool = False
-                 ) -> Callable[[Optional[Iterable]], Iterator[tuple]]:
-    """Pairs -> (key bytes, value bytes or None): the protocol's line cut at its first tab,
-    as Hadoop Streaming cuts it (a line without a tab is all key).  With ``ints``
-    (:func:`_passes_ints`), an int value in the 64-bit range stays an int."""
-    if _is_key_caching(protocol):
-        dump = _caching_dumps(protocol._dumps)
-
-        def encode_halves(pairs: Optional[Iterable]) -> Iterator[tuple]:
-            for key, value in pairs or ():
-                yield dump(key), dump(value)
-
-        def encode_halves_ints(pairs: Optional[Iterable]) -> Iterator[tuple]:
-            for key, value in pairs or ():
-                if value.__class__ is int and _INT_MIN <= value <= _INT_MAX:
-                    yield dump(key), value
-                else:
-                    yield dump(key), dump(value)
-        return encode_halves_ints if ints else encode_halves
-    write = protocol.write
-
-    def encode(pairs: Optional[Iterable]) -> Iterator[tuple]:
-        for key, value in pairs or ():
-            line = write(key, value)
-            k, tab, v = line.partition(b"\t")
-            yield k, (v if tab else None)
-    return encode
-
-
-def _value_loader(protocol: Any) -> Callable[[Any], Any]:
-    """Decode a value half: bytes through the protocol (cached), an int as it is."""
-    load = _caching_loads(protocol._loads)
-    return lambda v: v if v.__class__ is int else load(v)
-
-
-def _decoder(protocol: Any) -> Callable[[bytes, Optional[bytes]], tuple]:
-    """Decode a (key bytes, value bytes or None) record into the pair it was written from."""
-    if _is_key_caching(protocol):
-        load, load_value = _caching_loads(protocol._loads), _value_loader(protocol)
-        return lambda k, v: (load(k), load_value(v))
-    read = protocol.read
-    return lambda k, v: read(_joined(k, v))
-
-
-def _lines_with(protocol: Any) -> Callable[[Optional[Iterable]], Iterator[tuple]]:
-    """Pairs -> (None, output line): the last step's output, written by the engine's
-    ``raw_value`` output (the line as is, then a newline)."""
-    write = protocol.write
-
-    def lines(pairs: Optional[Iterable]) -> Iterator[tuple]:
-        for key, value in pairs or ():
-            yield None, write(key, value)
-    return lines
-
-
-def _joined(key: bytes, value: Any) -> bytes:
-    """The line a record came from (an int value only travels as one where its encoding
-    is its decimal digits: :func:`_passes_ints`)."""
-    if value is None:
-        return key
-    return key + b"\t" + (value if value.__class__ is bytes else str(value).encode())
 
 
 class _EngineArgs(list):
@@ -437,10 +298,10 @@ class MRJob(Job):
         last = i == n - 1
         has_reducer = st["reducer"] is not None
         internal = self.internal_protocol()
-        ints = not self.SORT_VALUES and _passes_ints(internal)
-        final = _lines_with(self.output_protocol()) if last else \
-            _encode_with(self.internal_protocol(), ints)
-        map_out = final if (last and not has_reducer) else _encode_with(internal, ints)
+        ints = not self.SORT_VALUES and passes_ints(internal)
+        final = lines_with(self.output_protocol()) if last else \
+            encode_with(self.internal_protocol(), ints)
+        map_out = final if (last and not has_reducer) else encode_with(internal, ints)
         conf = dict(job_conf, **(st.given("jobconf") or {}))
         reducers = self._reducers(conf, i)
 
@@ -464,7 +325,7 @@ class MRJob(Job):
         if st.given("mapper_cmd") or st.given("mapper_pre_filter"):
             self._map_command(st, i, step, map_out, last and not has_reducer)
         if st["combiner"] is not None and has_reducer:
-            combine_out = _encode_with(self.internal_protocol(), ints)
+            combine_out = encode_with(self.internal_protocol(), ints)
             step.combiner = self._grouped(st["combiner"], self.internal_protocol(),
                                           combine_out)
             if st["combiner_init"]:
@@ -501,7 +362,7 @@ class MRJob(Job):
                 return ()
         else:
             def add(key: bytes, value: Optional[bytes]) -> tuple:  # type: ignore[misc]
-                spool.add(_joined(key, value))
+                spool.add(joined(key, value))
                 return ()
         command = st.given("mapper_cmd")
         if command:
@@ -529,7 +390,7 @@ class MRJob(Job):
 
         def add(key: bytes, values: Iterator[Optional[bytes]]) -> tuple:
             for value in values:
-                spool.add(_joined(key, value))
+                spool.add(joined(key, value))
             return ()
         command = st.given("reducer_cmd")
         if command:
@@ -568,7 +429,7 @@ class MRJob(Job):
                 def mapper(_key: Any, line: str) -> Iterator[tuple]:
                     return out(user(*read(line.encode("utf-8", "surrogateescape"))))
             return mapper
-        decode = _decoder(self.internal_protocol())
+        decode = decoder(self.internal_protocol())
 
         def mapper(key: bytes, value: Optional[bytes]) -> Iterator[tuple]:
             return out(user(*decode(key, value)))
@@ -578,8 +439,8 @@ class MRJob(Job):
     def _grouped(user: Callable, protocol: Any, out: Callable) -> Callable:
         """A combiner/reducer over (key bytes, value bytes...): decoded as mrjob decodes a
         group of lines, the user's function called once per key, its pairs encoded."""
-        if _is_key_caching(protocol):
-            load, load_value = _caching_loads(protocol._loads), _value_loader(protocol)
+        if is_key_caching(protocol):
+            load, load_value = caching_loads(protocol._loads), value_loader(protocol)
 
             def grouped_halves(key: bytes, values: Iterator[bytes]) -> Iterator[tuple]:
                 return out(user(load(key), map(load_value, values)))
@@ -587,7 +448,7 @@ class MRJob(Job):
         read = protocol.read
 
         def grouped(key: bytes, values: Iterator[Optional[bytes]]) -> Iterator[tuple]:
-            pairs = (read(_joined(key, v)) for v in values)
+            pairs = (read(joined(key, v)) for v in values)
             first_key, first_value = next(pairs)
             decoded = itertools.chain((first_value,), (v for _, v in pairs))
             return out(user(first_key, decoded))
