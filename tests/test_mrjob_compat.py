@@ -602,3 +602,30 @@ def test_hooks_run_once_per_task_in_order_and_counters_per_step():
         assert dict(job.parse_output(runner.cat_output())) == {
             "r_init": 0, "lines": [3], "seen by a task": [3], "r_final": 0}
         assert runner.counters() == [{"step0": {"init": 1}}, {"step1": {"init": 1}}]
+
+
+def test_dash_D_jobconf_on_the_command_line_and_in_mrjob_args(text, tmp_path):
+    proc = cli(EXAMPLES / "mr_word_freq_count.py", text, "-o", tmp_path / "a", "-q",
+               "--runner", "inline", "-D", "mapreduce.job.reduces=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "a").glob("part-*")) == ["part-00000",
+                                                                       "part-00001"]
+    proc = cli(EXAMPLES / "mr_word_freq_count.py", text, "-o", tmp_path / "b", "-q",
+               "-D", "mapreduce.output.fileoutputformat.compress=true", cwd=tmp_path)
+    one_error_line(proc, "mapreduce.output.fileoutputformat.compress")
+
+    from mapreduce.mrjob import MRJob
+
+    class MRLines(MRJob):
+        def mapper(self, _, line):
+            yield line, 1
+
+        def reducer(self, line, ones):
+            yield line, sum(ones)
+
+    job = MRLines(["-r", "inline", "-D", "mapred.reduce.tasks=1", "-"])
+    job.sandbox(stdin=io.BytesIO(b"b\na\nb\n"))
+    with job.make_runner() as runner:
+        runner.run()
+        assert len(list(Path(runner.get_output_dir()).glob("part-*"))) == 1
+        assert list(job.parse_output(runner.cat_output())) == [("a", 1), ("b", 2)]

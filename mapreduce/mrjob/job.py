@@ -17,7 +17,7 @@ see ``mapreduce/mrjob/__init__.py`` for how that name reaches it).  ``MRJob`` is
   file's path (the engine's ``whole_file`` input).
 * The last step writes ``OUTPUT_PROTOCOL``'s line as the output line: ``JSONProtocol``'s
   output is mrjob's byte for byte (``"caf\\u00e9"``).
-* ``JOBCONF`` / ``jobconf()`` / ``MRStep(jobconf=...)``: the number of reducers is
+* ``JOBCONF`` / ``jobconf()`` / ``MRStep(jobconf=...)`` / ``-D``: the number of reducers is
   the step's ``Step(reducers=N)``; other keys are refused at start unless listed in
   :data:`_KNOWN_JOBCONF`.
 * ``jobconf_from_env``: every task wrapper sets the Hadoop Streaming environment variables
@@ -54,6 +54,13 @@ from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _Ref
 #: --split-size decides).
 _REDUCES = ("mapreduce.job.reduces", "mapred.reduce.tasks")
 _KNOWN_JOBCONF = _REDUCES + ("mapreduce.job.maps", "mapred.map.tasks")
+
+
+def _jobconf_pair(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 class _EngineArgs(list):
@@ -131,8 +138,21 @@ class MRJob(Job):
         return self.OUTPUT_PROTOCOL()
 
     def jobconf(self) -> dict:
-        """The job-level jobconf (``JOBCONF``)."""
-        return dict(self.JOBCONF)
+        """The job-level jobconf: ``JOBCONF``, then ``-D KEY=VALUE`` from the command line."""
+        conf = dict(self.JOBCONF)
+        conf.update(getattr(self.options, "jobconf", None) or [])
+        return conf
+
+    @classmethod
+    def declare_options(cls, parser: argparse.ArgumentParser) -> None:
+        """The job's own options, and mrjob's ``-D KEY=VALUE`` (``--jobconf``), which every
+        task's :meth:`jobconf` sees (a job option like the others, so it is checked once,
+        where the job starts, and reaches tasks on every runner)."""
+        super().declare_options(parser)
+        parser.add_argument("-D", "--jobconf", dest="jobconf", action="append", default=[],
+                            type=_jobconf_pair, metavar="KEY=VALUE",
+                            help="a Hadoop setting for the job, as mrjob's -D (e.g. "
+                                 "mapreduce.job.reduces=1)")
 
     def sort_values(self) -> bool:
         return bool(self.SORT_VALUES)

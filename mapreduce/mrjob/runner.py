@@ -11,7 +11,7 @@ mrjob users test a job like this::
 
 :func:`parse_mrjob_args` reads mrjob's switches that mean something here (``-r
 inline|local|spark``, ``--num-cores``, ``-o/--output-dir``, ``--cat-output``,
-``--no-output``, ``--no-conf``) and the job's own options; anything else
+``--no-output``, ``--no-conf``, ``-D KEY=VALUE``: a job option of MRJob's) and the job's own options; anything else
 (an EMR, Dataproc or Hadoop switch, an unknown option) is a UsageError naming it.
 :class:`MRRunner` runs the job through the Python API (registered by the entry layer:
 ``mapreduce.job.api_run``): standard input (``-`` or no input) is copied to a temporary file
@@ -50,7 +50,6 @@ class MRArgs:
     output_dir: Optional[str] = None
     cat_output: Optional[bool] = None
     no_output: bool = False
-    jobconf: dict = field(default_factory=dict)
     job_options: argparse.Namespace = field(default_factory=argparse.Namespace)
     job_option_dests: list = field(default_factory=list)
 
@@ -65,7 +64,6 @@ def parse_mrjob_args(job_class: type, args: list[str]) -> MRArgs:
     parser.add_argument("--cat-output", dest="cat_output", action="store_true", default=None)
     parser.add_argument("--no-cat-output", dest="cat_output", action="store_false")
     parser.add_argument("--no-output", dest="no_output", action="store_true")
-    parser.add_argument("-D", "--jobconf", dest="jobconf", action="append", default=[])
     parser.add_argument("--no-conf", action="store_true")
     parser.add_argument("-q", "--quiet", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -87,15 +85,11 @@ def parse_mrjob_args(job_class: type, args: list[str]) -> MRArgs:
                          "or spark)")
     if parsed.num_cores is not None and parsed.num_cores < 1:
         raise UsageError(f"{job_class.__name__}: --num-cores must be at least 1")
-    if parsed.jobconf:
-        raise UsageError(f"{job_class.__name__}: -D {parsed.jobconf[0]}: not supported yet "
-                         "(set JOBCONF in the job, or MRStep(jobconf=...))")
-    jobconf: dict = {}
     options = argparse.Namespace(**{d: getattr(parsed, d) for d in dests})
     return MRArgs(inputs=list(parsed.args), runner=_RUNNERS[runner],
                   workers=parsed.num_cores, output_dir=parsed.output_dir,
                   cat_output=parsed.cat_output, no_output=parsed.no_output,
-                  jobconf=jobconf, job_options=options, job_option_dests=dests)
+                  job_options=options, job_option_dests=dests)
 
 
 class MRRunner:
