@@ -28,6 +28,16 @@ def _script_main(job_class: type, argv: Any) -> int:
 _job.set_script_main(_script_main)
 
 
+def _api_run(*args: Any, **kwargs: Any) -> Any:
+    """``mapreduce.run``, registered with the Job layer for the mrjob compatibility
+    layer's ``make_runner()`` (which sits below the API)."""
+    from mapreduce.api import run
+    return run(*args, **kwargs)
+
+
+_job.set_api_run(_api_run)
+
+
 def __getattr__(name: str) -> Any:
     if name in _API:
         from mapreduce import api

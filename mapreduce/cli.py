@@ -109,7 +109,7 @@ def add_job_options(parser: argparse.ArgumentParser, job_class: type[Job]) -> li
     group = parser.add_argument_group(f"options of the job ({job_class.__name__})")
     before = len(group._group_actions)
     try:
-        job_class.__new__(job_class).configure_args(group)  # type: ignore[arg-type]
+        job_class.declare_options(group)  # type: ignore[arg-type]
     except argparse.ArgumentError as exc:
         raise JobDefinitionError(f"{job_class.__name__}.configure_args: {exc} (the name is "
                                  "taken by a framework option; pick another)") from None
@@ -284,30 +284,49 @@ def keep_only_logs(directory: str) -> list[str]:
     return sorted(kept)
 
 
-def _job_named_in(argv: Sequence[str]) -> Optional[tuple[type[Job], JobRef]]:
+def _job_named_in(argv: Sequence[str]
+                  ) -> tuple[Optional[tuple[type[Job], JobRef]], Optional[MapReduceError]]:
     """The job a ``run`` command line names, loaded early so that its own options can be
-    parsed (and listed by --help); None when there is none or it does not load (the full
-    parse then reports the problem)."""
+    parsed (and listed by --help), or the error loading it raised.  This pre-parse does
+    not know which options take values, so the path it found may not be the job's: the
+    caller reports the error only once the full parse agrees on the path."""
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("command", nargs="?")
     pre.add_argument("job", nargs="?")
     pre.add_argument("--job", dest="job_name")
     known, _ = pre.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     if known.command != "run" or not known.job:
-        return None
+        return None, None
     try:
-        return load_job_class(known.job, known.job_name)
-    except MapReduceError:
-        return None
+        return load_job_class(known.job, known.job_name), None
+    except MapReduceError as exc:
+        exc.job_path = known.job  # type: ignore[attr-defined]
+        return None, exc
+
+
+def _load_error_first(parser: argparse.ArgumentParser, argv: list[str],
+                      error: MapReduceError) -> bool:
+    """Does the command line name the job file that failed to load?  Then its load error
+    is the one to report: the job's own options on the line are unknown to a parser
+    without the job, and "unrecognized arguments" would hide the real problem (an import
+    error, a syntax error, a missing file)."""
+    try:
+        args, _ = parser.parse_known_args(argv)
+    except SystemExit:
+        return False
+    return getattr(args, "job", None) == getattr(error, "job_path", None)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        loaded = _job_named_in(argv)
+        loaded, load_error = _job_named_in(argv)
         parser = build_parser(loaded[0] if loaded else None)
     except MapReduceError as exc:
         return _report_error(exc)
+    if load_error is not None and "-h" not in argv and "--help" not in argv and \
+            _load_error_first(build_parser(None), argv, load_error):
+        return _report_error(load_error)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

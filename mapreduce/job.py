@@ -28,6 +28,7 @@ Policy decisions that live here:
 from __future__ import annotations
 
 import argparse
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
 
@@ -187,8 +188,12 @@ class Job:
         """
         raise NotImplementedError
 
-    def configure_args(self, parser: argparse.ArgumentParser) -> None:
+    def configure_args(self, parser: Optional[argparse.ArgumentParser] = None) -> None:
         """Declare the job's own command-line options (mrjob's ``configure_args``).
+
+        mrjob's form works too: ``configure_args(self)`` calling
+        ``super().configure_args()`` and ``self.add_passthru_arg(...)`` (hence ``parser``'s
+        default: the base method is called without one there).
 
         ``parser`` is an argument group of the ``run`` command: call ``parser.add_argument``
         as with argparse (e.g. ``parser.add_argument("--top", type=int, default=10)``).  The
@@ -196,13 +201,38 @@ class Job:
         be optional (``--name``) and their values picklable.
         """
 
+    def add_passthru_arg(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """mrjob's way of declaring an option, from a ``configure_args(self)`` that takes no
+        parser: the same as ``parser.add_argument(...)``.  Only valid while the options are
+        being declared (:meth:`declare_options` sets the parser)."""
+        parser = getattr(self, "_declaring", None)
+        if parser is None:
+            raise JobDefinitionError(
+                f"{type(self).__name__}.add_passthru_arg: call it from configure_args(self)")
+        return parser.add_argument(*args, **kwargs)
+
+    @classmethod
+    def declare_options(cls, parser: argparse.ArgumentParser) -> None:
+        """Run the job's ``configure_args`` against ``parser``, whichever of the two
+        signatures it has: ours (``configure_args(self, parser)``) or mrjob's
+        (``configure_args(self)`` calling ``self.add_passthru_arg(...)``)."""
+        declarer = cls.__new__(cls)
+        declarer._declaring = parser
+        try:
+            if _takes_no_parser(cls.configure_args):
+                declarer.configure_args()  # type: ignore[call-arg]
+            else:
+                declarer.configure_args(parser)
+        finally:
+            declarer._declaring = None
+
     @classmethod
     def default_options(cls) -> dict[str, Any]:
         """The job options' defaults (what ``self.options`` holds without a command line):
         a string default converted by the option's ``type``, None for a required option."""
         parser = _DefaultsParser(prog=cls.__name__, add_help=False, allow_abbrev=False,
                                  exit_on_error=False)
-        cls.__new__(cls).configure_args(parser)
+        cls.declare_options(parser)
         for action in parser._actions:
             action.required = False  # the defaults are wanted, not a complete command line
         try:
@@ -242,6 +272,47 @@ class Job:
         counters, self._counters = self._counters, {}
         return counters
 
+    # --- checking the definition ------------------------------------------------------
+    @classmethod
+    def unsupported_features(cls) -> list[str]:
+        """What the job defines that looks like a hook or setting but that this engine
+        does not run: one phrase each, naming it.  Never silently ignored: the session
+        refuses a job with any (:meth:`check_definition`)."""
+        found = []
+        for name in sorted(_MRJOB_ONLY):
+            if hasattr(cls, name) and not hasattr(Job, name):
+                how = ("the mrjob compatibility layer runs it: subclass mapreduce.mrjob.MRJob"
+                       if name in _COMPAT_RUNS else "mapreduce does not run it")
+                found.append(f"{name} ({_MRJOB_ONLY[name]}; {how})")
+        for name, meant in _NEAR_MISSES.items():
+            if callable(getattr(cls, name, None)) and not hasattr(Job, name):
+                found.append(f"{name}() (not a hook: did you mean {meant}()?)")
+        return found
+
+    @classmethod
+    def check_definition(cls) -> None:
+        """Raise JobDefinitionError naming the first thing the job defines that the engine
+        would not run (see :meth:`unsupported_features`)."""
+        found = cls.unsupported_features()
+        if found:
+            more = (" (also: " + ", ".join(f.split(" ")[0] for f in found[1:]) + ")"
+                    if len(found) > 1 else "")
+            raise JobDefinitionError(f"{cls.__name__} defines {found[0]}{more}")
+
+    def engine_steps(self) -> list[Step]:
+        """The steps as the engine runs them: :meth:`steps` here; a compatibility layer
+        (``mapreduce.mrjob``) translates its own step objects into Steps here."""
+        return self.steps()
+
+    @classmethod
+    def engine_output_protocol(cls) -> str:
+        """The output line format the engine writes (``OUTPUT_PROTOCOL`` here)."""
+        return cls.OUTPUT_PROTOCOL
+
+    def engine_input_format(self) -> str:
+        """How the first step reads its input (``INPUT_FORMAT`` here)."""
+        return self.INPUT_FORMAT
+
     # --- helpers ------------------------------------------------------------------------
     @classmethod
     def _overrides(cls, name: str) -> bool:
@@ -259,6 +330,55 @@ class Job:
         raise SystemExit(_SCRIPT_MAIN(cls, argv))
 
 
+#: mrjob's hooks and settings that a plain Job does not run, and what they are.
+_MRJOB_ONLY = {
+    "mapper_pre_filter": "an mrjob shell command before the mapper",
+    "combiner_pre_filter": "an mrjob shell command before the combiner",
+    "reducer_pre_filter": "an mrjob shell command before the reducer",
+    "mapper_cmd": "an mrjob shell command as the mapper",
+    "combiner_cmd": "an mrjob shell command as the combiner",
+    "reducer_cmd": "an mrjob shell command as the reducer",
+    "mapper_raw": "mrjob's whole-input-file mapper",
+    "spark": "an mrjob Spark step",
+    "spark_args": "mrjob's Spark arguments",
+    "JOBCONF": "mrjob's Hadoop configuration",
+    "jobconf": "mrjob's Hadoop configuration",
+    "FILES": "mrjob's files uploaded to every task",
+    "DIRS": "mrjob's directories uploaded to every task",
+    "ARCHIVES": "mrjob's archives unpacked in every task",
+    "INPUT_PROTOCOL": "mrjob's input protocol",
+    "INTERNAL_PROTOCOL": "mrjob's protocol between steps",
+    "HADOOP_INPUT_FORMAT": "a Java Hadoop input format",
+    "HADOOP_OUTPUT_FORMAT": "a Java Hadoop output format",
+    "PARTITIONER": "a Java Hadoop partitioner class",
+    "LIBJARS": "Java libraries for Hadoop",
+}
+
+#: Those of them that ``mapreduce.mrjob.MRJob`` runs (docs/mrjob.md).
+_COMPAT_RUNS = {"mapper_pre_filter", "reducer_pre_filter", "mapper_cmd", "reducer_cmd",
+                "mapper_raw", "JOBCONF", "jobconf", "INPUT_PROTOCOL", "INTERNAL_PROTOCOL"}
+
+#: Method names that look like a hook but are not one, and the hook meant.
+_NEAR_MISSES = {
+    "map": "mapper", "reduce": "reducer", "combine": "combiner",
+    "map_init": "mapper_init", "map_final": "mapper_final",
+    "reduce_init": "reducer_init", "reduce_final": "reducer_final",
+    "combine_init": "combiner_init", "combine_final": "combiner_final",
+    "mapper_setup": "mapper_init", "reducer_setup": "reducer_init",
+    "mapper_cleanup": "mapper_final", "reducer_cleanup": "reducer_final",
+}
+
+
+def _takes_no_parser(method: Callable[..., Any]) -> bool:
+    """Is ``configure_args`` mrjob's ``(self)`` rather than our ``(self, parser)``?"""
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
 #: ``Job.run()``'s command line, set by the entry layer (see :func:`set_script_main`).
 _SCRIPT_MAIN: Optional[Callable[[type, Optional[list]], int]] = None
 
@@ -268,3 +388,22 @@ def set_script_main(main: Callable[[type, Optional[list]], int]) -> None:
     layer (``mapreduce/__init__.py``) does it, so this module imports nothing above it."""
     global _SCRIPT_MAIN
     _SCRIPT_MAIN = main
+
+
+#: The Python API's ``run``, set by the entry layer (see :func:`set_api_run`): what the
+#: mrjob compatibility layer's ``make_runner()`` runs a job with.
+_API_RUN: Optional[Callable[..., Any]] = None
+
+
+def set_api_run(run: Callable[..., Any]) -> None:
+    """Register the Python API's ``run`` (``mapreduce/__init__.py`` does it), for
+    ``mapreduce.mrjob``'s runners, which sit below the API."""
+    global _API_RUN
+    _API_RUN = run
+
+
+def api_run(*args: Any, **kwargs: Any) -> Any:
+    """Run a job through the registered Python API (``mapreduce.run``)."""
+    if _API_RUN is None:  # mapreduce/__init__.py registers it on import
+        raise RuntimeError("mapreduce's Python API is not registered")
+    return _API_RUN(*args, **kwargs)

@@ -54,8 +54,12 @@ def _import_file(path: str):
         raise JobDefinitionError(f"cannot load job file {path}: not a Python source file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # mrjob's module names mean mapreduce.mrjob while the file loads (and only then): a
+    # job written for mrjob runs unedited, whether or not mrjob is installed.
+    from mapreduce.mrjob import aliased
     try:
-        spec.loader.exec_module(module)
+        with aliased():
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         del sys.modules[name]
         where = f"{exc.filename or path}:{exc.lineno}" if exc.lineno else path
@@ -76,6 +80,15 @@ def _import_file(path: str):
         error.detail = "".join(traceback.format_list(frames)).rstrip("\n")  # type: ignore
         raise error from None
     return module
+
+
+def import_job_module(name: str):
+    """Import a job file's copy by module name (a Spark executor imports the driver's job
+    file under the driver's module name), with mrjob's module names mapped as when loading
+    by path: without it an executor where mrjob is installed would bind the real MRJob."""
+    from mapreduce.mrjob import aliased
+    with aliased():
+        return importlib.import_module(name)
 
 
 def job_classes_in(module) -> list[type[Job]]:

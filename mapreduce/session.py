@@ -48,8 +48,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from mapreduce.errors import (CorruptDataError, InputError, MapReduceError, OutputError,
-                              TaskFailedError, UsageError, user_traceback)
+from mapreduce.errors import (CorruptDataError, InputError, JobDefinitionError, MapReduceError,
+                              OutputError, TaskFailedError, UsageError, user_traceback)
 from mapreduce.events import JobListener
 from mapreduce.inputs import (choose_split_size, expand_inputs, file_size, input_roots,
                               plan_splits, plan_whole_files)
@@ -125,9 +125,15 @@ class JobSession:
         self.listener = listener or JobListener()
         # The job's own options first: steps() may depend on them (e.g. --iterations).
         self.job_options = dict(job_class.default_options(), **config.job_options)
+        try:
+            job_class.check_definition()  # never silently ignore a hook we do not run
+        except JobDefinitionError as exc:
+            raise UsageError(f"{job_ref.path}: {exc}") from None
         planner = job_class()
         planner.options = argparse.Namespace(**self.job_options)
-        self.steps: list[Step] = planner.steps()
+        self.steps: list[Step] = planner.engine_steps()
+        self.input_format = planner.engine_input_format()
+        self.output_protocol = job_class.engine_output_protocol()
         if not self.steps:
             raise UsageError(f"{job_ref.path}: steps() returned no steps")
         self.reducers = config.reducers if config.reducers is not None else job_class.REDUCERS
@@ -135,12 +141,12 @@ class JobSession:
             raise UsageError(f"{job_ref.path}: REDUCERS must be an int of at least 1 (got "
                              f"{self.reducers!r})")
         self.sort_values = bool(job_class.SORT_VALUES)
-        if job_class.INPUT_FORMAT not in ("lines", "whole_file"):
+        if self.input_format not in ("lines", "whole_file"):
             raise UsageError(f"{job_ref.path}: INPUT_FORMAT must be 'lines' or 'whole_file' "
-                             f"(got {job_class.INPUT_FORMAT!r})")
-        if job_class.OUTPUT_PROTOCOL not in PROTOCOLS:
+                             f"(got {self.input_format!r})")
+        if self.output_protocol not in PROTOCOLS:
             raise UsageError(f"{job_ref.path}: OUTPUT_PROTOCOL must be one of "
-                             f"{', '.join(PROTOCOLS)} (got {job_class.OUTPUT_PROTOCOL!r})")
+                             f"{', '.join(PROTOCOLS)} (got {self.output_protocol!r})")
         if config.output_compression == "zst":
             try:
                 import zstandard  # noqa: F401  (an optional extra: refused now, not in a task)
@@ -246,13 +252,13 @@ class JobSession:
 
     def splits(self) -> list[Any]:
         """The first step's map tasks' inputs: line-aligned byte ranges, or whole files."""
-        if self.job_class.INPUT_FORMAT == "whole_file":
+        if self.input_format == "whole_file":
             return plan_whole_files(self.files)
         return plan_splits(self.files, self.split_size)
 
     def describe_plan(self, tasks: int) -> str:
         how = ("one map task per file (INPUT_FORMAT = 'whole_file')"
-               if self.job_class.INPUT_FORMAT == "whole_file"
+               if self.input_format == "whole_file"
                else f"split size {self.split_size} bytes")
         size = self.input_bytes
         n = len(self.files)
@@ -658,7 +664,7 @@ class JobSession:
                     "fingerprint_parts": self.fingerprint},
             "runner": runner,
             "mode": self.config.mode,
-            "output_protocol": self.job_class.OUTPUT_PROTOCOL,
+            "output_protocol": self.output_protocol,
             "workers": self.config.workers,
             "reducers": self.reducers,
             "steps": [dict(st.describe(), reducers=self.reducers_of(s),

@@ -136,7 +136,7 @@ def make_job(ref: JobRef, step: int, job_options: dict, side_data: Any, split: A
     job.side_data = load_side_data(side_data) if isinstance(side_data, SideDataRef) \
         else (side_data or {})
     set_task_context(job, split)
-    return job, job.steps()[step]
+    return job, job.engine_steps()[step]
 
 
 def run_map_task(spec: TaskSpec) -> TaskResult:

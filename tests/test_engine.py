@@ -806,6 +806,11 @@ LAYERS = [
     ("input", {"inputs"}),
     ("storage", {"storage", "workdir", "lock"}),
     ("formats", {"runfile", "job", "loader", "output", "journal", "sidedata", "options"}),
+    # mrjob compatibility: MRJob is a Job (formats); the loader aliases mrjob's names to
+    # this package while it imports a job file; runner reaches the API through job.api_run.
+    ("mrjob", {"mrjob", "mrjob.job", "mrjob.runner"}),
+    ("mrjob leaves", {"mrjob.step", "mrjob.protocol", "mrjob.compat", "mrjob.util",
+                      "mrjob.py2", "mrjob.commands", "mrjob.records"}),
     ("leaves", {"codec", "layout", "errors", "events"}),
     ("core", {"core"}),   # which implementation of the kernels runs (the C extension or not)
 ]
@@ -827,6 +832,14 @@ SAME_LAYER_ALLOWED = {
     ("runners.inline", "runners.local"): "the inline runner is the local scheduler in-process",
     ("runners.dask", "runners.local"): "the Dask runner is the local scheduler over Dask futures",
     ("loader", "job"): "the loader finds Job subclasses",
+    ("loader", "mrjob"): "mrjob's module names mean mapreduce.mrjob while a job file loads",
+    ("mrjob", "mrjob.job"): "the package re-exports MRJob",
+    ("mrjob.job", "mrjob.runner"): "MRJob(args), make_runner() and run() use its runner",
+    ("mrjob.runner", "job"): "the runner calls the API registered with the Job layer",
+    ("mrjob.job", "job"): "MRJob is a Job",
+    ("mrjob.protocol", "mrjob.util"): "mrjob's ReprProtocol reads with mrjob's safeeval",
+    ("mrjob.records", "mrjob.protocol"): "records are encoded a half at a time for mrjob's "
+                                         "key-caching protocols",
     ("workdir", "lock"): "the work directory is locked like the output",
     ("workdir", "storage"): "a remote output's work directory is named by its URL",
 }

@@ -63,7 +63,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from mapreduce.errors import MapReduceError, UsageError
 from mapreduce.job import Job
-from mapreduce.loader import JobRef, _module_name, load_job_class, remember
+from mapreduce.loader import JobRef, _module_name, import_job_module, load_job_class, remember
 from mapreduce.options import JobConfig
 from mapreduce.pool import TaskFailure, failure_from
 from mapreduce.runners.local import LocalRunner
@@ -113,7 +113,8 @@ def _job_class(ref: JobRef) -> type[Job]:
     name), else the job file itself if the worker sees its path."""
     name = _module_name(ref.path)
     try:
-        module = sys.modules.get(name) or importlib.import_module(name)
+        # mrjob's module names mapped while it imports, as in Spark's executors
+        module = sys.modules.get(name) or import_job_module(name)
     except ModuleNotFoundError as exc:
         if exc.name != name:
             raise _WorkerImportError(

@@ -299,7 +299,7 @@ class LocalRunner:
     def _output_target(self, step: int, prefix: str, part: int) -> Any:
         if step == len(self.steps) - 1:
             return TextOutput(f"{prefix}{part_name(part)}",
-                              self.session.job_class.OUTPUT_PROTOCOL,
+                              self.session.output_protocol,
                               self.config.output_compression)
         return self.shuffle.pair_sink(prefix)
 

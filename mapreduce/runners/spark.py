@@ -193,8 +193,9 @@ def _job_class(plan: _StepPlan) -> type[Job]:
     cls = _JOB_CLASSES.get(key)
     if cls is not None:
         return cls
+    from mapreduce.loader import import_job_module
     try:
-        module = importlib.import_module(plan.module_name)
+        module = import_job_module(plan.module_name)
     except ModuleNotFoundError as exc:
         if exc.name != plan.module_name:
             raise _ExecutorImportError(
@@ -223,7 +224,7 @@ def _new_job(plan: _StepPlan, split: Any = None):
     # .value unpickles the side data: only now that the job module is importable here.
     job.side_data = plan.side_data.value if plan.side_data is not None else {}
     set_task_context(job, split)
-    return job, job.steps()[plan.step]
+    return job, job.engine_steps()[plan.step]
 
 
 def _attempt_tag() -> str:
@@ -755,7 +756,7 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
             plan = _StepPlan(job_ref, _module_name(job_ref.path), s, s == len(steps) - 1,
                              step.map_only, session.reducers_of(s), session.sort_values,
                              config.sort_buffer, config.decode_errors, config.spelling,
-                             job_class.OUTPUT_PROTOCOL, session.job_options,
+                             session.output_protocol, session.job_options,
                              layout.committed_dir(), broadcast, counters, tasks,
                              config.storage_options, config.output_compression)
             mapped = data.mapPartitionsWithIndex(functools.partial(_run_map, plan),
