@@ -183,8 +183,8 @@ def main() -> int:
             r = one_round(rng, inp, ref, os.path.join(tmp, "out"), args.mode, ref_seconds)
             totals["rounds"] += 1
             totals["identical"] += r["ok"]
-            for kind, n in list(r["kills"].items()) + list(r["faults"].items()):
-                totals[kind] += n
+            for kind, count in list(r["kills"].items()) + list(r["faults"].items()):
+                totals[kind] += count
             totals["resumes"] += r.get("runs", 1) - 1
             totals["recovered"] += r.get("recovered", 0)
             totals["duplicates"] += r.get("duplicates", 0)
