@@ -131,7 +131,6 @@ def s3_data(s3, data_dir):
 def cli(args: list, cwd: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     e.update(AWS_ENV)
-    e["PYTHONPATH"] = REPO + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     e.update(env)
     return subprocess.run([sys.executable, "-m", "mapreduce", *map(str, args)], cwd=cwd,
                           env=e, capture_output=True, text=True, timeout=timeout,
@@ -438,6 +437,20 @@ def test_spark_reads_s3_and_writes_s3_through_the_same_layer(spark, s3, s3_data,
         storage_options={"endpoint_url": endpoint, "key": "testing", "secret": "testing"})
     assert s3_parts(fs, url) == reference
     assert fs.exists(f"{url}/_SUCCESS")
+
+
+def test_spark_cluster_master_with_s3_output_is_refused_at_start(s3, data_dir, tmp_path):
+    """A non-local master cannot commit remote output (the executors would write into the
+    driver's work directory): one line before anything runs; nothing in the bucket."""
+    endpoint, fs = s3
+    fs.mkdir("spark-cluster-out")
+    result = cli(["run", WORDCOUNT, data_dir, "-o", "s3://spark-cluster-out/wc", "--runner",
+                  "spark", "--spark-master", "spark://127.0.0.1:7077", *endpoint_option(s3)],
+                 str(tmp_path), **AWS_ENV)
+    line = one_line_error(result)
+    assert "s3://spark-cluster-out/wc" in line and "local[N]" in line
+    assert "spark://127.0.0.1:7077" in line
+    assert fs.ls("spark-cluster-out") == []
 
 
 def test_dask_reads_s3_and_writes_s3_with_the_storage_options(cluster, s3, s3_data,

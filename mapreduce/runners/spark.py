@@ -79,6 +79,7 @@ from mapreduce.runfile import RunReader, read_partition
 from mapreduce.session import JobResult, JobSession
 from mapreduce.sidedata import load_side_data
 from mapreduce.storage import configure as configure_storage
+from mapreduce.storage import is_remote
 
 _KEY = itemgetter(0)
 _VALUE = itemgetter(1)
@@ -709,6 +710,7 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig,
     # creates anything (no output directory left behind by a run that could never start).
     check_environment(config.spell_with("runner", "spark"), config.spark_master,
                       config.spell("spark_master"))
+    _refuse_remote_output_on_a_cluster(config)
     # The session does what is the same for every runner: the job and option checks, input
     # planning (so both runners cut the input alike: map-only part files match), the output
     # directory policy (refuse / --overwrite), prepare(), the job commit and _job.json.
@@ -725,6 +727,23 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig,
                           f"{exc.strerror or exc}") from None
     return JobResult(session.output_dir, summary["counters"], summary,
                      time.time() - session.started, summary["phases"])
+
+
+def _refuse_remote_output_on_a_cluster(config: JobConfig) -> None:
+    """Remote output (s3://...) is committed from the job's work directory on the driver
+    (docs/storage.md): executors on ``local[N]`` share it, executors on other machines do
+    not, and would fail every final task.  Refused before anything runs, in one line."""
+    if not is_remote(str(config.output_dir)):
+        return
+    from pyspark import SparkContext
+    active = SparkContext._active_spark_context
+    master = config.spark_master or (active.master if active is not None else None) or ""
+    if master and not master.startswith("local"):
+        raise UsageError(f"output {config.output_dir}: {config.spell_with('runner', 'spark')} "
+                         "writes output to a "
+                         f"remote store only with a local[N] master, not {master} (the "
+                         "final tasks write into the driver's work directory); write to a "
+                         "path every executor shares and copy it (docs/storage.md)")
 
 
 def _run_locked(session: JobSession) -> dict[str, Any]:
