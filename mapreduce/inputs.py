@@ -389,17 +389,11 @@ def plan_splits(files: Sequence[str], split_size: int) -> list[TextSplit]:
 def file_size(path: str) -> int:
     """The size of input file ``path`` (local or remote); InputError (one line) if it cannot
     be known."""
-    fs, path = filesystem_for(path, "input")
+    fs, name = filesystem_for(path, "input")
     try:
-        return fs.info(path).size
-    except OSError as exc:
-        if fs.local:
-            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
-        raise InputError(f"cannot read input file {path}: {describe_failure(exc)}") from None
+        return fs.info(name).size
     except Exception as exc:
-        if fs.local:
-            raise
-        raise InputError(f"cannot read input file {path}: {describe_failure(exc)}") from None
+        raise _unreadable(fs, path, exc) from None
 
 
 def choose_split_size(total_bytes: int, workers: int) -> int:
@@ -425,14 +419,18 @@ def _open_raw(path: str, end: Optional[int] = None) -> BinaryIO:
     fs, name = filesystem_for(path, "input")
     try:
         return fs.open_range(name, 0, end)
-    except OSError as exc:
-        if fs.local:
-            raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
-        raise InputError(f"cannot read input file {path}: {describe_failure(exc)}") from None
     except Exception as exc:
-        if fs.local:
-            raise
-        raise InputError(f"cannot read input file {path}: {describe_failure(exc)}") from None
+        raise _unreadable(fs, path, exc) from None
+
+
+def _unreadable(fs, path: str, exc: Exception) -> Exception:
+    """The one-line InputError for an input file that cannot be read: the OS's reason for a
+    local file, the store's (denied, unreachable, ...) for a remote one.  A local failure
+    that is not an OSError is a bug, and is re-raised as it is."""
+    if fs.local and not isinstance(exc, OSError):
+        return exc
+    reason = (exc.strerror or exc) if fs.local else describe_failure(exc)
+    return InputError(f"cannot read input file {path}: {reason}")
 
 
 def _open_stream(split: TextSplit) -> BinaryIO:
