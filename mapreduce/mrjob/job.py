@@ -45,8 +45,8 @@ from mapreduce.mrjob.commands import Spool
 from mapreduce.mrjob.compat import set_task_env
 from mapreduce.mrjob.protocol import JSONProtocol, RawValueProtocol, TextValueProtocol
 from mapreduce.mrjob.py2 import to_unicode
-from mapreduce.mrjob.records import (caching_loads, decoder, encode_with, is_key_caching,
-                                     joined, lines_with, passes_ints, value_loader)
+from mapreduce.mrjob.records import (decoder, encode_with, is_key_caching, joined,
+                                     key_loader, lines_with, passes_ints, values_loader)
 from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _RefusedStep)
 
 #: Jobconf keys that mean something here: the number of reduce tasks (Hadoop 2 and 1
@@ -460,10 +460,10 @@ class MRJob(Job):
         """A combiner/reducer over (key bytes, value bytes...): decoded as mrjob decodes a
         group of lines, the user's function called once per key, its pairs encoded."""
         if is_key_caching(protocol):
-            load, load_value = caching_loads(protocol._loads), value_loader(protocol)
+            load, load_values = key_loader(protocol), values_loader(protocol)
 
-            def grouped_halves(key: bytes, values: Iterator[bytes]) -> Iterator[tuple]:
-                return out(user(load(key), map(load_value, values)))
+            def grouped_halves(key: bytes, values: Iterator[Any]) -> Iterator[tuple]:
+                return out(user(load(key), load_values(values)))
             return grouped_halves
         read = protocol.read
 
