@@ -201,9 +201,13 @@ def test_spark_steps_mixed_with_mrsteps_are_refused_at_start(text, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_output_compression_is_refused_for_spark_steps(text, tmp_path):
+@pytest.mark.parametrize("option", [["--output-compression", "gz"], ["--reducers", "3"],
+                                    ["--split-size", "1MB"], ["--decode-errors", "replace"]])
+def test_engine_options_are_refused_for_spark_steps(option, text, tmp_path):
+    """spark() reads and writes for itself: the engine's task and output options would be
+    ignored, so they are refused."""
     needs_spark()
     proc = cli(EXAMPLES / "mr_spark_wordcount.py", text, "-o", tmp_path / "out",
-               "--runner", "spark", "--output-compression", "gz", cwd=tmp_path)
-    one_error_line(proc, "--output-compression", "mr_spark_wordcount.py")
+               "--runner", "spark", *option, cwd=tmp_path)
+    one_error_line(proc, option[0], "mr_spark_wordcount.py")
     assert not (tmp_path / "out").exists()

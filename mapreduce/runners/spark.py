@@ -721,10 +721,14 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig,
         raise UsageError(f"{job_ref.path}: {job_class.__name__} mixes Spark steps (spark()) "
                          "with MRStep steps, which --runner spark does not run yet; run "
                          "them as separate jobs")
-    if driver_steps and config.output_compression:
-        raise UsageError(f"{config.spell('output_compression')} does not apply to Spark "
-                         f"steps (spark() writes its own output); omit it for "
-                         f"{job_ref.path}")
+    if driver_steps:
+        # Options that shape the engine's own tasks and output mean nothing to a spark()
+        # step, which reads and writes for itself: refused when set, never ignored.
+        for name in _NOT_FOR_SPARK_STEPS:
+            if getattr(config, name) != BY_NAME[name].default:
+                raise UsageError(f"{config.spell(name)} does not apply to Spark steps "
+                                 f"(spark() reads and writes its data itself); omit it "
+                                 f"for {job_ref.path}")
     session.plan()
     try:
         with session.locked():
@@ -815,6 +819,11 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
                 broadcast.destroy()
             except Exception:  # a stopped context has nothing left to free
                 pass
+
+
+#: Options a job made of Spark steps refuses when set (see run()).
+_NOT_FOR_SPARK_STEPS = ("reducers", "split_size", "sort_buffer", "decode_errors",
+                        "output_compression")
 
 
 def _run_driver_steps(session: JobSession, steps: list) -> dict[str, Any]:
