@@ -2,6 +2,7 @@
 
     python benchmarks/mrjob_compare.py [--size-mb 100] [--repeat 1] [--workers 2]
                                        [--only mr_word_freq_count,mr_wc]
+                                       [--baseline DIR]
 
 Needs mrjob installed (it is in the ``test`` extra).  The input is Zipf text from
 ``benchmarks/datagen.py`` (``benchmarks/data/zipf-<size>.txt``, made once).  For each example
@@ -12,8 +13,11 @@ in ``tests/mrjob_examples/`` the two commands alternate (mrjob, ours, ours, mrjo
 
 and the table gives each one's median wall time and CPU time (user + system of the command
 and all the processes it waited for: on a shared machine the CPU ratio is the steadier one)
-and the ratios.  The outputs are compared
-as sorted lines (the two number their part files differently); a difference is reported.
+and the ratios.  ``--baseline DIR`` also runs ours from another checkout of mapreduce (its
+directory put first on ``PYTHONPATH``; e.g. ``git archive <commit> | tar -x -C DIR``, with
+the compiled core copied in), in the same rotation, for a before/after in one run.  The
+outputs are compared as sorted lines (the two number their part files differently); a
+difference is reported.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -51,10 +56,11 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _time(cmd: list[str]) -> tuple[float, float]:
+def _time(cmd: list[str], env: Optional[dict] = None, cwd: Optional[str] = None
+          ) -> tuple[float, float]:
     """Wall seconds and CPU seconds (the command and every process it waited for)."""
     start, cpu = time.perf_counter(), _cpu()
-    proc = subprocess.run(cmd, capture_output=True)
+    proc = subprocess.run(cmd, capture_output=True, env=env, cwd=cwd)
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()[-2000:]}")
     return time.perf_counter() - start, _cpu() - cpu
@@ -66,15 +72,26 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", default=",".join(JOBS))
+    parser.add_argument("--data-dir", default=os.path.join(HERE, "data"),
+                        help="where the generated input is kept (default benchmarks/data)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also run ours from this checkout of mapreduce (before/after)")
     args = parser.parse_args()
-    data_dir = os.path.join(HERE, "data")
+    base_env = None
+    if args.baseline:
+        if not os.path.isfile(os.path.join(args.baseline, "mapreduce", "__init__.py")):
+            parser.error(f"--baseline {args.baseline}: no mapreduce/__init__.py there")
+        base_env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline),
+                        PYTHONDONTWRITEBYTECODE="1")
+    data_dir = args.data_dir
     os.makedirs(data_dir, exist_ok=True)
     path, _ = zipf_text(os.path.join(data_dir, f"zipf-{args.size_mb}mb.txt"),
                         args.size_mb << 20)
     print(f"input: {path} ({os.path.getsize(path) / 2**20:.1f} MiB), "
           f"{args.workers} workers/cores, {args.repeat} run(s) each")
     print(f"{'job':28} {'mrjob wall':>10} {'ours wall':>10} {'ratio':>6} {'mrjob CPU':>10} "
-          f"{'ours CPU':>9} {'ratio':>6}  output")
+          f"{'ours CPU':>9} {'ratio':>6}  output"
+          + (f"  {'base CPU':>9} {'ratio':>6} {'base/ours':>9}" if base_env else ""))
     tmp = tempfile.mkdtemp(prefix="mrjob-compare-")
     try:
         for job in args.only.split(","):
@@ -84,19 +101,34 @@ def main() -> int:
                           str(args.workers), path, "-o", theirs_out]
             ours_cmd = [sys.executable, "-m", "mapreduce", "run", script, path, "-o",
                         ours_out, "--workers", str(args.workers), "-q"]
-            theirs, ours = [], []
+            base_out = os.path.join(tmp, "base")
+            base_cmd = ours_cmd[:ours_cmd.index("-o") + 1] + [base_out] + \
+                ours_cmd[ours_cmd.index("-o") + 2:]
+            theirs, ours, base = [], [], []
             for i in range(args.repeat):
-                order = [(theirs, theirs_cmd, theirs_out), (ours, ours_cmd, ours_out)]
-                for times, cmd, out in (order if i % 2 == 0 else order[::-1]):
+                order = [(theirs, theirs_cmd, theirs_out, None),
+                         (ours, ours_cmd, ours_out, None)]
+                if base_env:
+                    order.append((base, base_cmd, base_out, base_env))
+                for times, cmd, out, env in (order if i % 2 == 0 else order[::-1]):
                     shutil.rmtree(out, ignore_errors=True)
-                    times.append(_time(cmd))
+                    # In the temporary directory: `python -m` puts the current directory
+                    # first on sys.path, which would hide --baseline's PYTHONPATH.
+                    times.append(_time(cmd, env, cwd=tmp))
             same = _sorted_output(theirs_out) == _sorted_output(ours_out)
+            if base_env:
+                same = same and _sorted_output(base_out) == _sorted_output(ours_out)
             t, o = (statistics.median(w for w, _ in theirs),
                     statistics.median(w for w, _ in ours))
             tc, oc = (statistics.median(c for _, c in theirs),
                       statistics.median(c for _, c in ours))
+            extra = ""
+            if base_env:
+                bc = statistics.median(c for _, c in base)
+                extra = f"  {bc:8.1f}s {tc / bc:5.1f}x {bc / oc:8.1f}x"
             print(f"{job:28} {t:9.1f}s {o:9.1f}s {t / o:5.1f}x {tc:9.1f}s {oc:8.1f}s "
-                  f"{tc / oc:5.1f}x  {'same lines' if same else 'DIFFERENT'}", flush=True)
+                  f"{tc / oc:5.1f}x  {'same lines' if same else 'DIFFERENT'}{extra}",
+                  flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

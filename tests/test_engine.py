@@ -798,7 +798,7 @@ def test_format_line_rejects_unserializable():
 LAYERS = [
     ("entry", {"cli", "__main__", "__init__", "bench", "api", "report", "info", "progress"}),
     ("runners", {"runners", "runners.local", "runners.inline", "runners.spark",
-                 "runners.dask"}),
+                 "runners.spark_driver", "runners.dask"}),
     ("tasks", {"task", "pool", "shuffles"}),
     ("session", {"session"}),
     ("kernel", {"kernel", "diskshuffle"}),
@@ -831,6 +831,7 @@ SAME_LAYER_ALLOWED = {
     ("report", "progress"): "the report formats bytes as the summary does (one formatter)",
     ("runners.inline", "runners.local"): "the inline runner is the local scheduler in-process",
     ("runners.dask", "runners.local"): "the Dask runner is the local scheduler over Dask futures",
+    ("runners.spark", "runners.spark_driver"): "mrjob's spark() steps run in driver processes",
     ("loader", "job"): "the loader finds Job subclasses",
     ("loader", "mrjob"): "mrjob's module names mean mapreduce.mrjob while a job file loads",
     ("mrjob", "mrjob.job"): "the package re-exports MRJob",

@@ -119,7 +119,7 @@ def test_mr_boom_fails_as_under_mrjob(text, tmp_path):
 
 
 @pytest.mark.parametrize("script,needle", [
-    ("mr_sparkaboom.py", "spark()"),
+    ("mr_sparkaboom.py", "--runner spark"),
     ("mr_most_used_word.py", "FILES"),
     ("mr_jar_step_example.py", "pick_protocols"),
 ])

@@ -23,9 +23,13 @@ see ``mapreduce/mrjob/__init__.py`` for how that name reaches it).  ``MRJob`` is
 * ``jobconf_from_env``: every task wrapper sets the Hadoop Streaming environment variables
   that have a meaning here (:mod:`mapreduce.mrjob.compat`).
 
+* ``spark()`` / ``SparkStep``: on the Spark runner only, as a :class:`DriverStep` the runner
+  runs in a driver process of its own, as mrjob's Spark runner does (spark-submit of the
+  script); on any other runner refused at start, naming ``--runner spark``.
+
 What mapreduce does not run is refused at start with one line naming it
-(:meth:`MRJob.unsupported_features`): ``*_cmd`` / ``*_pre_filter`` shell commands, Spark and
-Jar steps, Java input/output formats and partitioners, ``FILES`` / ``DIRS`` / ``ARCHIVES``.
+(:meth:`MRJob.unsupported_features`): combiner shell commands, Jar steps, Java input/output
+formats and partitioners, ``FILES`` / ``DIRS`` / ``ARCHIVES``.
 
 mrjob's testing pattern -- ``MRJob(args)``, ``sandbox()``, ``make_runner()``,
 ``parse_output()`` -- is :mod:`mapreduce.mrjob.runner`'s, through the Python API registered
@@ -34,9 +38,12 @@ by the entry layer (``mapreduce.job.set_api_run``), so this module imports nothi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import itertools
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from mapreduce.errors import JobDefinitionError, UsageError
@@ -45,8 +52,8 @@ from mapreduce.mrjob.commands import Spool
 from mapreduce.mrjob.compat import set_task_env
 from mapreduce.mrjob.protocol import JSONProtocol, RawValueProtocol, TextValueProtocol
 from mapreduce.mrjob.py2 import to_unicode
-from mapreduce.mrjob.records import (caching_loads, decoder, encode_with, is_key_caching,
-                                     joined, lines_with, passes_ints, value_loader)
+from mapreduce.mrjob.records import (decoder, encode_with, is_key_caching, joined,
+                                     key_loader, lines_with, passes_ints, values_loader)
 from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _RefusedStep)
 
 #: Jobconf keys that mean something here: the number of reduce tasks (Hadoop 2 and 1
@@ -61,6 +68,37 @@ def _jobconf_pair(text: str) -> tuple[str, str]:
     if not eq or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, value
+
+
+#: Set while the Spark runner plans a job: Spark steps become DriverSteps, not an error.
+_DRIVER_STEPS: contextvars.ContextVar[bool] = contextvars.ContextVar("mrjob_driver_steps",
+                                                                     default=False)
+
+
+@contextlib.contextmanager
+def spark_steps_in_driver() -> Iterator[None]:
+    """Within: ``engine_steps()`` gives a :class:`DriverStep` for each Spark step (mrjob's
+    ``spark()``), which only the Spark runner runs (in its driver); elsewhere a Spark step
+    is refused at start, naming ``--runner spark``."""
+    token = _DRIVER_STEPS.set(True)
+    try:
+        yield
+    finally:
+        _DRIVER_STEPS.reset(token)
+
+
+def _driver_only(key: Any, value: Any) -> Iterator[tuple]:
+    raise JobDefinitionError("a Spark step (spark()) runs in the Spark runner's driver, "
+                             "never as a map task")
+
+
+@dataclass
+class DriverStep(Step):
+    """An mrjob Spark step as the engine sees it: ``spark(input_path, output_path)``, run
+    by the Spark runner in a driver process of its own (``runners/spark_driver.py``).  Its
+    mapper only raises, so no runner can mistake it for an identity map step."""
+
+    spark: Optional[Callable[[str, str], Any]] = None
 
 
 class _EngineArgs(list):
@@ -261,8 +299,6 @@ class MRJob(Job):
         for name in ("combiner_cmd", "combiner_pre_filter"):
             if cls._overrides_mr(name):
                 found.append(f"{name} (combiner shell commands are not supported)")
-        if cls._overrides_mr("spark"):
-            found.append("spark() (Spark steps are not supported yet)")
         for name in ("hadoop_input_format", "hadoop_output_format", "partitioner",
                      "libjars", "pick_protocols"):
             if name in vars(cls) or any(name in vars(b) for b in cls.__mro__[1:]
@@ -280,8 +316,11 @@ class MRJob(Job):
                 raise JobDefinitionError(f"{name}.steps()[{i}] is a {type(st).__name__}, "
                                          f"which {st.what}: mapreduce does not run it")
             if isinstance(st, SparkStep):
-                raise JobDefinitionError(f"{name}.steps()[{i}] is a Spark step (spark()): "
-                                         "not supported yet")
+                if not _DRIVER_STEPS.get():
+                    raise JobDefinitionError(
+                        f"{name}.steps()[{i}] is a Spark step (spark()), which runs only on "
+                        "the Spark runner: --runner spark (mrjob's -r spark)")
+                continue
             if not isinstance(st, MRStep):
                 raise JobDefinitionError(f"{name}.steps()[{i}] is {st!r}, not an MRStep")
             for key in ("combiner_cmd", "combiner_pre_filter"):
@@ -292,7 +331,8 @@ class MRJob(Job):
                 raise JobDefinitionError(f"{name}.steps()[{i}] has mapper_raw: only the "
                                          "first step can read raw input files")
         job_conf = self.jobconf()
-        return [self._engine_step(st, i, len(mr_steps), job_conf)
+        return [DriverStep(spark=st.spark, mapper=_driver_only) if isinstance(st, SparkStep)
+                else self._engine_step(st, i, len(mr_steps), job_conf)
                 for i, st in enumerate(mr_steps)]
 
     def _reducers(self, conf: dict, i: int) -> Optional[int]:
@@ -460,10 +500,10 @@ class MRJob(Job):
         """A combiner/reducer over (key bytes, value bytes...): decoded as mrjob decodes a
         group of lines, the user's function called once per key, its pairs encoded."""
         if is_key_caching(protocol):
-            load, load_value = caching_loads(protocol._loads), value_loader(protocol)
+            load, load_values = key_loader(protocol), values_loader(protocol)
 
-            def grouped_halves(key: bytes, values: Iterator[bytes]) -> Iterator[tuple]:
-                return out(user(load(key), map(load_value, values)))
+            def grouped_halves(key: bytes, values: Iterator[Any]) -> Iterator[tuple]:
+                return out(user(load(key), load_values(values)))
             return grouped_halves
         read = protocol.read
 
@@ -495,4 +535,4 @@ class MRJob(Job):
         raise SystemExit(script_main(cls, sys.argv[1:] if argv is None else argv))
 
 
-__all__ = ["MRJob"]
+__all__ = ["DriverStep", "MRJob", "spark_steps_in_driver"]

@@ -53,6 +53,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,7 @@ from mapreduce.job import Job
 from mapreduce.kernel import run_map, run_reduce, set_task_context, split_records
 from mapreduce.layout import part_name
 from mapreduce.loader import JobRef, _module_name
+from mapreduce.mrjob.job import DriverStep, spark_steps_in_driver
 from mapreduce.options import BY_NAME, JobConfig
 from mapreduce.output import TextPartWriter
 from mapreduce.runfile import RunReader, read_partition
@@ -714,11 +716,26 @@ def run(job_class: type[Job], job_ref: JobRef, config: JobConfig,
     # The session does what is the same for every runner: the job and option checks, input
     # planning (so both runners cut the input alike: map-only part files match), the output
     # directory policy (refuse / --overwrite), prepare(), the job commit and _job.json.
-    session = JobSession(job_class, job_ref, config, listener)
+    with spark_steps_in_driver():  # mrjob's spark() steps: DriverSteps here, not refused
+        session = JobSession(job_class, job_ref, config, listener)
+    driver_steps = [s for s in session.steps if isinstance(s, DriverStep)]
+    if driver_steps and len(driver_steps) != len(session.steps):
+        raise UsageError(f"{job_ref.path}: {job_class.__name__} mixes Spark steps (spark()) "
+                         "with MRStep steps, which --runner spark does not run yet; run "
+                         "them as separate jobs")
+    if driver_steps:
+        # Options that shape the engine's own tasks and output mean nothing to a spark()
+        # step, which reads and writes for itself: refused when set, never ignored.
+        for name in _NOT_FOR_SPARK_STEPS:
+            if getattr(config, name) != BY_NAME[name].default:
+                raise UsageError(f"{config.spell(name)} does not apply to Spark steps "
+                                 f"(spark() reads and writes its data itself); omit it "
+                                 f"for {job_ref.path}")
     session.plan()
     try:
         with session.locked():
-            summary = _run_locked(session)
+            summary = (_run_driver_steps(session, driver_steps) if driver_steps
+                       else _run_locked(session))
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise MapReduceError(f"disk full: {exc}; free some space and run the job "
@@ -821,6 +838,112 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
                 broadcast.destroy()
             except Exception:  # a stopped context has nothing left to free
                 pass
+
+
+#: Options a job made of Spark steps refuses when set (see run()).
+_NOT_FOR_SPARK_STEPS = ("reducers", "split_size", "sort_buffer", "decode_errors",
+                        "output_compression")
+
+
+def _run_driver_steps(session: JobSession, steps: list) -> dict[str, Any]:
+    """mrjob's Spark steps, one driver process each (:mod:`mapreduce.runners.spark_driver`):
+    the first reads the inputs (joined by commas, as mrjob passes them), each later one the
+    previous step's output directory; the last one's part files become the job's."""
+    from mapreduce.runners.spark_driver import run_spark_step
+
+    config, layout = session.config, session.layout
+    session.open_output(resumable=False)
+    try:
+        master = _driver_master(config.spark_master)
+        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=_submit_args(master))
+        python = _executor_python(_DictConf({}), master)
+        if python is not None:
+            env["PYSPARK_PYTHON"] = python
+        session.listener.note(f"{len(steps)} Spark step(s) (spark()), each in a driver "
+                              f"process on master {master}")
+        input_path = ",".join(session.files)
+        phases = []
+        for s in range(len(steps)):
+            started = time.time()
+            output_path = os.path.join(layout.work_dir, f"spark-step-{s}")
+            error = run_spark_step({"job_path": session.job_ref.path,
+                                    "class_name": session.job_ref.class_name,
+                                    "job_options": session.job_options, "step": s,
+                                    "input": input_path, "output": output_path}, env)
+            if error is not None:
+                failed = TaskFailedError(f"step {s} (spark()) failed: {error['message']}")
+                failed.detail = error["detail"]  # type: ignore[attr-defined]
+                raise failed
+            phases.append({"phase": f"step {s} spark()", "start": started,
+                           "end": time.time(), "tasks": 1})
+            input_path = output_path
+        parts = _spark_parts(input_path, session.job_ref.path, len(steps) - 1)
+        os.makedirs(layout.committed_dir(), exist_ok=True)
+        for i, part in enumerate(parts):
+            os.replace(part, layout.committed_part(i))
+
+        def summary() -> dict[str, Any]:
+            return session.summary(runner="spark", tasks=[], task_counters={},
+                                   phases=phases, extra={"spark_master": master})
+
+        result = session.publish(list(range(len(parts))), summary)
+        session.listener.job_finished(result)
+        return result
+    finally:
+        session.work.remove()
+
+
+def _driver_master(master: Optional[str]) -> str:
+    """The master a Spark step's own SparkContext gets: --spark-master, else the master of
+    the context running in this process (a test session's, a notebook's), else
+    ``local[*]`` (spark-submit's default)."""
+    if master:
+        return master
+    try:
+        from pyspark import SparkContext
+        active = SparkContext._active_spark_context
+    except ImportError:
+        active = None
+    return active.master if active is not None else "local[*]"
+
+
+def _submit_args(master: str) -> str:
+    """PYSPARK_SUBMIT_ARGS for a driver process: what spark-submit would be given (the
+    master, and the runner's quiet logging)."""
+    conf = {}
+    quiet_spark_conf(_DictConf(conf))
+    args = ["--master", master]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    # pyspark splits PYSPARK_SUBMIT_ARGS with shlex (java_gateway.launch_gateway)
+    return " ".join(shlex.quote(a) for a in args) + " pyspark-shell"
+
+
+class _DictConf:
+    """The few SparkConf calls this module makes, over a dict (a driver process's settings,
+    passed as spark-submit arguments; it reads the rest of its configuration itself)."""
+
+    def __init__(self, conf: dict) -> None:
+        self.conf = conf
+
+    def contains(self, key: str) -> bool:
+        return key in self.conf
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.conf.get(key, default)
+
+    def setIfMissing(self, key: str, value: str) -> None:
+        self.conf.setdefault(key, value)
+
+
+def _spark_parts(directory: str, job_path: str, step: int) -> list[str]:
+    """The part files ``saveAsTextFile`` left in ``directory``, in name order."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.startswith("part-"))
+    except FileNotFoundError:
+        raise TaskFailedError(f"step {step} (spark()) of {job_path} wrote nothing to its "
+                              "output_path") from None
+    return [os.path.join(directory, n) for n in names]
 
 
 def _tagged(step: int, counters: dict) -> dict:
