@@ -252,6 +252,17 @@ class Job:
         """
         return None
 
+    def upload_files(self) -> list[tuple[str, str, str]]:
+        """What every task finds in its working directory (its current directory while it
+        runs), besides ``--files`` / ``--dirs`` / ``--archives``: ``(kind, "PATH[#NAME]",
+        where)`` with kind ``"file"``, ``"dir"`` or ``"archive"`` (unpacked), PATH relative
+        to the current directory, and ``where`` naming the setting for messages.  Called
+        once, where the job starts, with ``self.options`` set; a missing PATH is refused
+        there.  Default: nothing (mrjob's ``FILES`` / ``DIRS`` / ``ARCHIVES`` and
+        ``add_file_arg`` options come from here; see :mod:`mapreduce.taskdir`).
+        """
+        return []
+
     def steps(self) -> list[Step]:
         """The job's steps.  Default: one step made of the overridden methods."""
         present = {name: getattr(self, name) for name in STEP_FUNCTIONS if self._overrides(name)}

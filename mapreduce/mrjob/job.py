@@ -34,6 +34,7 @@ by the entry layer (``mapreduce.job.set_api_run``), so this module imports nothi
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import os
 import sys
@@ -73,6 +74,32 @@ class _ArgParserErrors:
 
     def error(self, message: str) -> None:
         raise UsageError(f"{self.name}: {message}")
+
+
+class _FileArg(str):
+    """An ``add_file_arg`` option's value: the NAME the file has in the task's working
+    directory (what the job sees, as under mrjob), carrying the ``PATH[#NAME]`` it came
+    from (made absolute where the job starts) and the option's flag, for the upload."""
+
+    spec: str
+    flag: str
+
+    @classmethod
+    def parse(cls, text: str, flag: str) -> "_FileArg":
+        path, hash_, name = text.partition("#")
+        path = os.path.abspath(os.path.expandvars(os.path.expanduser(path)))
+        value = cls(name.rstrip("/") if hash_ and name.rstrip("/") else os.path.basename(path))
+        value.spec, value.flag = path + (f"#{value}" if hash_ else ""), flag
+        return value
+
+    def __reduce__(self) -> tuple:
+        return (_file_arg, (str(self), self.spec, self.flag))
+
+
+def _file_arg(value: str, spec: str, flag: str) -> _FileArg:
+    made = _FileArg(value)
+    made.spec, made.flag = spec, flag
+    return made
 
 
 class MRJob(Job):
@@ -157,16 +184,20 @@ class MRJob(Job):
     def sort_values(self) -> bool:
         return bool(self.SORT_VALUES)
 
+    # --- files for the task's working directory (mapreduce/taskdir.py) -------------------
     def add_file_arg(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        """An option naming a local file every task reads (mrjob's ``add_file_arg``).  The
-        value is made absolute where the job starts, so a task opens it from any
-        directory (mrjob copies it into the task's directory instead)."""
-        given = kwargs.pop("type", None)
-
-        def absolute(text: str) -> Any:
-            path = os.path.abspath(os.path.expanduser(text.split("#", 1)[0]))
-            return given(path) if given else path
-        kwargs["type"] = absolute
+        """An option naming a local file every task reads (mrjob's ``add_file_arg``): the
+        file (``PATH[#NAME]``) is put in each task's working directory, and the option's
+        value is its NAME there, as mrjob passes it, so ``open(self.options.x)`` works."""
+        name = type(self).__name__
+        if kwargs.get("type") not in (None, str):
+            raise JobDefinitionError(f"{name}.add_file_arg({args[0] if args else ''!r}): "
+                                     "file options must take strings (type=str)")
+        if kwargs.get("action") not in (None, "append", "store"):
+            raise JobDefinitionError(f"{name}.add_file_arg({args[0] if args else ''!r}): "
+                                     "file options must use the actions 'store' or 'append'")
+        flag = args[0] if args else kwargs.get("dest", "?")
+        kwargs["type"] = lambda text: _FileArg.parse(text, flag)
         return self.add_passthru_arg(*args, **kwargs)
 
     def pass_arg_through(self, opt_str: str) -> None:
@@ -175,6 +206,55 @@ class MRJob(Job):
         raise JobDefinitionError(f"{type(self).__name__}.pass_arg_through({opt_str!r}): "
                                  "mrjob's runner switches do not reach mapreduce's tasks; "
                                  "declare the option with add_passthru_arg")
+
+    def mr_job_script(self) -> Optional[str]:
+        """The job's script (mrjob's): where relative ``FILES`` paths start from."""
+        try:
+            return inspect.getsourcefile(type(self))
+        except TypeError:
+            return None
+
+    def files(self) -> list:
+        """``FILES``, relative to the job's script (mrjob's ``files()``)."""
+        return self._upload_attr("FILES")
+
+    def dirs(self) -> list:
+        """``DIRS``, relative to the job's script (mrjob's ``dirs()``)."""
+        return self._upload_attr("DIRS")
+
+    def archives(self) -> list:
+        """``ARCHIVES``, relative to the job's script (mrjob's ``archives()``)."""
+        return self._upload_attr("ARCHIVES")
+
+    def _upload_attr(self, attr: str) -> list:
+        value = getattr(self, attr)
+        if isinstance(value, (str, bytes)):
+            raise JobDefinitionError(f"{type(self).__name__}.{attr} must be a list of paths, "
+                                     f"not a string ({attr} = [{value!r}])")
+        script = self.mr_job_script()
+        base = os.path.dirname(os.path.abspath(script)) if script else os.getcwd()
+        return [p if os.path.isabs(os.path.expandvars(os.path.expanduser(p)))
+                else os.path.join(base, p) for p in value]
+
+    def upload_files(self) -> list[tuple[str, str, str]]:
+        """What each task's working directory holds: ``files()`` / ``dirs()`` /
+        ``archives()`` (the methods, or what they return from ``FILES`` / ``DIRS`` /
+        ``ARCHIVES``: whichever the job overrides names it), and the ``add_file_arg``
+        options' files."""
+        found = []
+        for kind, method, attr in (("file", "files", "FILES"), ("dir", "dirs", "DIRS"),
+                                   ("archive", "archives", "ARCHIVES")):
+            where = f"{method}()" if type(self)._overrides_mr(method) else attr
+            paths = getattr(self, method)()
+            if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
+                raise JobDefinitionError(f"{type(self).__name__}.{where} must give a list of "
+                                         f"paths, got {paths!r}")
+            found += [(kind, os.fspath(p), where) for p in paths]
+        for value in vars(self.options).values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, _FileArg):
+                    found.append(("file", item.spec, item.flag))
+        return found
 
     @property
     def options(self) -> argparse.Namespace:  # type: ignore[override]
@@ -253,11 +333,8 @@ class MRJob(Job):
             if getattr(cls, name):
                 found.append(f"{name} = {getattr(cls, name)!r} (a Java class for Hadoop; "
                              "mapreduce runs no Java)")
-        for name in ("LIBJARS", "FILES", "DIRS", "ARCHIVES"):
-            if getattr(cls, name):
-                found.append(f"{name} (not supported yet: pass the path with "
-                             "add_file_arg, which tasks can open from any directory)"
-                             if name != "LIBJARS" else f"{name} (Java libraries for Hadoop)")
+        if cls.LIBJARS:
+            found.append("LIBJARS (Java libraries for Hadoop)")
         for name in ("combiner_cmd", "combiner_pre_filter"):
             if cls._overrides_mr(name):
                 found.append(f"{name} (combiner shell commands are not supported)")
