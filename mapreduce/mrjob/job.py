@@ -24,8 +24,10 @@ see ``mapreduce/mrjob/__init__.py`` for how that name reaches it).  ``MRJob`` is
   that have a meaning here (:mod:`mapreduce.mrjob.compat`).
 
 What mapreduce does not run is refused at start with one line naming it
-(:meth:`MRJob.unsupported_features`): ``*_cmd`` / ``*_pre_filter`` shell commands, Spark and
-Jar steps, Java input/output formats and partitioners, ``FILES`` / ``DIRS`` / ``ARCHIVES``.
+(:meth:`MRJob.unsupported_features`): Spark and Jar steps, Java input/output formats and
+partitioners.  ``FILES`` / ``DIRS`` / ``ARCHIVES`` and ``add_file_arg`` options reach the
+engine through :meth:`MRJob.upload_files` (each task's working directory:
+:mod:`mapreduce.taskdir`).
 
 mrjob's testing pattern -- ``MRJob(args)``, ``sandbox()``, ``make_runner()``,
 ``parse_output()`` -- is :mod:`mapreduce.mrjob.runner`'s, through the Python API registered

@@ -1,0 +1,290 @@
+"""mrjob's files, switches and commands (issue 17, part 2): FILES / DIRS / ARCHIVES,
+``add_file_arg``, ``--files`` / ``--dirs`` / ``--archives`` / ``--cmdenv`` / ``--setup``,
+each task in its own working directory.
+
+Oracles: the real mrjob 0.7.4 (in the ``test`` extra) running the same unedited script --
+its inline runner, or its local runner where only that one runs ``--setup`` -- and plain
+Python.  Every run of ours is ``python -m mapreduce run`` in a subprocess, as a user runs
+it, from a directory that is neither the script's nor the input's (so a relative open only
+works if the file really is in the task's working directory).
+"""
+from __future__ import annotations
+
+import collections
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).parent / "mrjob_examples"
+TIMEOUT = 120
+
+
+def cli(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mapreduce", "run", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def mrjob(script, *args, cwd, runner="inline") -> list[bytes]:
+    pytest.importorskip("mrjob")
+    proc = subprocess.run([sys.executable, str(script), "-r", runner, "--no-conf",
+                           *map(str, args)], cwd=cwd, capture_output=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return sorted(proc.stdout.splitlines())
+
+
+def our_lines(out: Path) -> list[bytes]:
+    return sorted(b"".join(p.read_bytes() for p in sorted(out.glob("part-*"))).splitlines())
+
+
+def one_error_line(proc, *needles) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mapreduce: error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def elsewhere(tmp_path) -> Path:
+    """The directory the commands run from: holds nothing the job opens."""
+    d = tmp_path / "elsewhere"
+    d.mkdir()
+    return d
+
+
+# --- mr_most_used_word: FILES = ['stop_words.txt'] and add_file_arg ------------------------
+def test_most_used_word_with_its_files_and_an_alternate_stop_words_file(tmp_path, elsewhere):
+    words = ["the"] * 9 + ["and"] * 7 + ["zebra"] * 5 + ["apple"] * 3
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(" ".join(words[i:i + 5]) for i in range(0, len(words), 5)) + "\n")
+    script = EXAMPLES / "mr_most_used_word.py"
+    stop = set((EXAMPLES / "stop_words.txt").read_text().split())
+    counts = collections.Counter(words)
+    # The default FILES stop words drop "the" and "and": zebra is the answer.
+    assert {"the", "and"} <= stop and "zebra" not in stop
+    expected = max((n, w) for w, n in counts.items() if w not in stop)[1]
+    assert expected == "zebra"
+    for runner in ("local", "inline"):
+        out = tmp_path / f"out-{runner}"
+        proc = cli(script, text, "-o", out, "-q", "--runner", runner, cwd=elsewhere)
+        assert proc.returncode == 0, proc.stderr
+        assert our_lines(out) == [b'"zebra"']
+    assert mrjob(script, text, cwd=elsewhere) == [b'"zebra"']
+    # add_file_arg: another stop words file, given relative to where the command runs.
+    (elsewhere / "mine").mkdir()
+    (elsewhere / "mine" / "alt.txt").write_text("the\nzebra\n")
+    out = tmp_path / "out-alt"
+    proc = cli(script, text, "-o", out, "-q", "--stop-words-file", "mine/alt.txt",
+               cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert our_lines(out) == [b'"and"']
+    assert mrjob(script, text, "--stop-words-file", "mine/alt.txt", cwd=elsewhere) == \
+        [b'"and"']
+
+
+# --- FILES / DIRS / ARCHIVES with #NAME, what a task sees --------------------------------------
+FILES_JOB = '''
+import os
+from mrjob.job import MRJob
+
+
+class MRShowFiles(MRJob):
+    FILES = ['data/words.txt#alias.txt']
+    DIRS = ['conf']
+    ARCHIVES = ['pack.tar.gz']
+
+    def configure_args(self):
+        super().configure_args()
+        self.add_file_arg('--extra', action='append', default=[])
+
+    def mapper_init(self):
+        with open('alias.txt') as f:
+            self.words = f.read().split()
+        with open(os.path.join('conf', 'a.txt')) as f:
+            self.conf = f.read().strip()
+        with open(os.path.join('pack.tar.gz', 'inner', 'b.txt')) as f:
+            self.packed = f.read().strip()
+        self.extra = []
+        for name in self.options.extra:
+            with open(name) as f:
+                self.extra.append([name, f.read().strip()])
+
+    def mapper(self, _, line):
+        for word in line.split():
+            if word in self.words:
+                yield word, 1
+
+    def reducer(self, key, values):
+        values = list(values)
+        yield key, sum(values) if isinstance(values[0], int) else values[0]
+
+    def reducer_init(self):
+        # the reduce task has the same working directory
+        with open('alias.txt') as f:
+            yield 'reducer-sees', len(f.read().split())
+
+    def mapper_final(self):
+        yield 'conf', self.conf
+        yield 'packed', self.packed
+        yield 'extra', self.extra
+
+
+if __name__ == '__main__':
+    MRShowFiles.run()
+'''
+
+
+def _files_project(root: Path) -> Path:
+    (root / "data").mkdir()
+    (root / "data" / "words.txt").write_text("fox dog\n")
+    (root / "conf").mkdir()
+    (root / "conf" / "a.txt").write_text("from-a-dir\n")
+    (root / "inner").mkdir()
+    (root / "inner" / "b.txt").write_text("from-an-archive\n")
+    with tarfile.open(root / "pack.tar.gz", "w:gz") as tar:
+        tar.add(root / "inner", arcname="inner")
+    script = root / "mr_show_files.py"
+    script.write_text(FILES_JOB)
+    return script
+
+
+def test_files_dirs_archives_and_aliases_are_in_every_tasks_working_directory(
+        tmp_path, elsewhere):
+    project = tmp_path / "project"
+    project.mkdir()
+    script = _files_project(project)
+    text = tmp_path / "in.txt"
+    text.write_text("the fox and the dog\nfox\n" * 50)
+    (elsewhere / "x.txt").write_text("ex\n")
+    args = [text, "--extra", "x.txt", "--extra", str(elsewhere / "x.txt") + "#y.txt"]
+    for runner in ("local", "inline"):
+        out = tmp_path / f"out-{runner}"
+        proc = cli(script, *args, "-o", out, "-q", "--runner", runner, "--reducers", "1",
+                   cwd=elsewhere)
+        assert proc.returncode == 0, proc.stderr
+        lines = our_lines(out)
+        assert b'"fox"\t100' in lines and b'"dog"\t50' in lines
+        assert b'"extra"\t[["x.txt", "ex"], ["y.txt", "ex"]]' in lines
+        assert b'"packed"\t"from-an-archive"' in lines
+        assert b'"conf"\t"from-a-dir"' in lines
+        assert b'"reducer-sees"\t2' in lines
+        # the same lines as mrjob's (one map task's worth of *_final lines each)
+        ours = sorted(set(lines))
+        assert ours == sorted(set(mrjob(script, *args, cwd=elsewhere)))
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["x.txt"]  # nothing left behind
+
+
+def test_a_missing_file_is_one_line_at_start_naming_it(tmp_path, elsewhere):
+    project = tmp_path / "project"
+    project.mkdir()
+    script = _files_project(project)
+    text = tmp_path / "in.txt"
+    text.write_text("fox\n")
+    (project / "data" / "words.txt").unlink()
+    proc = cli(script, text, "-o", tmp_path / "o1", cwd=elsewhere)
+    one_error_line(proc, "FILES", "data/words.txt", "no such file")
+    (project / "data" / "words.txt").write_text("fox\n")
+    proc = cli(script, text, "-o", tmp_path / "o2", "--extra", "gone.txt", cwd=elsewhere)
+    one_error_line(proc, "--extra", "gone.txt")
+    proc = cli(script, text, "-o", tmp_path / "o3", "--files", "nope.txt", cwd=elsewhere)
+    one_error_line(proc, "--files", "nope.txt")
+    proc = cli(script, text, "-o", tmp_path / "o4", "--archives", str(text), cwd=elsewhere)
+    one_error_line(proc, "--archives", "not an archive")
+    proc = cli(script, text, "-o", tmp_path / "o5", "--files", f"{text}#alias.txt",
+               cwd=elsewhere)
+    one_error_line(proc, "alias.txt", "both")
+    for n in range(1, 6):
+        assert not (tmp_path / f"o{n}").exists()
+
+
+# --- --files, --cmdenv and --setup: the CLI, MRJob(args), and mrjob's local runner --------------
+ENV_JOB = '''
+import os
+from mrjob.job import MRJob
+
+
+class MREnv(MRJob):
+    def mapper_init(self):
+        with open('made.txt') as f:
+            made = f.read().strip()
+        with open('given.txt') as f:
+            given = f.read().strip()
+        yield 'env', [os.environ.get('COLOUR'), os.environ.get('SHADE'), made, given]
+
+    def mapper(self, _, line):
+        return iter(())
+
+    def reducer(self, key, values):
+        yield key, sorted(set(map(tuple, values)))
+
+
+if __name__ == '__main__':
+    MREnv.run()
+'''
+
+
+def test_cmdenv_setup_and_files_switches_as_mrjobs_local_runner(tmp_path, elsewhere):
+    script = tmp_path / "mr_env.py"
+    script.write_text(ENV_JOB)
+    text = tmp_path / "in.txt"
+    text.write_text("a\nb\n")
+    (tmp_path / "seed.txt").write_text("seeded\n")
+    (elsewhere / "given.txt").write_text("given\n")
+    switches = ["--cmdenv", "COLOUR=blue", "--files", "given.txt",
+                "--setup", "export SHADE=dark-$COLOUR",
+                "--setup", f"cp {tmp_path / 'seed.txt'}#s.txt made.txt"]
+    expected = [b'"env"\t[["blue", "dark-blue", "seeded", "given"]]']
+    for runner in ("local", "inline"):
+        out = tmp_path / f"out-{runner}"
+        proc = cli(script, text, "-o", out, "-q", "--runner", runner, *switches,
+                   cwd=elsewhere)
+        assert proc.returncode == 0, proc.stderr
+        assert our_lines(out) == expected
+    assert mrjob(script, text, *switches, cwd=elsewhere, runner="local") == expected
+    # mrjob's testing pattern, same switches (run from where --files' path is relative to)
+    from mapreduce.mrjob import MRJob
+    namespace = {"__name__": "mr_env_ours"}
+    exec(compile(ENV_JOB.replace("from mrjob.job import MRJob",
+                                 "from mapreduce.mrjob import MRJob"), str(script), "exec"),
+         namespace)
+    assert issubclass(namespace["MREnv"], MRJob)
+    here = os.getcwd()
+    os.chdir(elsewhere)
+    try:
+        job = namespace["MREnv"](["-r", "inline", *switches, "-"])
+        job.sandbox(stdin=io.BytesIO(b"x\n"))
+        with job.make_runner() as runner:
+            runner.run()
+            assert list(job.parse_output(runner.cat_output())) == [
+                ("env", [["blue", "dark-blue", "seeded", "given"]])]
+    finally:
+        os.chdir(here)
+
+
+def test_a_failing_setup_command_fails_the_job_naming_it(tmp_path, elsewhere):
+    script = tmp_path / "mr_env.py"
+    script.write_text(ENV_JOB)
+    text = tmp_path / "in.txt"
+    text.write_text("a\n")
+    proc = cli(script, text, "-o", tmp_path / "o", "--runner", "inline",
+               "--setup", "echo broken >&2; exit 3", cwd=elsewhere)
+    assert proc.returncode == 1, proc.stderr
+    assert "--setup" in proc.stderr and "status 3" in proc.stderr and "broken" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o" / "_SUCCESS").exists()
+
+
+def test_working_directory_options_are_refused_where_tasks_have_none(tmp_path):
+    script = tmp_path / "mr_env.py"
+    script.write_text(ENV_JOB)
+    proc = cli(script, tmp_path / "mr_env.py", "-o", tmp_path / "o", "--runner", "spark",
+               "--cmdenv", "A=1", cwd=tmp_path)
+    one_error_line(proc, "--cmdenv", "spark")
+    assert not (tmp_path / "o").exists()
