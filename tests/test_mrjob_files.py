@@ -288,3 +288,98 @@ def test_working_directory_options_are_refused_where_tasks_have_none(tmp_path):
                "--cmdenv", "A=1", cwd=tmp_path)
     one_error_line(proc, "--cmdenv", "spark")
     assert not (tmp_path / "o").exists()
+
+
+# --- combiner_cmd and combiner_pre_filter, as mrjob's local runner runs them ----------------------
+COMBINER_CMD_JOB = '''
+from mrjob.job import MRJob
+from mrjob.step import MRStep
+
+
+class MRUpperCount(MRJob):
+    """The combiner command upper-cases every map output line; the reducer sums."""
+
+    def steps(self):
+        return [MRStep(mapper=self.mapper, combiner_cmd='tr a-z A-Z',
+                       reducer=self.reducer)]
+
+    def mapper(self, _, line):
+        for word in line.split():
+            yield word, 1
+
+    def reducer(self, word, ones):
+        yield word, sum(ones)
+
+
+if __name__ == '__main__':
+    MRUpperCount.run()
+'''
+
+COMBINER_PRE_FILTER_JOB = '''
+from mrjob.job import MRJob
+
+
+class MRFilteredCount(MRJob):
+    """Lines holding $DROP never reach the Python combiner (and so the reducer)."""
+
+    def mapper(self, _, line):
+        for word in line.split():
+            yield word, 1
+
+    def combiner_pre_filter(self):
+        return 'grep -v -F "$DROP"'
+
+    def combiner(self, word, ones):
+        yield word, sum(ones)
+
+    def reducer(self, word, counts):
+        yield word, sum(counts)
+
+
+if __name__ == '__main__':
+    MRFilteredCount.run()
+'''
+
+
+COMBINER_CASES = [(COMBINER_CMD_JOB, "upper"), (COMBINER_PRE_FILTER_JOB, "filtered")]
+
+
+def _combiner_case(source, name, tmp_path):
+    """The job file, its input, the switches it needs and the expected lines (plain Python:
+    the Counter of the words, upper-cased or without those holding "the")."""
+    script = tmp_path / f"mr_{name}.py"
+    script.write_text(source)
+    words = "the cat there dog cat the mouse other cat".split()
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(" ".join(words[i:] + words[:i]) for i in range(40)) + "\n")
+    counts = collections.Counter(w for line in text.read_text().split("\n")
+                                 for w in line.split())
+    if name == "upper":
+        expected, switches = {w.upper(): n for w, n in counts.items()}, []
+    else:
+        expected = {w: n for w, n in counts.items() if "the" not in w}
+        switches = ["--cmdenv", "DROP=the"]
+    return script, text, switches, sorted(f'"{w}"\t{n}'.encode() for w, n in expected.items())
+
+
+@pytest.mark.parametrize("source,name", COMBINER_CASES, ids=[n for _, n in COMBINER_CASES])
+def test_combiner_commands_run_once_per_map_task_over_its_sorted_output(
+        source, name, tmp_path, elsewhere):
+    script, text, switches, expected = _combiner_case(source, name, tmp_path)
+    for runner in ("local", "inline"):
+        out = tmp_path / f"out-{runner}"
+        proc = cli(script, text, "-o", out, "-q", "--runner", runner, "--split-size", "400",
+                   *switches, cwd=elsewhere)
+        assert proc.returncode == 0, proc.stderr
+        assert our_lines(out) == expected
+
+
+@pytest.mark.slow  # mrjob's local runner takes ~15 s a job here (a Python process per task)
+@pytest.mark.parametrize("source,name", COMBINER_CASES, ids=[n for _, n in COMBINER_CASES])
+def test_combiner_commands_as_mrjobs_local_runner(source, name, tmp_path, elsewhere):
+    script, text, switches, expected = _combiner_case(source, name, tmp_path)
+    assert mrjob(script, text, *switches, cwd=elsewhere, runner="local") == expected
+    out = tmp_path / "out"
+    proc = cli(script, text, "-o", out, "-q", *switches, cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert our_lines(out) == expected

@@ -337,9 +337,6 @@ class MRJob(Job):
                              "mapreduce runs no Java)")
         if cls.LIBJARS:
             found.append("LIBJARS (Java libraries for Hadoop)")
-        for name in ("combiner_cmd", "combiner_pre_filter"):
-            if cls._overrides_mr(name):
-                found.append(f"{name} (combiner shell commands are not supported)")
         if cls._overrides_mr("spark"):
             found.append("spark() (Spark steps are not supported yet)")
         for name in ("hadoop_input_format", "hadoop_output_format", "partitioner",
@@ -363,10 +360,6 @@ class MRJob(Job):
                                          "not supported yet")
             if not isinstance(st, MRStep):
                 raise JobDefinitionError(f"{name}.steps()[{i}] is {st!r}, not an MRStep")
-            for key in ("combiner_cmd", "combiner_pre_filter"):
-                if st.given(key):
-                    raise JobDefinitionError(f"{name}.steps()[{i}] has {key}: combiner shell "
-                                             "commands are not supported")
             if i > 0 and st.given("mapper_raw"):
                 raise JobDefinitionError(f"{name}.steps()[{i}] has mapper_raw: only the "
                                          "first step can read raw input files")
@@ -423,7 +416,9 @@ class MRJob(Job):
                     reducers=reducers)
         if st.given("mapper_cmd") or st.given("mapper_pre_filter"):
             self._map_command(st, i, step, map_out, last and not has_reducer)
-        if st["combiner"] is not None and has_reducer:
+        if has_reducer and (st.given("combiner_cmd") or st.given("combiner_pre_filter")):
+            self._combine_command(st, step, ints)
+        elif st["combiner"] is not None and has_reducer:
             combine_out = encode_with(self.internal_protocol(), ints)
             step.combiner = self._grouped(st["combiner"], self.internal_protocol(),
                                           combine_out)
@@ -483,6 +478,40 @@ class MRJob(Job):
             if user_final:
                 yield from out(user_final())
         step.mapper_final = filtered_final
+
+    def _combine_command(self, st: MRStep, step: Step, ints: bool) -> None:
+        """``combiner_cmd`` / ``combiner_pre_filter``, as mrjob's local runner runs them: the
+        map task's output lines, sorted (by key; the whole line under SORT_VALUES), through
+        the command once per map task; its output lines are the map output (``*_cmd``) or
+        the Python combiner's input (``*_pre_filter``)."""
+        spool = Spool()
+        sort = "line" if self.SORT_VALUES else "key"
+
+        def add(key: bytes, values: Iterator[Any]) -> tuple:
+            for value in values:
+                spool.add(joined(key, value))
+            return ()
+        step.combiner = add
+        command = st.given("combiner_cmd")
+        if command:
+            step.combiner_final = lambda: self._command_lines(
+                spool.run(command, "combiner_cmd", sort), False)
+            return
+        out = encode_with(self.internal_protocol(), ints)
+        python = self._grouped(st["combiner"], self.internal_protocol(), out)
+        user_init, user_final = st["combiner_init"], st["combiner_final"]
+        filter_command = st.given("combiner_pre_filter")
+
+        def filtered_final() -> Iterator[tuple]:
+            if user_init:  # its pairs leave the combiner as they are, as under mrjob
+                yield from out(user_init())
+            records = self._command_lines(
+                spool.run(filter_command, "combiner_pre_filter", sort), False)
+            for key, group in itertools.groupby(records, key=lambda r: r[0]):
+                yield from python(key, (v for _, v in group))
+            if user_final:
+                yield from out(user_final())
+        step.combiner_final = filtered_final
 
     def _reduce_command(self, st: MRStep, step: Step, final: Callable, last: bool) -> None:
         spool = Spool()
