@@ -252,6 +252,13 @@ class Job:
         """
         return None
 
+    @classmethod
+    def run_options_for_tasks(cls) -> dict[str, str]:
+        """Job options whose value is a run option's: ``{job option: run option}`` (e.g.
+        ``{"runner": "runner"}``: ``self.options.runner`` is the run's ``--runner``), set
+        where the job starts.  Default: none (mrjob's ``pass_arg_through`` fills it)."""
+        return {}
+
     def upload_files(self) -> list[tuple[str, str, str]]:
         """What every task finds in its working directory (its current directory while it
         runs), besides ``--files`` / ``--dirs`` / ``--archives``: ``(kind, "PATH[#NAME]",

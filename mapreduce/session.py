@@ -127,6 +127,8 @@ class JobSession:
         self.listener = listener or JobListener()
         # The job's own options first: steps() may depend on them (e.g. --iterations).
         self.job_options = dict(job_class.default_options(), **config.job_options)
+        for dest, run_option in job_class.run_options_for_tasks().items():
+            self.job_options[dest] = getattr(config, run_option)  # mrjob's pass_arg_through
         try:
             job_class.check_definition()  # never silently ignore a hook we do not run
         except JobDefinitionError as exc:

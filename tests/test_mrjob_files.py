@@ -288,6 +288,11 @@ def test_working_directory_options_are_refused_where_tasks_have_none(tmp_path):
                "--cmdenv", "A=1", cwd=tmp_path)
     one_error_line(proc, "--cmdenv", "spark")
     assert not (tmp_path / "o").exists()
+    # a job's own FILES too (mr_most_used_word), naming the setting
+    proc = cli(EXAMPLES / "mr_most_used_word.py", tmp_path / "mr_env.py", "-o", tmp_path / "o",
+               "--runner", "spark", cwd=tmp_path)
+    one_error_line(proc, "FILES", "--runner spark")
+    assert not (tmp_path / "o").exists()
 
 
 # --- combiner_cmd and combiner_pre_filter, as mrjob's local runner runs them ----------------------
@@ -383,3 +388,44 @@ def test_combiner_commands_as_mrjobs_local_runner(source, name, tmp_path, elsewh
     proc = cli(script, text, "-o", out, "-q", *switches, cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr
     assert our_lines(out) == expected
+
+
+# --- pass_arg_through ---------------------------------------------------------------------------
+PASS_JOB = '''
+from mrjob.job import MRJob
+
+
+class MRWhere(MRJob):
+    def configure_args(self):
+        super().configure_args()
+        self.pass_arg_through('--runner')
+        self.pass_arg_through(%r)
+
+    def mapper(self, _, line):
+        yield 'runner', self.options.runner
+
+    def reducer(self, key, values):
+        yield key, sorted(set(values))
+
+
+if __name__ == '__main__':
+    MRWhere.run()
+'''
+
+
+def test_pass_arg_through_gives_tasks_the_runner_switch(tmp_path, elsewhere):
+    script = tmp_path / "mr_where.py"
+    script.write_text(PASS_JOB % "-r")
+    text = tmp_path / "in.txt"
+    text.write_text("a\nb\n")
+    for runner in ("inline", "local"):
+        out = tmp_path / f"out-{runner}"
+        proc = cli(script, text, "-o", out, "-q", "--runner", runner, cwd=elsewhere)
+        assert proc.returncode == 0, proc.stderr
+        assert our_lines(out) == [f'"runner"\t["{runner}"]'.encode()]
+    assert mrjob(script, text, cwd=elsewhere) == [b'"runner"\t["inline"]']
+    # a switch that means nothing here: refused at start, naming it
+    script.write_text(PASS_JOB % "--emr-action-on-failure")
+    proc = cli(script, text, "-o", tmp_path / "o", cwd=elsewhere)
+    one_error_line(proc, "pass_arg_through", "--emr-action-on-failure")
+    assert not (tmp_path / "o").exists()

@@ -59,6 +59,14 @@ _REDUCES = ("mapreduce.job.reduces", "mapred.reduce.tasks")
 _KNOWN_JOBCONF = _REDUCES + ("mapreduce.job.maps", "mapred.map.tasks")
 
 
+#: mrjob's switches ``pass_arg_through`` can pass: switch -> (mrjob's option name, which the
+#: task sees as ``self.options.NAME``; the run option whose value it gets).
+_PASSED_THROUGH = {"-r": ("runner", "runner"), "--runner": ("runner", "runner"),
+                   "--num-cores": ("num_cores", "workers"), "--files": ("files", "files"),
+                   "--dirs": ("dirs", "dirs"), "--archives": ("archives", "archives"),
+                   "--cmdenv": ("cmdenv", "cmdenv"), "--setup": ("setup", "setup")}
+
+
 def _jobconf_pair(text: str) -> tuple[str, str]:
     key, eq, value = text.partition("=")
     if not eq or not key:
@@ -203,11 +211,28 @@ class MRJob(Job):
         return self.add_passthru_arg(*args, **kwargs)
 
     def pass_arg_through(self, opt_str: str) -> None:
-        """mrjob passes one of its own switches to the tasks; the options a job can read
-        here are its own, so this names one the engine does not know: refused."""
-        raise JobDefinitionError(f"{type(self).__name__}.pass_arg_through({opt_str!r}): "
-                                 "mrjob's runner switches do not reach mapreduce's tasks; "
-                                 "declare the option with add_passthru_arg")
+        """mrjob's ``pass_arg_through``: a runner switch's value reaches the tasks as
+        ``self.options.DEST`` (e.g. ``--runner`` -> ``self.options.runner``).  Here the
+        switches are the run's options of the same meaning (:data:`_PASSED_THROUGH`); any
+        other is refused where the job starts, naming it."""
+        parser = getattr(self, "_declaring", None)
+        name = type(self).__name__
+        if parser is None:
+            raise JobDefinitionError(f"{name}.pass_arg_through: call it from "
+                                     "configure_args(self)")
+        if opt_str not in _PASSED_THROUGH:
+            raise JobDefinitionError(
+                f"{name}.pass_arg_through({opt_str!r}): mapreduce passes through only "
+                f"{', '.join(_PASSED_THROUGH)} (mrjob's other switches have no meaning here)")
+        dest, run_option = _PASSED_THROUGH[opt_str]
+        vars(parser).setdefault("_mr_passed_through", {})[dest] = run_option
+
+    @classmethod
+    def run_options_for_tasks(cls) -> dict[str, str]:
+        """The ``pass_arg_through`` switches: {job option: run option}."""
+        parser = argparse.ArgumentParser(add_help=False)
+        cls.declare_options(parser)
+        return dict(vars(parser).get("_mr_passed_through", {}))
 
     def mr_job_script(self) -> Optional[str]:
         """The job's script (mrjob's): where relative ``FILES`` paths start from."""
