@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import os
 import subprocess
 import sys
@@ -429,3 +430,57 @@ def test_pass_arg_through_gives_tasks_the_runner_switch(tmp_path, elsewhere):
     proc = cli(script, text, "-o", tmp_path / "o", cwd=elsewhere)
     one_error_line(proc, "pass_arg_through", "--emr-action-on-failure")
     assert not (tmp_path / "o").exists()
+
+
+# --- --resume: the files are staged again for the tasks still to run ---------------------------
+RESUME_JOB = '''
+import os
+from mrjob.job import MRJob
+
+
+class MRResumed(MRJob):
+    FILES = ['words.txt']
+
+    def mapper_init(self):
+        with open('words.txt') as f:
+            self.words = set(f.read().split())
+
+    def mapper(self, _, line):
+        for word in line.split():
+            if word in self.words:
+                yield word, 1
+
+    def reducer_init(self):
+        with open('words.txt') as f:
+            self.suffix = f.read().split()[0]
+        if not os.path.exists(%r):  # the first run's reduce fails once
+            open(%r, 'w').close()
+            raise RuntimeError('first run stops here')
+
+    def reducer(self, word, ones):
+        yield word + self.suffix, sum(ones)
+
+
+if __name__ == '__main__':
+    MRResumed.run()
+'''
+
+
+def test_resume_stages_the_files_again(tmp_path, elsewhere):
+    marker = str(tmp_path / "failed-once")
+    script = tmp_path / "mr_resumed.py"
+    script.write_text(RESUME_JOB % (marker, marker))
+    (tmp_path / "words.txt").write_text("cat dog\n")
+    text = tmp_path / "in.txt"
+    text.write_text("cat dog bird\ncat\n")
+    out = tmp_path / "out"
+    first = cli(script, text, "-o", out, "-q", "--max-attempts", "1", "--reducers", "1",
+                cwd=elsewhere)
+    assert first.returncode == 1 and "first run stops here" in first.stderr
+    assert not (out / "_SUCCESS").exists()
+    second = cli(script, text, "-o", out, "-q", "--resume", "--reducers", "1", cwd=elsewhere)
+    assert second.returncode == 0, second.stderr
+    assert our_lines(out) == [b'"catcat"\t2', b'"dogcat"\t1']
+    tasks = json.loads((out / "_job.json").read_text())["tasks"]
+    assert [(t["kind"], bool(t.get("recovered"))) for t in tasks] == [("map", True),
+                                                                      ("reduce", False)]
