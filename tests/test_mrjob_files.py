@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -296,7 +295,7 @@ def test_working_directory_options_are_refused_where_tasks_have_none(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-# --- combiner_cmd and combiner_pre_filter, as mrjob's local runner runs them ----------------------
+# --- combiner_cmd and combiner_pre_filter, as mrjob's local runner runs them ------------------
 COMBINER_CMD_JOB = '''
 from mrjob.job import MRJob
 from mrjob.step import MRStep
@@ -484,3 +483,51 @@ def test_resume_stages_the_files_again(tmp_path, elsewhere):
     tasks = json.loads((out / "_job.json").read_text())["tasks"]
     assert [(t["kind"], bool(t.get("recovered"))) for t in tasks] == [("map", True),
                                                                       ("reduce", False)]
+
+
+# --- the same for a plain mapreduce.Job: the command line and the Python API ---------------------
+PLAIN_JOB = '''
+import os
+from mapreduce import Job
+
+
+class Lookup(Job):
+    def mapper_init(self):
+        with open('names.txt') as f:
+            self.names = dict(line.split() for line in f)
+        with open(os.path.join('tables', 'suffix.txt')) as f:
+            self.suffix = f.read().strip() + os.environ.get('MARK', '')
+
+    def mapper(self, _, line):
+        for word in line.split():
+            yield self.names.get(word, word) + self.suffix, 1
+
+    def reducer(self, key, ones):
+        yield key, sum(ones)
+'''
+
+
+def test_a_plain_job_gets_files_dirs_and_cmdenv_from_the_cli_and_the_api(tmp_path, elsewhere):
+    import mapreduce
+
+    script = tmp_path / "lookup.py"
+    script.write_text(PLAIN_JOB)
+    (tmp_path / "n.txt").write_text("a alpha\nb beta\n")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "suffix.txt").write_text("-x\n")
+    text = tmp_path / "in.txt"
+    text.write_text("a b c a\n")
+    expected = sorted(b'"%s"\t%d' % (k.encode(), n) for k, n in
+                      collections.Counter(["alpha-x!", "beta-x!", "c-x!", "alpha-x!"]).items())
+    proc = cli(script, text, "-o", tmp_path / "cli", "-q",
+               "--files", f"{tmp_path}/n.txt#names.txt", "--dirs", f"{tmp_path}/t#tables",
+               "--cmdenv", "MARK=!", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert our_lines(tmp_path / "cli") == expected
+    here = os.getcwd()
+    result = mapreduce.run(str(script), [str(text)], str(tmp_path / "api"), runner="inline",
+                           files=[f"{tmp_path}/n.txt#names.txt"],
+                           dirs=[f"{tmp_path}/t#tables"], cmdenv={"MARK": "!"},
+                           progress=False)
+    assert os.getcwd() == here and "MARK" not in os.environ  # put back after each task
+    assert our_lines(Path(result.output_dir)) == expected
