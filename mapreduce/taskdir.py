@@ -194,22 +194,30 @@ def stage(uploads: Sequence[Upload], cache: str, env: dict[str, str],
 
 def _setup_env(commands: Sequence[str], cwd: str, env: dict[str, str]) -> dict[str, str]:
     """Run the setup commands (``set -e``: the first failure stops them) in ``cwd`` and
-    return the environment they leave (so ``export X=...`` reaches the task)."""
+    return the environment they leave (read back with ``env -0``, so ``export X=...``
+    reaches the task).  What they print goes to the task's stderr (its log), as mrjob's
+    setup wrapper sends it; a non-zero exit fails the attempt, naming the commands."""
     with tempfile.NamedTemporaryFile(prefix="mapreduce-setup-env-") as dump, \
-            tempfile.TemporaryFile() as errors:
-        script = "set -e\n" + "\n".join(commands) + \
-            f'\n"{sys.executable}" -c "import os,sys; sys.stdout.buffer.write(' \
-            f'repr(dict(os.environb)).encode())" > {shlex.quote(dump.name)}\n'
+            tempfile.TemporaryFile() as printed:
+        script = "set -e\n" + "\n".join(commands) + f"\nenv -0 > {shlex.quote(dump.name)}\n"
         status = subprocess.call(["/bin/sh", "-c", script], cwd=cwd, env=env,
-                                 stdin=subprocess.DEVNULL, stdout=errors, stderr=errors)
+                                 stdin=subprocess.DEVNULL, stdout=printed, stderr=printed)
+        printed.seek(0)
+        output = printed.read()
         if status != 0:
-            errors.seek(0)
-            tail = errors.read()[-400:].decode("utf-8", "replace").strip()
+            tail = output[-400:].decode("utf-8", "replace").strip()
             raise TaskFailedError(f"--setup {'; '.join(commands)!r} exited with status "
                                   f"{status}" + (f": {tail}" if tail else ""))
-        import ast
-        raw = ast.literal_eval(open(dump.name, "rb").read().decode("ascii"))
-    return {os.fsdecode(k): os.fsdecode(v) for k, v in raw.items()}
+        if output:
+            sys.stderr.write(output.decode("utf-8", "replace"))
+            sys.stderr.flush()
+        raw = dump.read()
+    result: dict[str, str] = {}
+    for item in raw.split(b"\0"):
+        key, eq, value = item.partition(b"=")
+        if eq and key:
+            result[os.fsdecode(key)] = os.fsdecode(value)
+    return result
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ import collections
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -92,6 +93,7 @@ def test_most_used_word_with_its_files_and_an_alternate_stop_words_file(tmp_path
 # --- FILES / DIRS / ARCHIVES with #NAME, what a task sees --------------------------------------
 FILES_JOB = '''
 import os
+import re
 from mrjob.job import MRJob
 
 
@@ -207,6 +209,7 @@ def test_a_missing_file_is_one_line_at_start_naming_it(tmp_path, elsewhere):
 # --- --files, --cmdenv and --setup: the CLI, MRJob(args), and mrjob's local runner --------------
 ENV_JOB = '''
 import os
+import re
 from mrjob.job import MRJob
 
 
@@ -434,6 +437,7 @@ def test_pass_arg_through_gives_tasks_the_runner_switch(tmp_path, elsewhere):
 # --- --resume: the files are staged again for the tasks still to run ---------------------------
 RESUME_JOB = '''
 import os
+import re
 from mrjob.job import MRJob
 
 
@@ -488,6 +492,7 @@ def test_resume_stages_the_files_again(tmp_path, elsewhere):
 # --- the same for a plain mapreduce.Job: the command line and the Python API ---------------------
 PLAIN_JOB = '''
 import os
+import re
 from mapreduce import Job
 
 
@@ -531,3 +536,51 @@ def test_a_plain_job_gets_files_dirs_and_cmdenv_from_the_cli_and_the_api(tmp_pat
                            progress=False)
     assert os.getcwd() == here and "MARK" not in os.environ  # put back after each task
     assert our_lines(Path(result.output_dir)) == expected
+
+
+# --- mrjob's # syntax in --setup, and the directory put back -----------------------------------
+def test_setup_hash_paths_are_uploaded_and_replaced_by_their_names(tmp_path):
+    from mapreduce.errors import UsageError
+    from mapreduce.taskdir import parse_setup
+
+    (tmp_path / "setup.sh").write_text("echo hi\n")
+    (tmp_path / "lib").mkdir()
+    with tarfile.open(tmp_path / "deps.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "lib", arcname="lib")
+    d = str(tmp_path)
+    command, uploads = parse_setup(
+        f"sh {d}/setup.sh#; export PYTHONPATH=$PYTHONPATH:{d}/deps.tar.gz#deps/; "
+        f"ls {d}/lib/#code/ '{d}/setup.sh#quoted' # a comment", "--setup")
+    assert command == ("sh setup.sh; export PYTHONPATH=$PYTHONPATH:deps/; "
+                       f"ls code/ '{d}/setup.sh#quoted' # a comment")
+    assert [(u.kind, u.path, u.name) for u in uploads] == [
+        ("file", f"{d}/setup.sh", "setup.sh"), ("archive", f"{d}/deps.tar.gz", "deps"),
+        ("dir", f"{d}/lib", "code")]
+    with pytest.raises(UsageError, match=re.escape(f"--setup: {d}/gone.sh: no such file")):
+        parse_setup(f"sh {d}/gone.sh#", "--setup")
+    with pytest.raises(UsageError, match="no closing quotation"):
+        parse_setup("echo 'open", "--setup")
+
+
+def test_task_directory_is_undone_even_when_the_task_fails(tmp_path):
+    from mapreduce.errors import TaskFailedError
+    from mapreduce.taskdir import resolve_upload, stage, task_directory
+
+    (tmp_path / "f.txt").write_text("data\n")
+    spec = stage([resolve_upload("file", f"{tmp_path}/f.txt#g.txt", "--files")],
+                 str(tmp_path / "work" / "files"), {"MAPREDUCE_TEST_X": "1"},
+                 ["export MAPREDUCE_TEST_Y=$MAPREDUCE_TEST_X$MAPREDUCE_TEST_X"])
+    before = (os.getcwd(), dict(os.environ), list(sys.path))
+    with pytest.raises(ZeroDivisionError):
+        with task_directory(spec, "t") as wd:
+            assert os.getcwd() == wd and sys.path[0] == wd
+            assert Path("g.txt").read_text() == "data\n"
+            assert os.environ["MAPREDUCE_TEST_Y"] == "11"
+            1 / 0
+    assert (os.getcwd(), dict(os.environ), list(sys.path)) == before
+    assert not os.path.exists(wd)
+    failing = stage([], str(tmp_path / "work2" / "files"), {}, ["false"])
+    with pytest.raises(TaskFailedError, match="--setup 'false' exited with status 1"):
+        with task_directory(failing, "t"):
+            pass
+    assert (os.getcwd(), dict(os.environ), list(sys.path)) == before
