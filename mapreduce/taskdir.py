@@ -233,22 +233,30 @@ def task_directory(spec: Optional[TaskDir], label: str) -> Iterator[Optional[str
     try:
         for name in spec.names:
             os.symlink(os.path.join(spec.cache, name), os.path.join(wd, name))
-        env = dict(os.environ)
+        env = dict(saved_env)
         env.update(spec.env)
         env["PWD"] = wd
         if spec.setup:
             env = _setup_env(spec.setup, wd, env)
-        os.environ.clear()
-        os.environ.update(env)
+        _set_environ(env)
         os.chdir(wd)
         sys.path.insert(0, wd)
         yield wd
     finally:
         os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
+        _set_environ(saved_env)
         sys.path[:] = saved_path
         shutil.rmtree(wd, ignore_errors=True)
+
+
+def _set_environ(env: dict[str, str]) -> None:
+    """Make ``os.environ`` equal ``env``, touching only the variables that differ (each
+    change is a putenv/unsetenv call)."""
+    for key in [k for k in os.environ if k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 __all__ = ["Upload", "TaskDir", "KINDS", "resolve_upload", "split_upload", "parse_setup",
