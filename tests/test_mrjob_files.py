@@ -88,6 +88,21 @@ def test_most_used_word_with_its_files_and_an_alternate_stop_words_file(tmp_path
     assert our_lines(out) == [b'"and"']
     assert mrjob(script, text, "--stop-words-file", "mine/alt.txt", cwd=elsewhere) == \
         [b'"and"']
+    # mrjob's testing pattern, the unedited script loaded by mapreduce: the same answers
+    from mapreduce.loader import load_job_class
+
+    job_class = load_job_class(str(script))[0]
+    here = os.getcwd()
+    os.chdir(elsewhere)
+    try:
+        for args, answer in [([], (None, "zebra")), (["--stop-words-file", "mine/alt.txt"],
+                                                     (None, "and"))]:
+            job = job_class(["-r", "local", "--num-cores", "2", *args, str(text)])
+            with job.make_runner() as runner:
+                runner.run()
+                assert list(job.parse_output(runner.cat_output())) == [answer]
+    finally:
+        os.chdir(here)
 
 
 # --- FILES / DIRS / ARCHIVES with #NAME, what a task sees --------------------------------------

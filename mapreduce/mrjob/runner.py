@@ -140,7 +140,8 @@ class MRRunner:
         output = self._args.output_dir or os.path.join(self._tmp, "output")
         job = self._job
         # The job's options as parsed here (its own configure_args), and -D on the line.
-        job_options = {d: getattr(job.options, d) for d in self._args.job_option_dests}
+        job_options = {d: _as_given(getattr(job.options, d))
+                       for d in self._args.job_option_dests}
         self._result = api_run(type(job), self._inputs(), output, job_options=job_options,
                                **options)
 
@@ -162,6 +163,13 @@ class MRRunner:
             return []
         return [{g: dict(c) for g, c in step.items() if g != "framework"}
                 for step in self._result.step_counters]
+
+
+def _as_given(value: Any) -> Any:
+    """An ``add_file_arg`` value (a str carrying ``.spec``) goes to the API as the absolute
+    ``PATH[#NAME]`` it was parsed from: the API parses a string option again."""
+    spec = getattr(value, "spec", None)
+    return spec if isinstance(value, str) and spec is not None else value
 
 
 def script_main(job_class: type, argv: list[str]) -> int:
