@@ -61,10 +61,10 @@ from mapreduce.lock import LOCK_FILE, OutputLock
 from mapreduce.options import BY_NAME, OPTIONS, JobConfig, recorded_config
 from mapreduce.output import OUTPUT_COMPRESSION_SUFFIXES, PROTOCOLS, ZSTD_OUTPUT_MISSING
 from mapreduce.sidedata import SideDataRef, store_side_data
-from mapreduce.taskdir import (TaskDir, Upload, check_names, parse_setup,
-                               resolve_upload, stage, STAGE_DIR)
 from mapreduce.storage import configure as configure_storage
-from mapreduce.storage import describe_failure, filesystem_for
+from mapreduce.storage import describe_failure, filesystem_for, scheme_of
+from mapreduce.taskdir import (STAGE_DIR, TaskDir, Upload, check_names, parse_setup,
+                               resolve_upload, stage)
 from mapreduce.workdir import WorkDir, check_placement, work_dir_path
 
 #: The version of ``_job.json``'s layout (docs/job-json.md).  2: counters per step; the
@@ -200,7 +200,7 @@ class JobSession:
         if self._wants_task_dir():
             # Tasks run in their own working directory: a relative input path must still
             # name the same file there.
-            self.files = [f if "://" in f else os.path.abspath(f) for f in self.files]
+            self.files = [f if scheme_of(f) else os.path.abspath(f) for f in self.files]
         check_placement(self.config.work_dir, self.work.path, out,
                         input_roots(inputs), self.files, self.config.spell("work_dir"))
         total = self.input_bytes = sum(file_size(f) for f in self.files)
