@@ -374,7 +374,8 @@ _MRJOB_ONLY = {
 
 #: Those of them that ``mapreduce.mrjob.MRJob`` runs (docs/mrjob.md).
 _COMPAT_RUNS = {"mapper_pre_filter", "reducer_pre_filter", "mapper_cmd", "reducer_cmd",
-                "mapper_raw", "JOBCONF", "jobconf", "INPUT_PROTOCOL", "INTERNAL_PROTOCOL"}
+                "combiner_pre_filter", "combiner_cmd", "mapper_raw", "JOBCONF", "jobconf",
+                "INPUT_PROTOCOL", "INTERNAL_PROTOCOL", "FILES", "DIRS", "ARCHIVES"}
 
 #: Method names that look like a hook but are not one, and the hook meant.
 _NEAR_MISSES = {
