@@ -303,9 +303,9 @@ OPTIONS: tuple[Option, ...] = (
            help="a directory copied into every task's working directory as NAME"),
     Option("archives", "--archives", "paths", None, metavar="PATH[#NAME]",
            only=("local", "inline"), why_not=_TASK_DIR_WHY_NOT,
-           help="an archive (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz, .zip) unpacked into a "
-                "directory NAME (default: the archive's file name) in every task's working "
-                "directory"),
+           help="an archive (a tar file, compressed or not, or a zip file: .jar, .egg too) "
+                "unpacked into a directory NAME (default: the archive's file name) in every "
+                "task's working directory"),
     Option("cmdenv", "--cmdenv", "env", None, metavar="KEY=VALUE",
            only=("local", "inline"), why_not=_TASK_DIR_WHY_NOT,
            help="an environment variable of every task (and of the shell commands it "

@@ -10,8 +10,10 @@ This is Hadoop's distributed cache and mrjob's "working directory" (``FILES``, `
    (a missing file is one line naming it and where it was asked for), and two uploads
    wanting the same name in the working directory are refused.
 2. **Once per job** (:func:`stage`): each is copied into the job's work directory
-   (``WORK/files/NAME``): a file as is, a directory as a tree, an archive unpacked
-   (``shutil.unpack_archive``: tar, tar.gz/bz2/xz, zip) into a directory called NAME.
+   (``WORK/files/NAME``): a file as is, a directory as a tree, an archive unpacked into a
+   directory called NAME (a zip or tar file, compressed or not, known by its contents as
+   mrjob knows it, so ``.jar`` / ``.egg`` too; tar members that would land outside the
+   directory are refused: tarfile's ``data`` filter).
    Tasks get only the small :class:`TaskDir` that says where that is.
 3. **Around each task** (:func:`task_directory`): a fresh directory per attempt holds one
    symlink per NAME into the staged copy (as mrjob's local runner links its cache), the
@@ -35,7 +37,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
@@ -101,19 +105,22 @@ def resolve_upload(kind: str, text: str, where: str, base: Optional[str] = None)
             else "no such file"
         raise UsageError(f"{where}: {raw_path}: {what}")
     if kind == "archive" and _archive_format(path) is None:
-        raise UsageError(f"{where}: {raw_path}: not an archive this can unpack (.tar, "
-                         ".tar.gz, .tgz, .tar.bz2, .tar.xz, .zip)")
+        raise UsageError(f"{where}: {raw_path}: not an archive this can unpack (a tar "
+                         "file, compressed or not, or a zip file)")
     if not os.access(path, os.R_OK):
         raise UsageError(f"{where}: {raw_path}: not readable")
     return Upload(kind, path, name, where)
 
 
 def _archive_format(path: str) -> Optional[str]:
-    lower = path.lower()
-    for fmt, extensions, _ in shutil.get_unpack_formats():
-        if any(lower.endswith(ext) for ext in extensions):
-            return fmt
-    return None
+    """``"zip"`` or ``"tar"`` by the file's contents, as mrjob's ``unarchive`` decides (so a
+    ``.jar``, ``.egg`` or ``.whl`` unpacks too; tar's compression is found by tarfile)."""
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        return "tar" if tarfile.is_tarfile(path) else None
+    except OSError:
+        return None
 
 
 #: A ``#`` path in a setup command: PATH (no quotes, spaces, ':' or '='; a trailing '/'
@@ -184,8 +191,17 @@ def stage(uploads: Sequence[Upload], cache: str, env: dict[str, str],
             shutil.copytree(upload.path, dest, symlinks=True)
         else:
             try:
-                shutil.unpack_archive(upload.path, dest)
-            except (shutil.ReadError, OSError, EOFError, ValueError) as exc:
+                if _archive_format(upload.path) == "zip":
+                    with zipfile.ZipFile(upload.path) as archive:
+                        archive.extractall(dest)
+                else:
+                    with tarfile.open(upload.path) as archive:
+                        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.12
+                            archive.extractall(dest, filter="data")
+                        else:
+                            archive.extractall(dest)
+            except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError,
+                    ValueError) as exc:
                 raise UsageError(f"{upload.where}: {upload.path}: cannot unpack: {exc}") \
                     from None
     return TaskDir(cache=cache, names=tuple(names), env=tuple(sorted(env.items())),

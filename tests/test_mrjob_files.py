@@ -599,3 +599,27 @@ def test_task_directory_is_undone_even_when_the_task_fails(tmp_path):
         with task_directory(failing, "t"):
             pass
     assert (os.getcwd(), dict(os.environ), list(sys.path)) == before
+
+
+def test_archives_are_known_by_their_contents_and_stay_inside_their_directory(tmp_path):
+    import zipfile
+
+    from mapreduce.errors import UsageError
+    from mapreduce.taskdir import resolve_upload, stage, task_directory
+
+    with zipfile.ZipFile(tmp_path / "lib.jar", "w") as jar:  # a zip under another name
+        jar.writestr("pkg/mod.py", "VALUE = 7\n")
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "x.txt").write_text("x\n")
+    with tarfile.open(tmp_path / "evil.tgz", "w:gz") as tar:
+        tar.add(tmp_path / "evil" / "x.txt", arcname="../escaped.txt")
+    jar = resolve_upload("archive", f"{tmp_path}/lib.jar#lib", "--archives")
+    spec = stage([jar], str(tmp_path / "w" / "files"), {}, [])
+    with task_directory(spec, "t"):
+        assert Path("lib/pkg/mod.py").read_text() == "VALUE = 7\n"
+    evil = resolve_upload("archive", f"{tmp_path}/evil.tgz", "--archives")
+    with pytest.raises(UsageError, match="evil.tgz: cannot unpack"):
+        stage([evil], str(tmp_path / "w2" / "files"), {}, [])
+    assert not (tmp_path / "w2" / "escaped.txt").exists()
+    with pytest.raises(UsageError, match="not an archive"):
+        resolve_upload("archive", f"{tmp_path}/evil/x.txt", "--archives")
