@@ -252,6 +252,24 @@ class Job:
         """
         return None
 
+    @classmethod
+    def run_options_for_tasks(cls) -> dict[str, str]:
+        """Job options whose value is a run option's: ``{job option: run option}`` (e.g.
+        ``{"runner": "runner"}``: ``self.options.runner`` is the run's ``--runner``), set
+        where the job starts.  Default: none (mrjob's ``pass_arg_through`` fills it)."""
+        return {}
+
+    def upload_files(self) -> list[tuple[str, str, str]]:
+        """What every task finds in its working directory (its current directory while it
+        runs), besides ``--files`` / ``--dirs`` / ``--archives``: ``(kind, "PATH[#NAME]",
+        where)`` with kind ``"file"``, ``"dir"`` or ``"archive"`` (unpacked), PATH relative
+        to the current directory, and ``where`` naming the setting for messages.  Called
+        once, where the job starts, with ``self.options`` set; a missing PATH is refused
+        there.  Default: nothing (mrjob's ``FILES`` / ``DIRS`` / ``ARCHIVES`` and
+        ``add_file_arg`` options come from here; see :mod:`mapreduce.taskdir`).
+        """
+        return []
+
     def steps(self) -> list[Step]:
         """The job's steps.  Default: one step made of the overridden methods."""
         present = {name: getattr(self, name) for name in STEP_FUNCTIONS if self._overrides(name)}
@@ -356,7 +374,8 @@ _MRJOB_ONLY = {
 
 #: Those of them that ``mapreduce.mrjob.MRJob`` runs (docs/mrjob.md).
 _COMPAT_RUNS = {"mapper_pre_filter", "reducer_pre_filter", "mapper_cmd", "reducer_cmd",
-                "mapper_raw", "JOBCONF", "jobconf", "INPUT_PROTOCOL", "INTERNAL_PROTOCOL"}
+                "combiner_pre_filter", "combiner_cmd", "mapper_raw", "JOBCONF", "jobconf",
+                "INPUT_PROTOCOL", "INTERNAL_PROTOCOL", "FILES", "DIRS", "ARCHIVES"}
 
 #: Method names that look like a hook but are not one, and the hook meant.
 _NEAR_MISSES = {

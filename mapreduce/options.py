@@ -75,6 +75,40 @@ def _check_mapping(value: Any, who: str) -> dict[str, Any]:
     return result
 
 
+def _check_list(value: Any, who: str, commas: bool) -> list[str]:
+    """A repeated option's values (``--files a.txt --files b,c``: comma-separated items with
+    ``commas``, as mrjob's ``--files``) or a list (or one string) from Python."""
+    if isinstance(value, (str, os.PathLike)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise UsageError(f"{who}: expected a list of strings, got a {type(value).__name__}")
+    result: list[str] = []
+    for item in value:
+        if not isinstance(item, (str, os.PathLike)):
+            raise UsageError(f"{who}: expected strings, got {item!r}")
+        parts = os.fspath(item).split(",") if commas else [os.fspath(item)]
+        for part in parts:
+            if not part.strip():
+                raise UsageError(f"{who}: empty value in {os.fspath(item)!r}")
+            result.append(part)
+    return result
+
+
+def _check_env(value: Any, who: str) -> dict[str, str]:
+    """``--cmdenv KEY=VALUE`` (repeated) or a dict from Python: string values, as a shell
+    sets them; KEY must be a variable name."""
+    items = [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) \
+        else _check_list(value, who, commas=False)
+    env: dict[str, str] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        if not eq or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise UsageError(f"{who}: expected KEY=VALUE with KEY a variable name (letters, "
+                             f"digits, _), got {item!r}")
+        env[key] = text
+    return env
+
+
 class Spelling:
     """How the user named options: on the command line (``--flag``) or as Python keywords."""
 
@@ -86,7 +120,8 @@ class Spelling:
 class Option:
     name: str                          # JobConfig field and API keyword
     flag: str                          # command-line flag
-    kind: str                          # int, size, seconds, choice, flag, text, mapping, object
+    kind: str                          # int, size, seconds, choice, flag, text, mapping,
+    #                                    object; repeated: paths, commands, env
     default: Any
     help: str
     minimum: Optional[int] = None      # int options
@@ -159,6 +194,12 @@ class Option:
             return value
         if self.kind == "mapping":
             return _check_mapping(value, who)
+        if self.kind == "paths":
+            return _check_list(value, who, commas=True)
+        if self.kind == "commands":
+            return _check_list(value, who, commas=False)
+        if self.kind == "env":
+            return _check_env(value, who)
         if not isinstance(value, (str, os.PathLike)):
             raise UsageError(f"{who}: expected a string, got {value!r}")
         if not os.fspath(value).strip():
@@ -167,6 +208,9 @@ class Option:
                              "out for its default")
         return os.fspath(value)
 
+
+_TASK_DIR_WHY_NOT = ("a task's working directory is made by the local and inline runners; "
+                     "on a cluster, ship files with the cluster's own means")
 
 #: The table.  Order is the order of ``--help``.
 OPTIONS: tuple[Option, ...] = (
@@ -248,6 +292,29 @@ OPTIONS: tuple[Option, ...] = (
                 "handed to its fsspec back end, e.g. endpoint_url=http://host:9000 or "
                 "profile=NAME; repeat for more (from Python: storage_options={...}); values "
                 "are never printed or written to the output (docs/storage.md)"),
+    # The task's working directory (mapreduce/taskdir.py; mrjob's and Hadoop Streaming's
+    # switches of these names).
+    Option("files", "--files", "paths", None, metavar="PATH[#NAME]",
+           only=("local", "inline"), why_not=_TASK_DIR_WHY_NOT,
+           help="a file every task finds in its working directory (its current directory) "
+                "as NAME (default: the file's name); repeat, or separate with commas"),
+    Option("dirs", "--dirs", "paths", None, metavar="PATH[#NAME]",
+           only=("local", "inline"), why_not=_TASK_DIR_WHY_NOT,
+           help="a directory copied into every task's working directory as NAME"),
+    Option("archives", "--archives", "paths", None, metavar="PATH[#NAME]",
+           only=("local", "inline"), why_not=_TASK_DIR_WHY_NOT,
+           help="an archive (a tar file, compressed or not, or a zip file: .jar, .egg too) "
+                "unpacked into a directory NAME (default: the archive's file name) in every "
+                "task's working directory"),
+    Option("cmdenv", "--cmdenv", "env", None, metavar="KEY=VALUE",
+           only=("local", "inline"), why_not=_TASK_DIR_WHY_NOT,
+           help="an environment variable of every task (and of the shell commands it "
+                "runs); repeat for more (from Python: cmdenv={...})"),
+    Option("setup", "--setup", "commands", None, metavar="CMD",
+           only=("local", "inline"), why_not=_TASK_DIR_WHY_NOT,
+           help="a shell command run in each task's working directory before the task (what "
+                "it exports, the task sees); PATH#NAME in it uploads the file as NAME "
+                "(PATH#NAME/ an archive, DIR/#NAME a directory); repeat for more"),
     Option("keep_work", "--keep-work", "flag", False, only=("local", "inline", "dask"),
            why_not="there is no journal or task log to keep",
            help="keep the work directory (journal, logs) after success"),
@@ -285,6 +352,11 @@ class JobConfig:
     keep_work: bool = False
     output_compression: Optional[str] = None
     storage_options: Optional[dict] = None  # never written down (credentials)
+    files: Optional[list] = None           # --files PATH[#NAME] (mapreduce/taskdir.py)
+    dirs: Optional[list] = None
+    archives: Optional[list] = None
+    cmdenv: Optional[dict] = None          # --cmdenv KEY=VALUE
+    setup: Optional[list] = None           # --setup CMD
     job_options: dict = field(default_factory=dict)
     spelling: str = Spelling.CLI           # how errors name options (not an option itself)
 
@@ -377,7 +449,7 @@ def add_run_options(parser: argparse.ArgumentParser,
         if option.kind == "flag":
             parser.add_argument(option.flag, dest=option.name, action="store_true",
                                 help=option.help)
-        elif option.kind == "mapping":
+        elif option.kind in ("mapping", "paths", "commands", "env"):
             parser.add_argument(option.flag, dest=option.name, action="append",
                                 metavar=option.metavar, default=None, help=option.help)
         else:

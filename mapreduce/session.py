@@ -58,11 +58,13 @@ from mapreduce.journal import JOB_COMMITTED, read_journal
 from mapreduce.layout import COMMIT_DIR, JOB_SUMMARY_FILE, SUCCESS_FILE, WorkLayout, part_name
 from mapreduce.loader import JobRef
 from mapreduce.lock import LOCK_FILE, OutputLock
-from mapreduce.options import OPTIONS, JobConfig, recorded_config
+from mapreduce.options import BY_NAME, OPTIONS, JobConfig, recorded_config
 from mapreduce.output import OUTPUT_COMPRESSION_SUFFIXES, PROTOCOLS, ZSTD_OUTPUT_MISSING
 from mapreduce.sidedata import SideDataRef, store_side_data
 from mapreduce.storage import configure as configure_storage
-from mapreduce.storage import describe_failure, filesystem_for
+from mapreduce.storage import describe_failure, filesystem_for, scheme_of
+from mapreduce.taskdir import (STAGE_DIR, TaskDir, Upload, check_names, parse_setup,
+                               resolve_upload, stage)
 from mapreduce.workdir import WorkDir, check_placement, work_dir_path
 
 #: The version of ``_job.json``'s layout (docs/job-json.md).  2: counters per step; the
@@ -125,6 +127,8 @@ class JobSession:
         self.listener = listener or JobListener()
         # The job's own options first: steps() may depend on them (e.g. --iterations).
         self.job_options = dict(job_class.default_options(), **config.job_options)
+        for dest, run_option in job_class.run_options_for_tasks().items():
+            self.job_options[dest] = getattr(config, run_option)  # mrjob's pass_arg_through
         try:
             job_class.check_definition()  # never silently ignore a hook we do not run
         except JobDefinitionError as exc:
@@ -132,6 +136,7 @@ class JobSession:
         planner = job_class()
         planner.options = argparse.Namespace(**self.job_options)
         self.steps: list[Step] = planner.engine_steps()
+        self._plan_task_dir(planner)
         self.input_format = planner.engine_input_format()
         self.output_protocol = job_class.engine_output_protocol()
         if not self.steps:
@@ -167,6 +172,8 @@ class JobSession:
         self._uploaded_logs: set[str] = set()
         self.replaced: list[str] = []   # --overwrite: entries of OUT the commit replaces
         self.side_data: Optional[SideDataRef] = None
+        #: The task working directory (files, --cmdenv, --setup), once staged; None: none.
+        self.task_dir: Optional[TaskDir] = None
         self.files: list[str] = []
         self.input_bytes = 0
         self.split_size = 0
@@ -190,6 +197,10 @@ class JobSession:
         # The job's own output and work directory are never its input (-o inside an input
         # directory: the previous run's part files must not be read by the next).
         self.files = expand_inputs(inputs, exclude=[out, self.work.path])
+        if self._wants_task_dir():
+            # Tasks run in their own working directory: a relative input path must still
+            # name the same file there.
+            self.files = [f if scheme_of(f) else os.path.abspath(f) for f in self.files]
         check_placement(self.config.work_dir, self.work.path, out,
                         input_roots(inputs), self.files, self.config.spell("work_dir"))
         total = self.input_bytes = sum(file_size(f) for f in self.files)
@@ -419,6 +430,7 @@ class JobSession:
         # resume), so tasks of every run see the same side data (e.g. the same split points).
         self.side_data = store_side_data(self._prepare(),
                                          os.path.join(self.layout.work_dir, "side"))
+        self.stage_task_dir()
         return RUN
 
     def journal_header(self) -> dict[str, Any]:
@@ -443,6 +455,7 @@ class JobSession:
         self.replaced = list(header.get("replaces", []))
         side = header.get("side_data")
         self.side_data = SideDataRef(**side) if side else None
+        self.stage_task_dir()
 
     def _check_overwritable(self) -> None:
         out = self.output_dir
@@ -476,6 +489,41 @@ class JobSession:
     def finished_summary(self) -> dict[str, Any]:
         """The ``_job.json`` of a finished output (open_output returned DONE)."""
         return json.loads(self.fs.read_bytes(self.fs.join(self.output_dir, JOB_SUMMARY_FILE)))
+
+    # --- the task working directory (mapreduce/taskdir.py) -----------------------------------
+    def _plan_task_dir(self, planner: Job) -> None:
+        """Resolve and check, at start, what every task's working directory holds: the job's
+        own uploads (``upload_files()``: mrjob's FILES, DIRS, ARCHIVES, add_file_arg), then
+        ``--files`` / ``--dirs`` / ``--archives``, ``--cmdenv`` and ``--setup`` (whose
+        ``path#name`` are uploads too).  A missing path is one line naming it."""
+        config = self.config
+        uploads: list[Upload] = []
+        for kind, spec, where in planner.upload_files():
+            uploads.append(resolve_upload(kind, spec, f"{self.job_ref.path}: {where}"))
+        for kind, name in (("file", "files"), ("dir", "dirs"), ("archive", "archives")):
+            for spec in getattr(config, name) or ():
+                uploads.append(resolve_upload(kind, spec, config.spell(name)))
+        self._task_env: dict[str, str] = dict(config.cmdenv or {})
+        self._task_setup: list[str] = []
+        for command in config.setup or ():
+            command, more = parse_setup(command, config.spell("setup"))
+            self._task_setup.append(command)
+            uploads.extend(more)
+        check_names(uploads)
+        self._uploads = uploads
+        takes = BY_NAME["files"].only
+        if uploads and config.runner not in takes:
+            raise UsageError(f"{uploads[0].where}: files for the task's working directory are "
+                             f"not supported on {config.spell_with('runner', config.runner)} "
+                             f"(run it with {' or '.join(takes)})")
+
+    def _wants_task_dir(self) -> bool:
+        return bool(self._uploads or self._task_env or self._task_setup)
+
+    def stage_task_dir(self) -> None:
+        """Copy (unpack) the uploads into the work directory, once per run."""
+        self.task_dir = stage(self._uploads, os.path.join(self.layout.work_dir, STAGE_DIR),
+                              self._task_env, self._task_setup)
 
     def _prepare(self) -> dict:
         """Run the job's coordinator-side ``prepare`` hook (e.g. sampling split points)."""

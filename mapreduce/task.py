@@ -25,6 +25,7 @@ from mapreduce.options import Spelling
 from mapreduce.output import TextPartWriter
 from mapreduce.shuffle import MapOutput, MapSink, PairSink, ReduceSource
 from mapreduce.sidedata import SideDataRef, load_side_data
+from mapreduce.taskdir import TaskDir, task_directory
 
 @dataclass
 class TextOutput:
@@ -49,6 +50,7 @@ class TaskSpec:
     skip_bad_records: int = 0      # map: tolerate this many records whose mapper raises
     spelling: str = Spelling.CLI   # how messages name options (the user's: flag or keyword)
     side_data: Optional[SideDataRef] = None        # where what Job.prepare() returned is
+    task_dir: Optional[TaskDir] = None   # files, --cmdenv, --setup: the working directory
     job_options: dict = field(default_factory=dict)  # the job's own command-line options
     split: Any = None              # map: TextSplit or StepInput
     sink: Optional[MapSink] = None  # map with reducers: where spills go
@@ -170,8 +172,10 @@ def run_reduce_task(spec: TaskSpec) -> TaskResult:
 
 
 def run_task(spec: TaskSpec) -> TaskResult:
-    """Run one task (in a worker process, or in the calling process for --runner inline)."""
-    return run_map_task(spec) if spec.kind == "map" else run_reduce_task(spec)
+    """Run one task (in a worker process, or in the calling process for --runner inline),
+    in its own working directory when the job has one (:mod:`mapreduce.taskdir`)."""
+    with task_directory(spec.task_dir, f"{spec.step}-{spec.kind}-{spec.index}-{spec.attempt}"):
+        return run_map_task(spec) if spec.kind == "map" else run_reduce_task(spec)
 
 
 __all__ = ["TaskSpec", "TaskResult", "TextOutput", "run_task", "make_job"]

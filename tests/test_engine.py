@@ -805,7 +805,8 @@ LAYERS = [
     ("protocols", {"shuffle"}),
     ("input", {"inputs"}),
     ("storage", {"storage", "workdir", "lock"}),
-    ("formats", {"runfile", "job", "loader", "output", "journal", "sidedata", "options"}),
+    ("formats", {"runfile", "job", "loader", "output", "journal", "sidedata", "options",
+                 "taskdir"}),
     # mrjob compatibility: MRJob is a Job (formats); the loader aliases mrjob's names to
     # this package while it imports a job file; runner reaches the API through job.api_run.
     ("mrjob", {"mrjob", "mrjob.job", "mrjob.runner"}),

@@ -69,6 +69,7 @@ SAME_AS_MRJOB = [
     ("mr_count_lines_right.py", ()),
     ("mr_count_lines_by_file.py", ()),        # jobconf_from_env('mapreduce.map.input.file')
     ("mr_text_classifier.py", ("--stop-words", "the,over")),  # mapper_raw, load_args, 6 steps
+    ("mr_most_used_word.py", ()),             # FILES = ['stop_words.txt'], add_file_arg
 ]
 
 
@@ -120,7 +121,6 @@ def test_mr_boom_fails_as_under_mrjob(text, tmp_path):
 
 @pytest.mark.parametrize("script,needle", [
     ("mr_sparkaboom.py", "--runner spark"),
-    ("mr_most_used_word.py", "FILES"),
     ("mr_jar_step_example.py", "pick_protocols"),
 ])
 def test_what_mapreduce_does_not_run_is_refused_at_start(script, needle, text, tmp_path):

@@ -56,6 +56,12 @@ def good_value(option: Option) -> tuple[str, object]:
         return "somewhere", "somewhere"
     if option.kind == "mapping":  # KEY=VALUE, the VALUE read as JSON when it is JSON
         return "retries=3", {"retries": 3}
+    if option.kind == "paths":  # repeated, and comma-separated as mrjob's --files
+        return "a.txt,b.txt#c.txt", ["a.txt", "b.txt#c.txt"]
+    if option.kind == "commands":  # repeated; a comma is part of the command
+        return "echo a,b", ["echo a,b"]
+    if option.kind == "env":  # KEY=VALUE, the VALUE a string as a shell sets it
+        return "LANG_X=a=5", {"LANG_X": "a=5"}
     assert option.kind == "flag", option
     return "", True
 
@@ -68,6 +74,9 @@ def bad_values(option: Option) -> list[str]:
             "choice": ["bogus"],
             "text": ["", "  "],
             "mapping": ["no-equals-sign", "=value", "bad key=1"],
+            "paths": ["", "a.txt,,b.txt"],
+            "commands": ["", "  "],
+            "env": ["no-equals-sign", "=value", "bad key=1", "1X=2"],
             "flag": []}[option.kind]
 
 

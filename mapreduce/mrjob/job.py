@@ -28,8 +28,10 @@ see ``mapreduce/mrjob/__init__.py`` for how that name reaches it).  ``MRJob`` is
   script); on any other runner refused at start, naming ``--runner spark``.
 
 What mapreduce does not run is refused at start with one line naming it
-(:meth:`MRJob.unsupported_features`): combiner shell commands, Jar steps, Java input/output
-formats and partitioners, ``FILES`` / ``DIRS`` / ``ARCHIVES``.
+(:meth:`MRJob.unsupported_features`): Jar steps, Java input/output formats and
+partitioners.  ``FILES`` / ``DIRS`` / ``ARCHIVES`` and ``add_file_arg`` options reach the
+engine through :meth:`MRJob.upload_files` (each task's working directory:
+:mod:`mapreduce.taskdir`).
 
 mrjob's testing pattern -- ``MRJob(args)``, ``sandbox()``, ``make_runner()``,
 ``parse_output()`` -- is :mod:`mapreduce.mrjob.runner`'s, through the Python API registered
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import contextvars
+import inspect
 import itertools
 import os
 import sys
@@ -61,6 +64,14 @@ from mapreduce.mrjob.step import (_JOB_STEP_FUNC_PARAMS, MRStep, SparkStep, _Ref
 #: --split-size decides).
 _REDUCES = ("mapreduce.job.reduces", "mapred.reduce.tasks")
 _KNOWN_JOBCONF = _REDUCES + ("mapreduce.job.maps", "mapred.map.tasks")
+
+
+#: mrjob's switches ``pass_arg_through`` can pass: switch -> (mrjob's option name, which the
+#: task sees as ``self.options.NAME``; the run option whose value it gets).
+_PASSED_THROUGH = {"-r": ("runner", "runner"), "--runner": ("runner", "runner"),
+                   "--num-cores": ("num_cores", "workers"), "--files": ("files", "files"),
+                   "--dirs": ("dirs", "dirs"), "--archives": ("archives", "archives"),
+                   "--cmdenv": ("cmdenv", "cmdenv"), "--setup": ("setup", "setup")}
 
 
 def _jobconf_pair(text: str) -> tuple[str, str]:
@@ -111,6 +122,32 @@ class _ArgParserErrors:
 
     def error(self, message: str) -> None:
         raise UsageError(f"{self.name}: {message}")
+
+
+class _FileArg(str):
+    """An ``add_file_arg`` option's value: the NAME the file has in the task's working
+    directory (what the job sees, as under mrjob), carrying the ``PATH[#NAME]`` it came
+    from (made absolute where the job starts) and the option's flag, for the upload."""
+
+    spec: str
+    flag: str
+
+    @classmethod
+    def parse(cls, text: str, flag: str) -> "_FileArg":
+        path, hash_, name = text.partition("#")
+        path = os.path.abspath(os.path.expandvars(os.path.expanduser(path)))
+        value = cls(name.rstrip("/") if hash_ and name.rstrip("/") else os.path.basename(path))
+        value.spec, value.flag = path + (f"#{value}" if hash_ else ""), flag
+        return value
+
+    def __reduce__(self) -> tuple:
+        return (_file_arg, (str(self), self.spec, self.flag))
+
+
+def _file_arg(value: str, spec: str, flag: str) -> _FileArg:
+    made = _FileArg(value)
+    made.spec, made.flag = spec, flag
+    return made
 
 
 class MRJob(Job):
@@ -195,24 +232,94 @@ class MRJob(Job):
     def sort_values(self) -> bool:
         return bool(self.SORT_VALUES)
 
+    # --- files for the task's working directory (mapreduce/taskdir.py) -------------------
     def add_file_arg(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        """An option naming a local file every task reads (mrjob's ``add_file_arg``).  The
-        value is made absolute where the job starts, so a task opens it from any
-        directory (mrjob copies it into the task's directory instead)."""
-        given = kwargs.pop("type", None)
-
-        def absolute(text: str) -> Any:
-            path = os.path.abspath(os.path.expanduser(text.split("#", 1)[0]))
-            return given(path) if given else path
-        kwargs["type"] = absolute
+        """An option naming a local file every task reads (mrjob's ``add_file_arg``): the
+        file (``PATH[#NAME]``) is put in each task's working directory, and the option's
+        value is its NAME there, as mrjob passes it, so ``open(self.options.x)`` works."""
+        name = type(self).__name__
+        if kwargs.get("type") not in (None, str):
+            raise JobDefinitionError(f"{name}.add_file_arg({args[0] if args else ''!r}): "
+                                     "file options must take strings (type=str)")
+        if kwargs.get("action") not in (None, "append", "store"):
+            raise JobDefinitionError(f"{name}.add_file_arg({args[0] if args else ''!r}): "
+                                     "file options must use the actions 'store' or 'append'")
+        flag = args[0] if args else kwargs.get("dest", "?")
+        kwargs["type"] = lambda text: _FileArg.parse(text, flag)
         return self.add_passthru_arg(*args, **kwargs)
 
     def pass_arg_through(self, opt_str: str) -> None:
-        """mrjob passes one of its own switches to the tasks; the options a job can read
-        here are its own, so this names one the engine does not know: refused."""
-        raise JobDefinitionError(f"{type(self).__name__}.pass_arg_through({opt_str!r}): "
-                                 "mrjob's runner switches do not reach mapreduce's tasks; "
-                                 "declare the option with add_passthru_arg")
+        """mrjob's ``pass_arg_through``: a runner switch's value reaches the tasks as
+        ``self.options.DEST`` (e.g. ``--runner`` -> ``self.options.runner``).  Here the
+        switches are the run's options of the same meaning (:data:`_PASSED_THROUGH`); any
+        other is refused where the job starts, naming it."""
+        parser = getattr(self, "_declaring", None)
+        name = type(self).__name__
+        if parser is None:
+            raise JobDefinitionError(f"{name}.pass_arg_through: call it from "
+                                     "configure_args(self)")
+        if opt_str not in _PASSED_THROUGH:
+            raise JobDefinitionError(
+                f"{name}.pass_arg_through({opt_str!r}): mapreduce passes through only "
+                f"{', '.join(_PASSED_THROUGH)} (mrjob's other switches have no meaning here)")
+        dest, run_option = _PASSED_THROUGH[opt_str]
+        vars(parser).setdefault("_mr_passed_through", {})[dest] = run_option
+
+    @classmethod
+    def run_options_for_tasks(cls) -> dict[str, str]:
+        """The ``pass_arg_through`` switches: {job option: run option}."""
+        parser = argparse.ArgumentParser(add_help=False)
+        cls.declare_options(parser)
+        return dict(vars(parser).get("_mr_passed_through", {}))
+
+    def mr_job_script(self) -> Optional[str]:
+        """The job's script (mrjob's): where relative ``FILES`` paths start from."""
+        try:
+            return inspect.getsourcefile(type(self))
+        except TypeError:
+            return None
+
+    def files(self) -> list:
+        """``FILES``, relative to the job's script (mrjob's ``files()``)."""
+        return self._upload_attr("FILES")
+
+    def dirs(self) -> list:
+        """``DIRS``, relative to the job's script (mrjob's ``dirs()``)."""
+        return self._upload_attr("DIRS")
+
+    def archives(self) -> list:
+        """``ARCHIVES``, relative to the job's script (mrjob's ``archives()``)."""
+        return self._upload_attr("ARCHIVES")
+
+    def _upload_attr(self, attr: str) -> list:
+        value = getattr(self, attr)
+        if isinstance(value, (str, bytes)):
+            raise JobDefinitionError(f"{type(self).__name__}.{attr} must be a list of paths, "
+                                     f"not a string ({attr} = [{value!r}])")
+        script = self.mr_job_script()
+        base = os.path.dirname(os.path.abspath(script)) if script else os.getcwd()
+        return [p if os.path.isabs(os.path.expandvars(os.path.expanduser(p)))
+                else os.path.join(base, p) for p in value]
+
+    def upload_files(self) -> list[tuple[str, str, str]]:
+        """What each task's working directory holds: ``files()`` / ``dirs()`` /
+        ``archives()`` (the methods, or what they return from ``FILES`` / ``DIRS`` /
+        ``ARCHIVES``: whichever the job overrides names it), and the ``add_file_arg``
+        options' files."""
+        found = []
+        for kind, method, attr in (("file", "files", "FILES"), ("dir", "dirs", "DIRS"),
+                                   ("archive", "archives", "ARCHIVES")):
+            where = f"{method}()" if type(self)._overrides_mr(method) else attr
+            paths = getattr(self, method)()
+            if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
+                raise JobDefinitionError(f"{type(self).__name__}.{where} must give a list of "
+                                         f"paths, got {paths!r}")
+            found += [(kind, os.fspath(p), where) for p in paths]
+        for value in vars(self.options).values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, _FileArg):
+                    found.append(("file", item.spec, item.flag))
+        return found
 
     @property
     def options(self) -> argparse.Namespace:  # type: ignore[override]
@@ -291,14 +398,8 @@ class MRJob(Job):
             if getattr(cls, name):
                 found.append(f"{name} = {getattr(cls, name)!r} (a Java class for Hadoop; "
                              "mapreduce runs no Java)")
-        for name in ("LIBJARS", "FILES", "DIRS", "ARCHIVES"):
-            if getattr(cls, name):
-                found.append(f"{name} (not supported yet: pass the path with "
-                             "add_file_arg, which tasks can open from any directory)"
-                             if name != "LIBJARS" else f"{name} (Java libraries for Hadoop)")
-        for name in ("combiner_cmd", "combiner_pre_filter"):
-            if cls._overrides_mr(name):
-                found.append(f"{name} (combiner shell commands are not supported)")
+        if cls.LIBJARS:
+            found.append("LIBJARS (Java libraries for Hadoop)")
         for name in ("hadoop_input_format", "hadoop_output_format", "partitioner",
                      "libjars", "pick_protocols"):
             if name in vars(cls) or any(name in vars(b) for b in cls.__mro__[1:]
@@ -323,10 +424,6 @@ class MRJob(Job):
                 continue
             if not isinstance(st, MRStep):
                 raise JobDefinitionError(f"{name}.steps()[{i}] is {st!r}, not an MRStep")
-            for key in ("combiner_cmd", "combiner_pre_filter"):
-                if st.given(key):
-                    raise JobDefinitionError(f"{name}.steps()[{i}] has {key}: combiner shell "
-                                             "commands are not supported")
             if i > 0 and st.given("mapper_raw"):
                 raise JobDefinitionError(f"{name}.steps()[{i}] has mapper_raw: only the "
                                          "first step can read raw input files")
@@ -384,7 +481,9 @@ class MRJob(Job):
                     reducers=reducers)
         if st.given("mapper_cmd") or st.given("mapper_pre_filter"):
             self._map_command(st, i, step, map_out, last and not has_reducer)
-        if st["combiner"] is not None and has_reducer:
+        if has_reducer and (st.given("combiner_cmd") or st.given("combiner_pre_filter")):
+            self._combine_command(st, step, ints)
+        elif st["combiner"] is not None and has_reducer:
             combine_out = encode_with(self.internal_protocol(), ints)
             step.combiner = self._grouped(st["combiner"], self.internal_protocol(),
                                           combine_out)
@@ -444,6 +543,40 @@ class MRJob(Job):
             if user_final:
                 yield from out(user_final())
         step.mapper_final = filtered_final
+
+    def _combine_command(self, st: MRStep, step: Step, ints: bool) -> None:
+        """``combiner_cmd`` / ``combiner_pre_filter``, as mrjob's local runner runs them: the
+        map task's output lines, sorted (by key; the whole line under SORT_VALUES), through
+        the command once per map task; its output lines are the map output (``*_cmd``) or
+        the Python combiner's input (``*_pre_filter``)."""
+        spool = Spool()
+        sort = "line" if self.SORT_VALUES else "key"
+
+        def add(key: bytes, values: Iterator[Any]) -> tuple:
+            for value in values:
+                spool.add(joined(key, value))
+            return ()
+        step.combiner = add
+        command = st.given("combiner_cmd")
+        if command:
+            step.combiner_final = lambda: self._command_lines(
+                spool.run(command, "combiner_cmd", sort), False)
+            return
+        out = encode_with(self.internal_protocol(), ints)
+        python = self._grouped(st["combiner"], self.internal_protocol(), out)
+        user_init, user_final = st["combiner_init"], st["combiner_final"]
+        filter_command = st.given("combiner_pre_filter")
+
+        def filtered_final() -> Iterator[tuple]:
+            if user_init:  # its pairs leave the combiner as they are, as under mrjob
+                yield from out(user_init())
+            records = self._command_lines(
+                spool.run(filter_command, "combiner_pre_filter", sort), False)
+            for key, group in itertools.groupby(records, key=lambda r: r[0]):
+                yield from python(key, (v for _, v in group))
+            if user_final:
+                yield from out(user_final())
+        step.combiner_final = filtered_final
 
     def _reduce_command(self, st: MRStep, step: Step, final: Callable, last: bool) -> None:
         spool = Spool()

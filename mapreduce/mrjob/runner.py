@@ -11,7 +11,9 @@ mrjob users test a job like this::
 
 :func:`parse_mrjob_args` reads mrjob's switches that mean something here (``-r
 inline|local|spark``, ``--num-cores``, ``-o/--output-dir``, ``--cat-output``,
-``--no-output``, ``--no-conf``, ``-D KEY=VALUE``: a job option of MRJob's) and the job's own options; anything else
+``--no-output``, ``--no-conf``, ``-D KEY=VALUE``: a job option of MRJob's; ``--files``,
+``--dirs``, ``--archives``, ``--cmdenv``, ``--setup``: the run options of those names) and
+the job's own options; anything else
 (an EMR, Dataproc or Hadoop switch, an unknown option) is a UsageError naming it.
 :class:`MRRunner` runs the job through the Python API (registered by the entry layer:
 ``mapreduce.job.api_run``): standard input (``-`` or no input) is copied to a temporary file
@@ -33,6 +35,9 @@ from mapreduce.job import api_run
 #: mrjob's runners that run somewhere mapreduce does not go.
 _REFUSED_RUNNERS = {"emr": "Amazon EMR", "dataproc": "Google Dataproc", "hadoop": "Hadoop"}
 _RUNNERS = {"inline": "inline", "local": "local", "spark": "spark"}
+#: mrjob's switches for the task's working directory: the run options of the same names
+#: (mapreduce/taskdir.py), checked by the option table when the job runs.
+_TASK_DIR_SWITCHES = ("files", "dirs", "archives", "cmdenv", "setup")
 
 
 class _ArgsParser(argparse.ArgumentParser):
@@ -50,6 +55,8 @@ class MRArgs:
     output_dir: Optional[str] = None
     cat_output: Optional[bool] = None
     no_output: bool = False
+    #: --files, --dirs, --archives, --cmdenv, --setup: run options of the same names.
+    task_dir: dict = field(default_factory=dict)
     job_options: argparse.Namespace = field(default_factory=argparse.Namespace)
     job_option_dests: list = field(default_factory=list)
 
@@ -67,6 +74,8 @@ def parse_mrjob_args(job_class: type, args: list[str]) -> MRArgs:
     parser.add_argument("--no-conf", action="store_true")
     parser.add_argument("-q", "--quiet", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
+    for switch in _TASK_DIR_SWITCHES:
+        parser.add_argument(f"--{switch}", dest=f"td_{switch}", action="append")
     before = len(parser._actions)
     job_class.declare_options(parser)
     dests = [a.dest for a in parser._actions[before:]]
@@ -86,7 +95,9 @@ def parse_mrjob_args(job_class: type, args: list[str]) -> MRArgs:
     if parsed.num_cores is not None and parsed.num_cores < 1:
         raise UsageError(f"{job_class.__name__}: --num-cores must be at least 1")
     options = argparse.Namespace(**{d: getattr(parsed, d) for d in dests})
-    return MRArgs(inputs=list(parsed.args), runner=_RUNNERS[runner],
+    task_dir = {s: getattr(parsed, f"td_{s}") for s in _TASK_DIR_SWITCHES
+                if getattr(parsed, f"td_{s}")}
+    return MRArgs(inputs=list(parsed.args), runner=_RUNNERS[runner], task_dir=task_dir,
                   workers=parsed.num_cores, output_dir=parsed.output_dir,
                   cat_output=parsed.cat_output, no_output=parsed.no_output,
                   job_options=options, job_option_dests=dests)
@@ -123,13 +134,14 @@ class MRRunner:
 
     def run(self) -> None:
         """Run the job to completion (raises MapReduceError if it fails)."""
-        options = {"runner": self._args.runner, "progress": False}
+        options = {"runner": self._args.runner, "progress": False, **self._args.task_dir}
         if self._args.workers is not None:
             options["workers"] = self._args.workers
         output = self._args.output_dir or os.path.join(self._tmp, "output")
         job = self._job
         # The job's options as parsed here (its own configure_args), and -D on the line.
-        job_options = {d: getattr(job.options, d) for d in self._args.job_option_dests}
+        job_options = {d: _as_given(getattr(job.options, d))
+                       for d in self._args.job_option_dests}
         self._result = api_run(type(job), self._inputs(), output, job_options=job_options,
                                **options)
 
@@ -151,6 +163,13 @@ class MRRunner:
             return []
         return [{g: dict(c) for g, c in step.items() if g != "framework"}
                 for step in self._result.step_counters]
+
+
+def _as_given(value: Any) -> Any:
+    """An ``add_file_arg`` value (a str carrying ``.spec``) goes to the API as the absolute
+    ``PATH[#NAME]`` it was parsed from: the API parses a string option again."""
+    spec = getattr(value, "spec", None)
+    return spec if isinstance(value, str) and spec is not None else value
 
 
 def script_main(job_class: type, argv: list[str]) -> int:

@@ -53,6 +53,7 @@ from mapreduce.session import DONE, RESUME, JobResult, JobSession
 from mapreduce.shuffle import MapOutput, Shuffle
 from mapreduce.shuffles import make_shuffle
 from mapreduce.sidedata import verify_side_data
+from mapreduce.taskdir import STAGE_DIR, TASK_WD_DIR
 from mapreduce.task import TaskResult, TaskSpec, TextOutput, run_task
 from mapreduce.workdir import OWN_FILES
 
@@ -280,7 +281,8 @@ class LocalRunner:
             keep.add(out.get("path") or out.get("part"))
         for root, dirs, files in os.walk(self.layout.work_dir):
             if root == self.layout.work_dir:
-                dirs[:] = [d for d in dirs if d != "logs"]
+                # logs, and the task working directory's staged files (restaged each run)
+                dirs[:] = [d for d in dirs if d not in ("logs", STAGE_DIR, TASK_WD_DIR)]
             for name in files:
                 path = os.path.join(root, name)
                 if path not in keep:
@@ -314,6 +316,7 @@ class LocalRunner:
                       num_partitions=partitions, sort_buffer=cfg.sort_buffer,
                       sort_values=sort_values, decode_errors=cfg.decode_errors,
                       side_data=self.side_data, job_options=self.session.job_options,
+                      task_dir=self.session.task_dir,
                       spelling=cfg.spelling)
         if kind == "map":
             return TaskSpec(
