@@ -383,7 +383,10 @@ class CombiningBuffer(SortBuffer):
         :meth:`_add_grouped`.
         """
         groups = self.groups
-        room = (self.limit - self.size) // VALUE_SLOT_SIZE  # fast-path values that still fit
+        # Fast-path values that fit without filling the buffer: _add_grouped spills as soon
+        # as size >= limit, so the fast path must stop one value short of that (the value
+        # that fills it goes through _add_grouped and spills at the same pair)
+        room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
         taken = 0
         pair = None
         try:
@@ -405,7 +408,7 @@ class CombiningBuffer(SortBuffer):
                 taken = 0
                 self._add_grouped(key, value)  # may spill, which replaces self.groups
                 groups = self.groups
-                room = (self.limit - self.size) // VALUE_SLOT_SIZE
+                room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
         except (TypeError, ValueError) as exc:
             mistake = _pair_mistake(exc, pairs, pair)
             if mistake is None:

@@ -402,9 +402,11 @@ def test_pseudo_file_reporting_size_zero_is_refused(runner, tmp_path):
 
 def test_memory_mode_does_not_hang_on_a_stopped_idle_worker(runner, tmp_path):
     inp = H.write_letters(str(tmp_path / "letters.txt"), FT.SEED + 17, 60000)  # ~4 MB
-    opts = ["--mode", "memory", "--split-size", "64MB", "--workers", "3", "--reducers", "4",
-            "--task-timeout", "5"]
+    opts = ["--mode", "memory", "--split-size", "64MB", "--workers", "3", "--reducers", "4"]
     ref = FT._reference(str(tmp_path), "letters", H.WORDCOUNT, [inp], opts)
+    # The stopped worker's task must time out; 10 s leaves the one map task (about 1 s on
+    # a quiet machine) room on a loaded one, where 5 s timed it out too
+    opts += ["--task-timeout", "10"]
     out = str(tmp_path / "out")
     gate = str(tmp_path / "gate")
     run = runner.start(H.command(H.ft_job("gated.py"), [inp], out, *opts), FT_GATE=gate)

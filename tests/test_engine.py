@@ -1088,6 +1088,20 @@ def test_combining_buffer_extend_matches_pair_at_a_time(chunks, limit):
         assert s == b
 
 
+def test_combining_buffer_fast_path_spills_at_the_same_pair_at_every_limit():
+    """A buffer that the fast path fills exactly to its limit spills at that pair, as the
+    general path does (the fast path once took it to the limit without spilling, and the
+    next pair went into the old spill: found by hypothesis with one long example)."""
+    chunks = [[("a", 1)], [("a", 1)] * 40, [("b", 2), ("a", 1), ("a", 1)] * 5]
+    for limit in range(100, 100 + 8 * 24):
+        pairs = [pair for chunk in chunks for pair in chunk]
+        ref = CombiningBuffer(Step(combiner=_sum_combiner), 3, limit, False, _ListSink(), {})
+        for k, v in pairs:
+            ref._add_grouped(k, v)
+        b, cb, _ = _feed_chunks(CombiningBuffer, chunks, limit)
+        assert (ref.finish(), ref.counters) == (b, cb), limit
+
+
 def _renaming_combiner(key, values):
     """Keeps some keys, renames others (to another partition), splits some in two."""
     values = list(values)
