@@ -51,7 +51,7 @@ import errno
 import linecache
 import sys
 from dataclasses import dataclass
-from itertools import groupby, repeat
+from itertools import chain, groupby, repeat
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
@@ -59,7 +59,8 @@ from zlib import crc32
 from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_value,
                              encode_key, encode_value, pack_value)
 from mapreduce.errors import MapReduceError, SerializationError
-from mapreduce.inputs import (TextSplit, WholeFileSplit, file_size, line_number_at, read_lines,
+from mapreduce.inputs import (CombinedSplit, TextSplit, WholeFileSplit, file_size,
+                              line_number_at, read_lines,
                               read_whole_file)
 from mapreduce.job import Job, Step, identity_mapper
 from mapreduce.options import BY_NAME, Spelling
@@ -507,17 +508,31 @@ class _DirectCollector:
 
 
 # --- the records of a split -------------------------------------------------------------------
-def split_records(split: Any, decode_errors: str,
-                  spelling: str = Spelling.CLI) -> Iterator[tuple[Any, Any]]:
+def split_records(split: Any, decode_errors: str, spelling: str = Spelling.CLI,
+                  job: Optional[Job] = None) -> Iterator[tuple[Any, Any]]:
     """A map task's input records: ``(None, line)`` per line of a text split, one
     ``(path, bytes)`` for a whole file, or the pairs of a previous step's output.
-    ``spelling``: how the user names options, for the hint on invalid UTF-8."""
+    ``spelling``: how the user names options, for the hint on invalid UTF-8.  For a
+    :class:`CombinedSplit`, ``job``'s task context follows the part being read."""
     if isinstance(split, TextSplit):
         # zip/repeat in C (read_lines flattens in C too): no Python frame per line
         return zip(repeat(None), read_lines(split, decode_errors, spelling))
     if isinstance(split, WholeFileSplit):
         return iter([(split.path, read_whole_file(split))])
+    if isinstance(split, CombinedSplit):
+        # chain asks for the next part's iterator only when the previous one is exhausted,
+        # so the context is switched right before the part's first record: one Python
+        # frame per part, none per record.
+        return chain.from_iterable(_part_records(split, decode_errors, spelling, job))
     return split.records()
+
+
+def _part_records(split: CombinedSplit, decode_errors: str, spelling: str,
+                  job: Optional[Job]) -> Iterator[Iterator[tuple[Any, Any]]]:
+    for part in split.parts:
+        if job is not None:
+            set_task_context(job, part)
+        yield split_records(part, decode_errors, spelling)
 
 
 def record_location(split: Any, index: int) -> str:
@@ -529,6 +544,15 @@ def record_location(split: Any, index: int) -> str:
             return f"{split.path} line {line_number_at(split, index)}"
         except Exception:  # locating is best effort; never hide the real error
             return f"record {index + 1} of {split.describe()}"
+    if isinstance(split, CombinedSplit):
+        try:  # count the parts' lines again (error reports only): which file holds it
+            for part in split.parts:
+                lines = sum(1 for _ in read_lines(part, "replace"))
+                if index < lines:
+                    return record_location(part, index)
+                index -= lines
+        except Exception:
+            pass
     return f"record {index + 1} of {split.describe()}"
 
 
@@ -536,17 +560,20 @@ def split_bytes(split: Any) -> int:
     """Input bytes a split covers (BYTES_READ)."""
     if isinstance(split, TextSplit):
         return split.end - split.start
+    if isinstance(split, CombinedSplit):
+        return split.size
     if isinstance(split, WholeFileSplit):
         return file_size(split.path)
     return 0
 
 
 def set_task_context(job: Job, split: Any) -> None:
-    """The task context of a first-step map task: which file and byte range it reads."""
+    """The task context of a first-step map task: which file and byte range it reads (for a
+    :class:`CombinedSplit`, its first part until :func:`split_records` moves on)."""
+    if isinstance(split, CombinedSplit):
+        split = split.parts[0]
     if isinstance(split, (TextSplit, WholeFileSplit)):
-        job.input_path = split.path
-        job.input_start = getattr(split, "start", 0)
-        job.input_end = getattr(split, "end", None)
+        job._set_input(split.path, getattr(split, "start", 0), getattr(split, "end", None))
 
 
 # --- errors -------------------------------------------------------------------------------------

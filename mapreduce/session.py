@@ -51,7 +51,7 @@ from typing import Any, Callable, Iterator, Optional
 from mapreduce.errors import (CorruptDataError, InputError, JobDefinitionError, MapReduceError,
                               OutputError, TaskFailedError, UsageError, user_traceback)
 from mapreduce.events import JobListener
-from mapreduce.inputs import (choose_split_size, expand_inputs, file_size, input_roots,
+from mapreduce.inputs import (CombinedSplit, choose_split_size, expand_inputs, file_size, input_roots,
                               plan_splits, plan_whole_files)
 from mapreduce.job import Job, Step
 from mapreduce.journal import JOB_COMMITTED, read_journal
@@ -256,10 +256,15 @@ class JobSession:
             return plan_whole_files(self.files)
         return plan_splits(self.files, self.split_size)
 
-    def describe_plan(self, tasks: int) -> str:
+    def describe_plan(self, tasks: int, splits: Optional[list[Any]] = None) -> str:
         how = ("one map task per file (INPUT_FORMAT = 'whole_file')"
                if self.input_format == "whole_file"
                else f"split size {self.split_size} bytes")
+        packed = [len(s.parts) for s in splits if isinstance(s, CombinedSplit)] \
+            if splits else []
+        if packed:
+            how += (f"; {sum(packed)} small files packed into {len(packed)} "
+                    f"split{'s' if len(packed) != 1 else ''}")
         size = self.input_bytes
         n = len(self.files)
         return (f"planned {tasks} map task{'s' if tasks != 1 else ''} over {n} input "
