@@ -12,6 +12,11 @@ Workloads (see docs/performance.md for what each measures and why):
   against one-process ``collections.Counter``, a hand-written ``multiprocessing.Pool(2)``,
   GNU ``tr | sort | uniq -c``, and Dask / PySpark / mrjob when importable.  All outputs are
   compared as dicts word -> count.
+* ``smallfiles`` -- about 2,400 files, 40 MiB of Zipf text in all (600 files, 4 MiB with
+  --quick), log-normal sizes, every 8th file gzip and every 13th bzip2: ``wc_split.py``
+  (plain and in-mapper combining, --mode disk) against a hand-written
+  ``multiprocessing.Pool(2)`` over the same files (``baselines.py pool-files``); map task
+  counts show the small files packed into splits.
 * ``terasort`` -- 10M TeraGen-style 100-byte records, 1 GB (500k, 50 MB with --quick):
   ``jobs/terasort.py --sort-buffer 64MB`` against ``LC_ALL=C sort -S 256M --parallel=2 -s
   -k1.1,1.10``; outputs compared byte for byte; every worker's peak RSS against the bound
@@ -67,14 +72,15 @@ TERASORT = os.path.join(REPO, "jobs", "terasort.py")
 SAMPLE = os.path.join(REPO, "sample_data")
 MiB = 1 << 20
 WORKERS = 2
-WORKLOADS = ["wordcount", "terasort", "latency", "scale"]
+WORKLOADS = ["wordcount", "smallfiles", "terasort", "latency", "scale"]
 
 #: Sizes: full and --quick.
 SIZES = {
     False: {"text": 256 * MiB, "tera_rows": 10_000_000, "scale_rows": 40_000_000,
-            "latency_runs": 10, "tiny_files": 500},
+            "latency_runs": 10, "tiny_files": 500, "small_files": 2400,
+            "small_bytes": 40 * MiB},
     True: {"text": 16 * MiB, "tera_rows": 500_000, "scale_rows": 2_000_000,
-           "latency_runs": 5, "tiny_files": 500},
+           "latency_runs": 5, "tiny_files": 500, "small_files": 600, "small_bytes": 4 * MiB},
 }
 TERA_SORT_BUFFER = "64MB"
 SCALE_SORT_BUFFER = "32MB"
@@ -438,6 +444,67 @@ def wordcount(ctx: Context) -> dict[str, Any]:
     }
 
 
+def smallfiles(ctx: Context) -> dict[str, Any]:
+    count, size = ctx.sizes["small_files"], ctx.sizes["small_bytes"]
+    directory, reused = datagen.small_files(
+        os.path.join(DATA, f"small-{count}-{size // MiB}MB"), count, size)
+    with open(directory + ".meta.json", encoding="utf-8") as f:
+        meta = json.load(f)
+    ctx.log(f"smallfiles input {directory} ({'reused' if reused else 'generated'})")
+    warm([directory])
+    on_disk = sum(os.path.getsize(os.path.join(r, n))
+                  for r, _, ns in os.walk(directory) for n in ns)
+    out = os.path.join(ctx.work, "small")
+    os.makedirs(out, exist_ok=True)
+    start_load = load()
+    py = sys.executable
+    pool = f"multiprocessing.Pool({WORKERS}) over the files"
+    targets_of = {pool: (os.path.join(out, "pool"), "tsv")}
+    programs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        (pool, lambda: run_measured(pool, [py, os.path.join(HERE, "baselines.py"),
+                                           "pool-files", directory, targets_of[pool][0],
+                                           "-w", str(WORKERS)]))]
+    for job_name, label in (("WordCountSplit", "ours, plain"),
+                            ("WordCountInMapper", "ours, in-mapper combining")):
+        name = f"{label}, --mode disk"
+        target = os.path.join(out, job_name)
+        targets_of[name] = (target, "json")
+        programs.append((name, lambda job_name=job_name, name=name, target=target: our_job(
+            name, WC_SPLIT, [directory], target, "disk", job_name=job_name)))
+    results = ctx.measure_rounds(programs)
+    rows = []
+    for name, _fn in programs:
+        m = results.get(name)
+        row = throughput_row(name, m, "failed")
+        rows.append(row + [str(m["map_tasks"]) if m and "map_tasks" in m else "-"])
+    ran = {n: t for n, t in targets_of.items() if results.get(n) is not None}
+    checks_done = []
+    if pool in ran:
+        reference = checks.read_counts(*ran[pool])
+        for name, (target, fmt) in ran.items():
+            problem = checks.compare_counts(reference, checks.read_counts(target, fmt))
+            if problem:
+                ctx.disagreements.append(f"smallfiles: {name} vs {pool}: {problem}")
+        checks_done.append(f"{len(ran)} outputs compared with the Pool's "
+                           f"({len(reference):,} distinct words)")
+    shutil.rmtree(out, ignore_errors=True)
+    targets = [Target.ratio("small files, ours plain: disk / Pool", results,
+                            "ours, plain, --mode disk", pool, 1.5),
+               Target.ratio("small files, ours in-mapper: disk / Pool", results,
+                            "ours, in-mapper combining, --mode disk", pool, 1.5)]
+    return {
+        "name": "smallfiles",
+        "title": f"Many small files: {meta['count']:,} files, {meta['text_bytes'] / MiB:.0f} "
+                 f"MiB of text ({on_disk / MiB:.1f} MiB on disk, {meta['compressed']} of them "
+                 f".gz/.bz2), {WORKERS} workers",
+        "table": md_table(THROUGHPUT_HEADER + ["map tasks"], rows),
+        "checks": checks_done,
+        "notes": [f"load average (1/5 min) at start {start_load}, at end {load()}"],
+        "targets": targets,
+        "results": results,
+    }
+
+
 def _x(r: Optional[float]) -> str:
     return "-" if r is None else f"{r:.2f}x"
 
@@ -607,7 +674,8 @@ def latency(ctx: Context) -> dict[str, Any]:
     }
 
 
-RUNNERS = {"wordcount": wordcount, "terasort": terasort, "latency": latency, "scale": scale}
+RUNNERS = {"wordcount": wordcount, "smallfiles": smallfiles, "terasort": terasort,
+           "latency": latency, "scale": scale}
 
 
 # --------------------------------------------------------------------------------------------
