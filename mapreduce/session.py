@@ -105,6 +105,25 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def summary_text(value: Any, level: int = 0) -> str:
+    """``_job.json``'s text: objects indented two spaces a level, every list one item a line.
+
+    Not ``json.dumps(indent=2)``: with ``indent`` the json module drops to its pure-Python
+    encoder, which took 1.2 s (a third of the end of the job) for the 2,005 tasks of a job
+    with 2,000 tiny map tasks.  Here each list item (a task, a phase, an input) is one call
+    of the C encoder; only the few objects above them are walked in Python.
+    """
+    pad = "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{pad}{json.dumps(key if isinstance(key, str) else str(key))}: "
+                 f"{summary_text(item, level + 1)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    if isinstance(value, list) and value:
+        return ("[\n" + ",\n".join(pad + json.dumps(item, default=str) for item in value)
+                + "\n" + "  " * level + "]")
+    return json.dumps(value, default=str)
+
+
 def journal_finished(path: str) -> bool:
     """Does the journal record a committed job (a kept work directory of a finished job)?"""
     try:
@@ -536,7 +555,7 @@ class JobSession:
         self.fs.sync_dir(out)  # every part's rename is durable before _SUCCESS
         result = summary()
         self.fs.write_atomically(self.fs.join(out, JOB_SUMMARY_FILE),
-                                 json.dumps(result, indent=2, default=str).encode("utf-8"))
+                                 summary_text(result).encode("utf-8"))
         self.fs.write_atomically(self.fs.join(out, SUCCESS_FILE), b"")
         if journal is not None:
             journal()
@@ -697,5 +716,5 @@ class JobSession:
             self.work.remove()
 
 
-__all__ = ["JobSession", "JobResult", "counter_tree", "SUMMARY_SCHEMA",
+__all__ = ["JobSession", "JobResult", "counter_tree", "summary_text", "SUMMARY_SCHEMA",
            "RUN", "RESUME", "DONE", "LOGS_DIR"]

@@ -65,3 +65,24 @@ def test_job_of_hundreds_of_tasks_commits_and_leaves_no_work_directory(tmp_path)
         sorted(["_SUCCESS", "_job.json"] + [p.name for p in out.glob("part-*")])
     summary = json.loads((out / "_job.json").read_text())
     assert sum(1 for t in summary["tasks"] if t["kind"] == "map") >= 200
+
+
+def test_job_json_text_is_the_same_json_one_task_a_line():
+    from mapreduce.session import summary_text
+
+    class Odd:
+        def __str__(self) -> str:
+            return "odd"
+
+    tasks = [{"kind": "map", "index": i, "input": f"f{i} bytes 0-9", "counters": {"a": i}}
+             for i in range(50)]
+    summary = {"schema": 2, "job": {"fingerprint_parts": {"inputs": [["a", 1, 2.5]]},
+                                    "empty": {}, "none": None},
+               "counters": {"framework": {"X": 1}}, "phases": [], "tasks": tasks,
+               "odd": Odd(), "text": "tab\tquote\"é"}
+    text = summary_text(summary)
+    assert json.loads(text) == json.loads(json.dumps(summary, default=str))
+    lines = text.splitlines()
+    for task in tasks:  # each task whole on its own line
+        assert "    " + json.dumps(task) + ("," if task is not tasks[-1] else "") in lines
+    assert lines[1] == '  "schema": 2,'
