@@ -24,7 +24,8 @@ Workloads (see docs/performance.md for what each measures and why):
 * ``scale`` -- the same at 4 GB with ``--sort-buffer 32MB`` (skipped by --quick unless named
   in --only): the memory bound must still hold; merge passes are recorded.
 * ``latency`` -- ``jobs/wordcount.py`` on ``sample_data/``, process start to exit (hyperfine
-  if installed, else the median of 10 runs), and 500 one-line input files = 500 map tasks.
+  if installed, else the median of 10 runs), 500 one-line map tasks (one file cut at each
+  line) against one, and 500 one-line files (packed into one split).
 
 Every program runs as its own process, measured with ``os.wait4`` by a small wrapper process
 (see ``_WRAPPER``): wall time, CPU time (user + system, the process and all its children)
@@ -626,8 +627,19 @@ def latency(ctx: Context) -> dict[str, Any]:
     tiny1 = ctx.measure("wordcount, 1 tiny file", lambda: our_job(
         "tiny 1", WORDCOUNT, [one], os.path.join(out, "t1"), "disk"))
     n_files = len(os.listdir(tiny_dir))
-    tinyn = ctx.measure(f"wordcount, {n_files} tiny files", lambda: our_job(
-        "tiny n", WORDCOUNT, [tiny_dir], os.path.join(out, "tn"), "disk"))
+    # N map tasks of one line each: the files' lines, padded to one width, in one file cut
+    # at that width (the files themselves are packed into one split).
+    width = 48
+    lines_file = os.path.join(out, "tiny-lines.txt")
+    with open(lines_file, "w", encoding="ascii") as f:
+        for name in sorted(os.listdir(tiny_dir)):
+            with open(os.path.join(tiny_dir, name), encoding="ascii") as g:
+                f.write(g.read().rstrip("\n").ljust(width - 1) + "\n")
+    tinyn = ctx.measure(f"wordcount, {n_files} one-line map tasks", lambda: our_job(
+        "tiny n", WORDCOUNT, [lines_file], os.path.join(out, "tn"), "disk",
+        ["--split-size", str(width)]))
+    packed = ctx.measure(f"wordcount, {n_files} tiny files", lambda: our_job(
+        "tiny files", WORDCOUNT, [tiny_dir], os.path.join(out, "tf"), "disk"))
 
     def spread(m: Optional[dict[str, Any]]) -> str:
         if not m:
@@ -640,7 +652,9 @@ def latency(ctx: Context) -> dict[str, Any]:
         rows.append([label, secs(m["wall_s"]) if m else "failed", spread(m),
                      m["tool"] if m else "-", "-", "-"])
     for label, m in (("wordcount, 1 one-line file", tiny1),
-                     (f"wordcount, {n_files} one-line files", tinyn)):
+                     (f"wordcount, {n_files} one-line map tasks (one file, --split-size "
+                      f"{width})", tinyn),
+                     (f"wordcount, {n_files} one-line files (packed into splits)", packed)):
         rows.append([label, secs(m["wall_s"]) if m else "failed", spread(m),
                      f"median of {ctx.repeat} runs" if ctx.repeat > 1 else "1 run",
                      f"{m['map_tasks']} / {m['reduce_tasks']}" if m else "-",
@@ -651,7 +665,7 @@ def latency(ctx: Context) -> dict[str, Any]:
         per_task = (tinyn["wall_s"] - tiny1["wall_s"]) / (n_files - 1)
         inside = statistics.mean(tinyn["task_seconds"])
         notes.append(f"per map task: {per_task * 1000:.1f} ms of wall time "
-                     f"(({n_files} files - 1 file) / {n_files - 1}); a task spends "
+                     f"(({n_files} tasks - 1 task) / {n_files - 1}); a task spends "
                      f"{inside * 1000:.1f} ms on average inside its worker (start to end, "
                      f"{WORKERS} workers in parallel)")
     shutil.rmtree(out, ignore_errors=True)
@@ -670,7 +684,7 @@ def latency(ctx: Context) -> dict[str, Any]:
         "notes": notes,
         "targets": targets,
         "results": {"python": bare, "import": imports, "wordcount": wc, "tiny1": tiny1,
-                    "tiny_n": tinyn, "per_task_s": per_task},
+                    "tiny_n": tinyn, "tiny_files": packed, "per_task_s": per_task},
     }
 
 

@@ -4,9 +4,12 @@ It re-implements the documented semantics with plain Python and no engine code e
 codec (key/value encodings) and the output line format:
 
 * Input: each text file is read as lines (split on ``\\n``; one ``\\r`` before a ``\\n`` is
-  dropped; a last line without newline is a line).  A plain file of ``size`` bytes is cut into
-  ``ceil(size / split_size)`` map tasks, an empty file into one; a line belongs to the task
-  whose byte range holds its *first byte*.  Map tasks run in file order, then offset order.
+  dropped; a last line without newline is a line).  A plain file of ``size`` bytes larger than
+  ``split_size`` is cut into ``ceil(size / split_size)`` map tasks; a line belongs to the task
+  whose byte range holds its *first byte*.  Files of at most ``split_size`` bytes (empty ones
+  too) are packed: consecutive ones share one map task, read one after the other, while
+  their sizes add up to at most ``split_size`` (Hadoop's CombineFileInputFormat).  Map tasks
+  run in file order, then offset order.
 * Every task gets a fresh Job instance: ``*_init`` / ``*_final`` run once per task.
 * Map output of a step with a reducer is grouped by encoded key with a *stable* sort of all
   map emissions in task order (no combiner: the jobs we check have associative, commutative
@@ -61,10 +64,17 @@ def file_lines(data: bytes) -> list[tuple[int, str]]:
 def text_map_tasks(files: list[bytes], split_size: int) -> list[list[tuple[Any, Any]]]:
     """The records ``(None, line)`` of every map task of a text input, in task order."""
     tasks: list[list[tuple[Any, Any]]] = []
+    pack: Optional[list[tuple[Any, Any]]] = None
+    pack_bytes = 0
     for data in files:
-        if not data:
-            tasks.append([])
+        if len(data) <= split_size:
+            if pack is None or pack_bytes + len(data) > split_size:
+                pack, pack_bytes = [], 0
+                tasks.append(pack)
+            pack.extend((None, line) for _offset, line in file_lines(data))
+            pack_bytes += len(data)
             continue
+        pack = None
         n = math.ceil(len(data) / split_size)
         mine: list[list[tuple[Any, Any]]] = [[] for _ in range(n)]
         for offset, line in file_lines(data):
