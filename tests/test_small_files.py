@@ -259,3 +259,34 @@ def test_plan_names_the_packing(small, tmp_path):
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "small files packed into" in proc.stderr, proc.stderr
+
+
+def test_small_files_in_s3_are_packed_and_each_record_names_its_url(small, tmp_path):
+    """Remote input: the same small files in a loopback S3 (moto, started as its own
+    process by test_storage's fixture helpers), read through the filesystem seam."""
+    pytest.importorskip("s3fs")
+    from test_storage import AWS_ENV, _start_moto, _stop, endpoint_option
+
+    import s3fs
+
+    d, lines_of = small
+    proc, endpoint = _start_moto(str(tmp_path / "moto.log"))
+    try:
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing")
+        fs.mkdir("small")
+        fs.put(str(d / "d0"), "s3://small/in", recursive=True)  # 100 files: d0/...
+        (tmp_path / "per_file.py").write_text(PER_FILE_JOB)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "mapreduce", "run", "per_file.py", "s3://small/in", "-o",
+             str(tmp_path / "out"), "--split-size", str(SPLIT),
+             *endpoint_option((endpoint, fs))],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            env=dict(env, **AWS_ENV))
+    finally:
+        _stop(proc)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = {f"s3://small/in/{name[3:]}": [len(v), sum(len(x) for x in v)]
+                for name, v in lines_of.items() if v and name.startswith("d0/")}
+    assert per_file_output(tmp_path / "out") == expected
+    assert len(map_tasks(tmp_path / "out")) < 100 // 5
