@@ -205,16 +205,20 @@ def poisoned(small, tmp_path) -> tuple[Path, Path, dict[str, list[int]]]:
     return data, tmp_path / "flag", expected
 
 
-def _first_run_fails(data: Path, flag: Path, out: Path, cwd: Path) -> None:
+def _first_run_fails(data: Path, flag: Path, out: Path, cwd: Path) -> str:
     proc = cli("per_file.py", data, "-o", out, "--split-size", SPLIT, "--workers", "1",
                "--max-attempts", "1", "--poison", flag, cwd=cwd)
     assert proc.returncode != 0 and "poisoned line" in proc.stderr, proc.stderr
+    return next(line for line in proc.stderr.splitlines() if "mapreduce: error:" in line)
 
 
 def test_resume_keeps_the_packed_tasks_that_committed(poisoned, tmp_path):
     data, flag, expected = poisoned
     out = tmp_path / "out"
-    _first_run_fails(data, flag, out, tmp_path)
+    error = _first_run_fails(data, flag, out, tmp_path)
+    # the error names the packed file and its line, not the task's record number
+    last = max(expected)
+    assert f"at {last} line {expected[last][0]}" in error, error
     flag.unlink()
     proc = cli("per_file.py", data, "-o", out, "--split-size", SPLIT, "--workers", "1",
                "--max-attempts", "1", "--poison", flag, "--resume", cwd=tmp_path)
