@@ -546,12 +546,13 @@ def record_location(split: Any, index: int) -> str:
             return f"record {index + 1} of {split.describe()}"
     if isinstance(split, CombinedSplit):
         try:  # count the parts' lines again (error reports only): which file holds it
+            left = index
             for part in split.parts:
                 lines = sum(1 for _ in read_lines(part, "replace"))
-                if index < lines:
-                    return record_location(part, index)
-                index -= lines
-        except Exception:
+                if left < lines:
+                    return record_location(part, left)
+                left -= lines
+        except Exception:  # locating is best effort; never hide the real error
             pass
     return f"record {index + 1} of {split.describe()}"
 
