@@ -520,19 +520,33 @@ def split_records(split: Any, decode_errors: str, spelling: str = Spelling.CLI,
     if isinstance(split, WholeFileSplit):
         return iter([(split.path, read_whole_file(split))])
     if isinstance(split, CombinedSplit):
-        # chain asks for the next part's iterator only when the previous one is exhausted,
-        # so the context is switched right before the part's first record: one Python
-        # frame per part, none per record.
-        return chain.from_iterable(_part_records(split, decode_errors, spelling, job))
+        return PackedRecords(split, decode_errors, spelling, job)  # type: ignore[return-value]
     return split.records()
 
 
-def _part_records(split: CombinedSplit, decode_errors: str, spelling: str,
-                  job: Optional[Job]) -> Iterator[Iterator[tuple[Any, Any]]]:
-    for part in split.parts:
-        if job is not None:
-            set_task_context(job, part)
-        yield split_records(part, decode_errors, spelling)
+class PackedRecords:
+    """The records of a :class:`CombinedSplit` (packed small files).
+
+    Iterated, they are every part's records in order: ``chain`` asks for the next part's
+    iterator only when the previous one is exhausted, so the job's task context is switched
+    right before each part's first record (one Python frame per part, none per record).
+    :meth:`by_part` gives ``(part, records)`` instead, for :func:`run_map` to run the
+    per-task hooks around each file when the step has them.
+    """
+
+    def __init__(self, split: CombinedSplit, decode_errors: str, spelling: str,
+                 job: Optional[Job]) -> None:
+        self.split, self.job = split, job
+        self.decode_errors, self.spelling = decode_errors, spelling
+
+    def by_part(self) -> Iterator[tuple[TextSplit, Iterator[tuple[Any, Any]]]]:
+        for part in self.split.parts:
+            if self.job is not None:
+                set_task_context(self.job, part)
+            yield part, split_records(part, self.decode_errors, self.spelling)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return chain.from_iterable(records for _part, records in self.by_part())
 
 
 def record_location(split: Any, index: int) -> str:
@@ -649,25 +663,34 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
     method = "combiner_init"
     out = None
     outcome = MapOutcome(counters, skipped)
+    # Packed small files with per-task hooks: mapper_init/mapper_final run around each file,
+    # so a job that reads self.input_path in mapper_init (jobs/join.py tags a file's records
+    # there) sees exactly what it saw when every file was a task of its own.
+    segments: Iterable = records.by_part() if isinstance(records, PackedRecords) and (
+        step.mapper_init is not None or step.mapper_final is not None) else [(split, records)]
+    where = split  # the split (or packed file) the current records come from
     try:
         if step.combiner_init is not None and partitions:
             extend(_pairs(step.combiner_init()))
-        method = "mapper_init"
-        if step.mapper_init is not None:
-            extend(_pairs(step.mapper_init()))
-        method = "mapper"
-        if skip_bad_records:
-            index = _map_skipping(split, mapper, extend, records, skipped, skip_bad_records,
-                                  describe, BY_NAME["skip_bad_records"].spelled(spelling))
-        else:
-            for index, (key, value) in enumerate(records):
-                out = mapper(key, value)
-                if out is not None:
-                    extend(out)
-        outcome.records_in = index + 1
-        method = "mapper_final"
-        if step.mapper_final is not None:
-            extend(_pairs(step.mapper_final()))
+        for where, part_records in segments:
+            index = -1
+            method = "mapper_init"
+            if step.mapper_init is not None:
+                extend(_pairs(step.mapper_init()))
+            method = "mapper"
+            if skip_bad_records:
+                index = _map_skipping(where, mapper, extend, part_records, skipped,
+                                      skip_bad_records, describe,
+                                      BY_NAME["skip_bad_records"].spelled(spelling))
+            else:
+                for index, (key, value) in enumerate(part_records):
+                    out = mapper(key, value)
+                    if out is not None:
+                        extend(out)
+            outcome.records_in += index + 1
+            method = "mapper_final"
+            if step.mapper_final is not None:
+                extend(_pairs(step.mapper_final()))
         method = "map output"
         if partitions:
             outcome.map_output = collector.finish()
@@ -677,9 +700,9 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
     except MapReduceError as exc:
         if not isinstance(exc, (SerializationError, UserCodeError)):
             raise  # the framework's own errors (bad input, corrupt data) are already clear
-        raise _map_error(split, describe, collector, method, index, exc) from exc
+        raise _map_error(where, describe, collector, method, index, exc) from exc
     except SystemExit as exc:  # sys.exit() in a job method
-        raise _map_error(split, describe, collector, method, index, exc) from exc
+        raise _map_error(where, describe, collector, method, index, exc) from exc
     except Exception as exc:
         if collector.running is None and method == "map output":
             raise  # not user code: writing the map output failed (e.g. disk full)
@@ -688,8 +711,8 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
         mistake = _not_iterable(exc, out) if method == "mapper" and \
             collector.running is None else None
         if mistake is not None:
-            raise _map_error(split, describe, collector, method, index, mistake) from None
-        raise _map_error(split, describe, collector, method, index, exc) from exc
+            raise _map_error(where, describe, collector, method, index, mistake) from None
+        raise _map_error(where, describe, collector, method, index, exc) from exc
     _bump(counters, "MAP_INPUT_RECORDS", outcome.records_in)
     if skipped:
         _bump(counters, "SKIPPED_RECORDS", len(skipped))

@@ -294,3 +294,44 @@ def test_small_files_in_s3_are_packed_and_each_record_names_its_url(small, tmp_p
                 for name, v in lines_of.items() if v and name.startswith("d0/")}
     assert per_file_output(tmp_path / "out") == expected
     assert len(map_tasks(tmp_path / "out")) < 100 // 5
+
+
+HOOKS_JOB = """\
+from mapreduce import Job
+
+class Hooks(Job):
+    REDUCERS = 2
+
+    def mapper_init(self):
+        self.tag = self.input_path  # cached per task, as jobs/join.py does
+        self.lines = 0
+
+    def mapper(self, _key, line):
+        self.lines += 1
+        yield self.tag, 1
+
+    def mapper_final(self):
+        yield "files", 1
+        yield "lines counted in mapper_final", self.lines
+
+    def reducer(self, key, values):
+        yield key, sum(values)
+"""
+
+
+def test_per_task_hooks_run_around_each_packed_file(small, tmp_path):
+    """A job that caches self.input_path in mapper_init sees each file's path: the hooks run
+    per packed file, as when every file was a task of its own."""
+    d, lines_of = small
+    (tmp_path / "hooks.py").write_text(HOOKS_JOB)
+    proc = cli("hooks.py", d, "-o", tmp_path / "out", "--split-size", SPLIT, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = per_file_output(tmp_path / "out")
+    # the two large files are cut into byte ranges: one hook pair per range
+    ranges = sum(-(-(d / n).stat().st_size // SPLIT) for n in lines_of
+                 if (d / n).stat().st_size > SPLIT)
+    small_files = sum(1 for n in lines_of if (d / n).stat().st_size <= SPLIT)
+    assert got.pop("files") == small_files + ranges
+    assert got.pop("lines counted in mapper_final") == sum(len(v) for v in lines_of.values())
+    assert got == {str(d / n): len(v) for n, v in lines_of.items() if v}
+    assert len(map_tasks(tmp_path / "out")) < len(lines_of) // 5
