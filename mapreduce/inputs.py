@@ -22,7 +22,9 @@ Three steps, each used by the engine:
     hand-off, a spill file and a merge input).  Packs keep file order, so a map-only job's
     part files still concatenate to the inputs' order; a pack of one file is a plain split.
     The task reads the parts one after the other and the job's ``input_path`` (and mrjob's
-    ``mapreduce.map.input.file``) follows the part being read.
+    ``mapreduce.map.input.file``) follows the part being read; a step's ``mapper_init`` /
+    ``mapper_final`` run around each part (``kernel.run_map``), so job code sees what it saw
+    when each file was a task of its own.
 
 ``read_lines(split)``
     Yields the lines of one split.  A line belongs to the split that holds its *first byte*,
