@@ -2,6 +2,7 @@
 
     python benchmarks/baselines.py counter INPUT OUT       # one process, collections.Counter
     python benchmarks/baselines.py pool INPUT OUT [-w 2]    # multiprocessing.Pool, byte ranges
+    python benchmarks/baselines.py pool-files DIR OUT [-w 2]  # Pool, one file per job
     python benchmarks/baselines.py dask INPUT OUT [-w 2]    # only if dask is importable
     python benchmarks/baselines.py pyspark INPUT OUT [-w 2] # only if pyspark is importable
 
@@ -14,6 +15,11 @@ parent cuts the file into ``4 * workers`` line-aligned byte ranges (a range star
 first newline at or after its nominal start, as our splits do), each worker reads its range
 in one ``read``, decodes it, and counts ``line.split()`` of every line into a Counter, which
 it returns pickled; the parent sums the Counters.
+
+``pool-files`` is the same program for a directory of many small files (plain, ``.gz``,
+``.bz2``): the parent lists the files (sorted walk), the workers take them 16 at a time
+(``imap_unordered`` with a chunk size), open each through gzip/bz2 by suffix and return one
+Counter per chunk of files.
 """
 from __future__ import annotations
 
@@ -73,6 +79,36 @@ def count_pool(path: str, workers: int) -> collections.Counter:
     return total
 
 
+def _files_under(directory: str) -> list[str]:
+    return sorted(os.path.join(root, name) for root, _dirs, names in os.walk(directory)
+                  for name in names if not name.startswith(("_", ".")))
+
+
+def _count_files(paths: list[str]) -> collections.Counter:
+    import bz2
+    import gzip
+
+    counts: collections.Counter = collections.Counter()
+    for path in paths:
+        opener = gzip.open if path.endswith(".gz") else bz2.open if path.endswith(".bz2") \
+            else open
+        with opener(path, "rb") as f:
+            text = f.read().decode("utf-8")
+        for line in text.split("\n"):
+            counts.update(line.split())
+    return counts
+
+
+def count_pool_files(directory: str, workers: int) -> collections.Counter:
+    files = _files_under(directory)
+    chunks = [files[i:i + 16] for i in range(0, len(files), 16)]
+    total: collections.Counter = collections.Counter()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for counts in pool.imap_unordered(_count_files, chunks):
+            total.update(counts)
+    return total
+
+
 def count_dask(path: str, workers: int) -> dict:
     import dask.bag as db  # noqa: only when installed
     bag = db.read_text(path, blocksize="32MiB").map(str.split).flatten()
@@ -114,7 +150,8 @@ def _reap_jvm() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("method", choices=["counter", "pool", "dask", "pyspark"])
+    parser.add_argument("method", choices=["counter", "pool", "pool-files", "dask",
+                                                 "pyspark"])
     parser.add_argument("input")
     parser.add_argument("output")
     parser.add_argument("-w", "--workers", type=int, default=2)
@@ -123,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = count_counter(args.input)
     elif args.method == "pool":
         counts = count_pool(args.input, args.workers)
+    elif args.method == "pool-files":
+        counts = count_pool_files(args.input, args.workers)
     elif args.method == "dask":
         counts = count_dask(args.input, args.workers)
     else:

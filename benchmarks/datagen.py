@@ -210,3 +210,57 @@ def write_tiny_files(directory: str, count: int) -> dict:
 def tiny_files(directory: str, count: int) -> tuple[str, bool]:
     params = {"kind": "tiny_files", "version": GENERATOR_VERSION, "count": count}
     return _generate(directory, params, lambda tmp: write_tiny_files(tmp, count))
+
+
+# --------------------------------------------------------------------------------------------
+# many small files (real-shaped input: a man-page tree)
+# --------------------------------------------------------------------------------------------
+
+def write_small_files(directory: str, count: int, size: int, seed: int = 3) -> dict:
+    """``count`` files holding about ``size`` bytes of Zipf text in all, cut at line ends
+    with log-normal sizes (many of a few KB, a few of 100 KB and more, like a man-page tree),
+    in 24 subdirectories; every 8th file is gzip-compressed and every 13th bzip2-compressed
+    (``.gz`` / ``.bz2``).  Deterministic for (count, size, seed)."""
+    import bz2
+    import gzip
+
+    os.makedirs(directory, exist_ok=True)
+    text_path = os.path.join(directory, "_all.txt")
+    write_zipf_text(text_path, size, seed)
+    with open(text_path, "rb") as f:
+        text = f.read()
+    os.remove(text_path)
+    rng = np.random.default_rng([seed, 2])
+    weights = rng.lognormal(0.0, 1.0, size=count)
+    cuts = np.cumsum(weights / weights.sum() * len(text)).astype(np.int64)
+    start = 0
+    plain = compressed = 0
+    for i in range(count):
+        end = len(text) if i == count - 1 else max(start, int(cuts[i]))
+        if end < len(text):
+            nl = text.find(b"\n", end)
+            end = len(text) if nl < 0 else nl + 1
+        data = text[start:end]
+        start = end
+        sub = os.path.join(directory, f"man{i % 24:02d}")
+        os.makedirs(sub, exist_ok=True)
+        name = os.path.join(sub, f"page-{i:05d}")
+        if i % 8 == 0:
+            name, data = name + ".gz", gzip.compress(data, 6, mtime=0)
+            compressed += 1
+        elif i % 13 == 0:
+            name, data = name + ".bz2", bz2.compress(data, 9)
+            compressed += 1
+        else:
+            name += ".txt"
+            plain += 1
+        with open(name, "wb") as f:
+            f.write(data)
+    return {"files": 24, "count": count, "text_bytes": len(text), "plain": plain,
+            "compressed": compressed}
+
+
+def small_files(directory: str, count: int, size: int, seed: int = 3) -> tuple[str, bool]:
+    params = {"kind": "small_files", "version": GENERATOR_VERSION, "count": count,
+              "size": size, "seed": seed}
+    return _generate(directory, params, lambda tmp: write_small_files(tmp, count, size, seed))

@@ -12,6 +12,11 @@ Workloads (see docs/performance.md for what each measures and why):
   against one-process ``collections.Counter``, a hand-written ``multiprocessing.Pool(2)``,
   GNU ``tr | sort | uniq -c``, and Dask / PySpark / mrjob when importable.  All outputs are
   compared as dicts word -> count.
+* ``smallfiles`` -- about 2,400 files, 40 MiB of Zipf text in all (600 files, 4 MiB with
+  --quick), log-normal sizes, every 8th file gzip and every 13th bzip2: ``wc_split.py``
+  (plain and in-mapper combining, --mode disk) against a hand-written
+  ``multiprocessing.Pool(2)`` over the same files (``baselines.py pool-files``); map task
+  counts show the small files packed into splits.
 * ``terasort`` -- 10M TeraGen-style 100-byte records, 1 GB (500k, 50 MB with --quick):
   ``jobs/terasort.py --sort-buffer 64MB`` against ``LC_ALL=C sort -S 256M --parallel=2 -s
   -k1.1,1.10``; outputs compared byte for byte; every worker's peak RSS against the bound
@@ -19,7 +24,8 @@ Workloads (see docs/performance.md for what each measures and why):
 * ``scale`` -- the same at 4 GB with ``--sort-buffer 32MB`` (skipped by --quick unless named
   in --only): the memory bound must still hold; merge passes are recorded.
 * ``latency`` -- ``jobs/wordcount.py`` on ``sample_data/``, process start to exit (hyperfine
-  if installed, else the median of 10 runs), and 500 one-line input files = 500 map tasks.
+  if installed, else the median of 10 runs), 500 one-line map tasks (one file cut at each
+  line) against one, and 500 one-line files (packed into one split).
 
 Every program runs as its own process, measured with ``os.wait4`` by a small wrapper process
 (see ``_WRAPPER``): wall time, CPU time (user + system, the process and all its children)
@@ -67,14 +73,15 @@ TERASORT = os.path.join(REPO, "jobs", "terasort.py")
 SAMPLE = os.path.join(REPO, "sample_data")
 MiB = 1 << 20
 WORKERS = 2
-WORKLOADS = ["wordcount", "terasort", "latency", "scale"]
+WORKLOADS = ["wordcount", "smallfiles", "terasort", "latency", "scale"]
 
 #: Sizes: full and --quick.
 SIZES = {
     False: {"text": 256 * MiB, "tera_rows": 10_000_000, "scale_rows": 40_000_000,
-            "latency_runs": 10, "tiny_files": 500},
+            "latency_runs": 10, "tiny_files": 500, "small_files": 2400,
+            "small_bytes": 40 * MiB},
     True: {"text": 16 * MiB, "tera_rows": 500_000, "scale_rows": 2_000_000,
-           "latency_runs": 5, "tiny_files": 500},
+           "latency_runs": 5, "tiny_files": 500, "small_files": 600, "small_bytes": 4 * MiB},
 }
 TERA_SORT_BUFFER = "64MB"
 SCALE_SORT_BUFFER = "32MB"
@@ -438,6 +445,67 @@ def wordcount(ctx: Context) -> dict[str, Any]:
     }
 
 
+def smallfiles(ctx: Context) -> dict[str, Any]:
+    count, size = ctx.sizes["small_files"], ctx.sizes["small_bytes"]
+    directory, reused = datagen.small_files(
+        os.path.join(DATA, f"small-{count}-{size // MiB}MB"), count, size)
+    with open(directory + ".meta.json", encoding="utf-8") as f:
+        meta = json.load(f)
+    ctx.log(f"smallfiles input {directory} ({'reused' if reused else 'generated'})")
+    warm([directory])
+    on_disk = sum(os.path.getsize(os.path.join(r, n))
+                  for r, _, ns in os.walk(directory) for n in ns)
+    out = os.path.join(ctx.work, "small")
+    os.makedirs(out, exist_ok=True)
+    start_load = load()
+    py = sys.executable
+    pool = f"multiprocessing.Pool({WORKERS}) over the files"
+    targets_of = {pool: (os.path.join(out, "pool"), "tsv")}
+    programs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        (pool, lambda: run_measured(pool, [py, os.path.join(HERE, "baselines.py"),
+                                           "pool-files", directory, targets_of[pool][0],
+                                           "-w", str(WORKERS)]))]
+    for job_name, label in (("WordCountSplit", "ours, plain"),
+                            ("WordCountInMapper", "ours, in-mapper combining")):
+        name = f"{label}, --mode disk"
+        target = os.path.join(out, job_name)
+        targets_of[name] = (target, "json")
+        programs.append((name, lambda job_name=job_name, name=name, target=target: our_job(
+            name, WC_SPLIT, [directory], target, "disk", job_name=job_name)))
+    results = ctx.measure_rounds(programs)
+    rows = []
+    for name, _fn in programs:
+        m = results.get(name)
+        row = throughput_row(name, m, "failed")
+        rows.append(row + [str(m["map_tasks"]) if m and "map_tasks" in m else "-"])
+    ran = {n: t for n, t in targets_of.items() if results.get(n) is not None}
+    checks_done = []
+    if pool in ran:
+        reference = checks.read_counts(*ran[pool])
+        for name, (target, fmt) in ran.items():
+            problem = checks.compare_counts(reference, checks.read_counts(target, fmt))
+            if problem:
+                ctx.disagreements.append(f"smallfiles: {name} vs {pool}: {problem}")
+        checks_done.append(f"{len(ran)} outputs compared with the Pool's "
+                           f"({len(reference):,} distinct words)")
+    shutil.rmtree(out, ignore_errors=True)
+    targets = [Target.ratio("small files, ours plain: disk / Pool", results,
+                            "ours, plain, --mode disk", pool, 1.5),
+               Target.ratio("small files, ours in-mapper: disk / Pool", results,
+                            "ours, in-mapper combining, --mode disk", pool, 1.5)]
+    return {
+        "name": "smallfiles",
+        "title": f"Many small files: {meta['count']:,} files, {meta['text_bytes'] / MiB:.0f} "
+                 f"MiB of text ({on_disk / MiB:.1f} MiB on disk, {meta['compressed']} of them "
+                 f".gz/.bz2), {WORKERS} workers",
+        "table": md_table(THROUGHPUT_HEADER + ["map tasks"], rows),
+        "checks": checks_done,
+        "notes": [f"load average (1/5 min) at start {start_load}, at end {load()}"],
+        "targets": targets,
+        "results": results,
+    }
+
+
 def _x(r: Optional[float]) -> str:
     return "-" if r is None else f"{r:.2f}x"
 
@@ -559,8 +627,19 @@ def latency(ctx: Context) -> dict[str, Any]:
     tiny1 = ctx.measure("wordcount, 1 tiny file", lambda: our_job(
         "tiny 1", WORDCOUNT, [one], os.path.join(out, "t1"), "disk"))
     n_files = len(os.listdir(tiny_dir))
-    tinyn = ctx.measure(f"wordcount, {n_files} tiny files", lambda: our_job(
-        "tiny n", WORDCOUNT, [tiny_dir], os.path.join(out, "tn"), "disk"))
+    # N map tasks of one line each: the files' lines, padded to one width, in one file cut
+    # at that width (the files themselves are packed into one split).
+    width = 48
+    lines_file = os.path.join(out, "tiny-lines.txt")
+    with open(lines_file, "w", encoding="ascii") as f:
+        for name in sorted(os.listdir(tiny_dir)):
+            with open(os.path.join(tiny_dir, name), encoding="ascii") as g:
+                f.write(g.read().rstrip("\n").ljust(width - 1) + "\n")
+    tinyn = ctx.measure(f"wordcount, {n_files} one-line map tasks", lambda: our_job(
+        "tiny n", WORDCOUNT, [lines_file], os.path.join(out, "tn"), "disk",
+        ["--split-size", str(width)]))
+    packed = ctx.measure(f"wordcount, {n_files} tiny files", lambda: our_job(
+        "tiny files", WORDCOUNT, [tiny_dir], os.path.join(out, "tf"), "disk"))
 
     def spread(m: Optional[dict[str, Any]]) -> str:
         if not m:
@@ -573,7 +652,9 @@ def latency(ctx: Context) -> dict[str, Any]:
         rows.append([label, secs(m["wall_s"]) if m else "failed", spread(m),
                      m["tool"] if m else "-", "-", "-"])
     for label, m in (("wordcount, 1 one-line file", tiny1),
-                     (f"wordcount, {n_files} one-line files", tinyn)):
+                     (f"wordcount, {n_files} one-line map tasks (one file, --split-size "
+                      f"{width})", tinyn),
+                     (f"wordcount, {n_files} one-line files (packed into splits)", packed)):
         rows.append([label, secs(m["wall_s"]) if m else "failed", spread(m),
                      f"median of {ctx.repeat} runs" if ctx.repeat > 1 else "1 run",
                      f"{m['map_tasks']} / {m['reduce_tasks']}" if m else "-",
@@ -584,7 +665,7 @@ def latency(ctx: Context) -> dict[str, Any]:
         per_task = (tinyn["wall_s"] - tiny1["wall_s"]) / (n_files - 1)
         inside = statistics.mean(tinyn["task_seconds"])
         notes.append(f"per map task: {per_task * 1000:.1f} ms of wall time "
-                     f"(({n_files} files - 1 file) / {n_files - 1}); a task spends "
+                     f"(({n_files} tasks - 1 task) / {n_files - 1}); a task spends "
                      f"{inside * 1000:.1f} ms on average inside its worker (start to end, "
                      f"{WORKERS} workers in parallel)")
     shutil.rmtree(out, ignore_errors=True)
@@ -603,11 +684,12 @@ def latency(ctx: Context) -> dict[str, Any]:
         "notes": notes,
         "targets": targets,
         "results": {"python": bare, "import": imports, "wordcount": wc, "tiny1": tiny1,
-                    "tiny_n": tinyn, "per_task_s": per_task},
+                    "tiny_n": tinyn, "tiny_files": packed, "per_task_s": per_task},
     }
 
 
-RUNNERS = {"wordcount": wordcount, "terasort": terasort, "latency": latency, "scale": scale}
+RUNNERS = {"wordcount": wordcount, "smallfiles": smallfiles, "terasort": terasort,
+           "latency": latency, "scale": scale}
 
 
 # --------------------------------------------------------------------------------------------

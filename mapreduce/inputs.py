@@ -15,6 +15,17 @@ Three steps, each used by the engine:
     cannot be entered in the middle.  Any other suffix is plain text.  ``.zst`` needs the
     optional ``zstandard`` package; without it planning fails, before any task runs.
 
+    Small files are packed (Hadoop's ``CombineFileInputFormat``): consecutive files no
+    larger than the split size -- plain, compressed or empty -- share one
+    :class:`CombinedSplit` while their sizes on disk add up to at most the split size, so
+    2,400 files of 17 KB are a handful of map tasks, not 2,400 (each costing a process
+    hand-off, a spill file and a merge input).  Packs keep file order, so a map-only job's
+    part files still concatenate to the inputs' order; a pack of one file is a plain split.
+    The task reads the parts one after the other and the job's ``input_path`` (and mrjob's
+    ``mapreduce.map.input.file``) follows the part being read; a step's ``mapper_init`` /
+    ``mapper_final`` run around each part (``kernel.run_map``), so job code sees what it saw
+    when each file was a task of its own.
+
 ``read_lines(split)``
     Yields the lines of one split.  A line belongs to the split that holds its *first byte*,
     so splits can be cut at arbitrary byte offsets and every line of a file is still read
@@ -50,6 +61,7 @@ from mapreduce.storage import RemoteFileSystem, describe_failure, filesystem_for
 
 __all__ = [
     "TextSplit",
+    "CombinedSplit",
     "expand_inputs",
     "input_roots",
     "plan_splits",
@@ -365,24 +377,70 @@ class TextSplit:
         return self.describe()
 
 
-def plan_splits(files: Sequence[str], split_size: int) -> list[TextSplit]:
+@dataclass(frozen=True)
+class CombinedSplit:
+    """Several small files read by one map task, one after the other (Hadoop's
+    ``CombineFileSplit``).  ``parts`` are whole-file :class:`TextSplit` s, in file order."""
+
+    parts: tuple[TextSplit, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes on disk the parts cover (compressed files count as stored)."""
+        return sum(p.end - p.start for p in self.parts)
+
+    def describe(self) -> str:
+        """Human-readable, and what a journal holds for the task: count, first and last file
+        and bytes identify the pack among the plan's (the job's fingerprint fixes the input
+        list and the split size), and ``--resume`` compares it with the plan it makes."""
+        return (f"{len(self.parts)} files {self.parts[0].path} .. {self.parts[-1].path} "
+                f"({self.size} bytes)")
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def plan_splits(files: Sequence[str], split_size: int) -> list[TextSplit | CombinedSplit]:
     """Cut ``files`` into splits, in file order then offset order.
 
-    A plain file becomes ``ceil(size / split_size)`` byte ranges (the last one shorter); an
-    empty file becomes exactly one empty split ``(0, 0)`` so a map task still runs for it; a
-    compressed file (see :func:`compression_of`) is one split covering the whole file.
+    A plain file larger than ``split_size`` becomes ``ceil(size / split_size)`` byte ranges
+    (the last one shorter); a compressed file (see :func:`compression_of`) is always read
+    whole.  Files no larger than ``split_size`` (plain, compressed or empty) are packed:
+    consecutive ones share a :class:`CombinedSplit` while their sizes add up to at most
+    ``split_size`` (a pack of one is a plain :class:`TextSplit`), so an empty file still has
+    a map task reading it, shared with its neighbours.
     """
     if split_size < 1:
         raise ValueError(f"split_size must be >= 1, got {split_size}")
-    splits: list[TextSplit] = []
+    splits: list[TextSplit | CombinedSplit] = []
+    pack: list[TextSplit] = []
+    pack_bytes = 0
+
+    def close_pack() -> None:
+        nonlocal pack_bytes
+        if len(pack) == 1:
+            splits.append(pack[0])
+        elif pack:
+            splits.append(CombinedSplit(tuple(pack)))
+        pack.clear()
+        pack_bytes = 0
+
     for path in files:
         size = file_size(path)
         comp = compression_of(path)
-        if comp is not None or size == 0:
+        if size <= split_size:
+            if pack and pack_bytes + size > split_size:
+                close_pack()
+            pack.append(TextSplit(path, 0, size, comp))
+            pack_bytes += size
+            continue
+        close_pack()  # a large file keeps its own splits, in file order
+        if comp is not None:
             splits.append(TextSplit(path, 0, size, comp))
             continue
         for start in range(0, size, split_size):
             splits.append(TextSplit(path, start, min(start + split_size, size), None))
+    close_pack()
     return splits
 
 

@@ -134,6 +134,11 @@ class Job:
         self.input_start: Optional[int] = None
         self.input_end: Optional[int] = None
 
+    def _set_input(self, path: str, start: int, end: Optional[int]) -> None:
+        """Set the task context: the file and byte range the next records come from (the
+        engine calls it at a map task's start and, for packed small files, per file)."""
+        self.input_path, self.input_start, self.input_end = path, start, end
+
     @property
     def options(self) -> argparse.Namespace:
         """The job's own options (from :meth:`configure_args`).

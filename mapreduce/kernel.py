@@ -51,7 +51,7 @@ import errno
 import linecache
 import sys
 from dataclasses import dataclass
-from itertools import groupby, repeat
+from itertools import chain, groupby, repeat
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
@@ -59,7 +59,8 @@ from zlib import crc32
 from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_value,
                              encode_key, encode_value, pack_value)
 from mapreduce.errors import MapReduceError, SerializationError
-from mapreduce.inputs import (TextSplit, WholeFileSplit, file_size, line_number_at, read_lines,
+from mapreduce.inputs import (CombinedSplit, TextSplit, WholeFileSplit, file_size,
+                              line_number_at, read_lines,
                               read_whole_file)
 from mapreduce.job import Job, Step, identity_mapper
 from mapreduce.options import BY_NAME, Spelling
@@ -510,17 +511,45 @@ class _DirectCollector:
 
 
 # --- the records of a split -------------------------------------------------------------------
-def split_records(split: Any, decode_errors: str,
-                  spelling: str = Spelling.CLI) -> Iterator[tuple[Any, Any]]:
+def split_records(split: Any, decode_errors: str, spelling: str = Spelling.CLI,
+                  job: Optional[Job] = None) -> Iterator[tuple[Any, Any]]:
     """A map task's input records: ``(None, line)`` per line of a text split, one
     ``(path, bytes)`` for a whole file, or the pairs of a previous step's output.
-    ``spelling``: how the user names options, for the hint on invalid UTF-8."""
+    ``spelling``: how the user names options, for the hint on invalid UTF-8.  For a
+    :class:`CombinedSplit`, ``job``'s task context follows the part being read."""
     if isinstance(split, TextSplit):
         # zip/repeat in C (read_lines flattens in C too): no Python frame per line
         return zip(repeat(None), read_lines(split, decode_errors, spelling))
     if isinstance(split, WholeFileSplit):
         return iter([(split.path, read_whole_file(split))])
+    if isinstance(split, CombinedSplit):
+        return PackedRecords(split, decode_errors, spelling, job)  # type: ignore[return-value]
     return split.records()
+
+
+class PackedRecords:
+    """The records of a :class:`CombinedSplit` (packed small files).
+
+    Iterated, they are every part's records in order: ``chain`` asks for the next part's
+    iterator only when the previous one is exhausted, so the job's task context is switched
+    right before each part's first record (one Python frame per part, none per record).
+    :meth:`by_part` gives ``(part, records)`` instead, for :func:`run_map` to run the
+    per-task hooks around each file when the step has them.
+    """
+
+    def __init__(self, split: CombinedSplit, decode_errors: str, spelling: str,
+                 job: Optional[Job]) -> None:
+        self.split, self.job = split, job
+        self.decode_errors, self.spelling = decode_errors, spelling
+
+    def by_part(self) -> Iterator[tuple[TextSplit, Iterator[tuple[Any, Any]]]]:
+        for part in self.split.parts:
+            if self.job is not None:
+                set_task_context(self.job, part)
+            yield part, split_records(part, self.decode_errors, self.spelling)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return chain.from_iterable(records for _part, records in self.by_part())
 
 
 def record_location(split: Any, index: int) -> str:
@@ -532,6 +561,16 @@ def record_location(split: Any, index: int) -> str:
             return f"{split.path} line {line_number_at(split, index)}"
         except Exception:  # locating is best effort; never hide the real error
             return f"record {index + 1} of {split.describe()}"
+    if isinstance(split, CombinedSplit):
+        try:  # count the parts' lines again (error reports only): which file holds it
+            left = index
+            for part in split.parts:
+                lines = sum(1 for _ in read_lines(part, "replace"))
+                if left < lines:
+                    return record_location(part, left)
+                left -= lines
+        except Exception:  # locating is best effort; never hide the real error
+            pass
     return f"record {index + 1} of {split.describe()}"
 
 
@@ -539,17 +578,20 @@ def split_bytes(split: Any) -> int:
     """Input bytes a split covers (BYTES_READ)."""
     if isinstance(split, TextSplit):
         return split.end - split.start
+    if isinstance(split, CombinedSplit):
+        return split.size
     if isinstance(split, WholeFileSplit):
         return file_size(split.path)
     return 0
 
 
 def set_task_context(job: Job, split: Any) -> None:
-    """The task context of a first-step map task: which file and byte range it reads."""
+    """The task context of a first-step map task: which file and byte range it reads (for a
+    :class:`CombinedSplit`, its first part until :func:`split_records` moves on)."""
+    if isinstance(split, CombinedSplit):
+        split = split.parts[0]
     if isinstance(split, (TextSplit, WholeFileSplit)):
-        job.input_path = split.path
-        job.input_start = getattr(split, "start", 0)
-        job.input_end = getattr(split, "end", None)
+        job._set_input(split.path, getattr(split, "start", 0), getattr(split, "end", None))
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -624,25 +666,34 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
     method = "combiner_init"
     out = None
     outcome = MapOutcome(counters, skipped)
+    # Packed small files with per-task hooks: mapper_init/mapper_final run around each file,
+    # so a job that reads self.input_path in mapper_init (jobs/join.py tags a file's records
+    # there) sees exactly what it saw when every file was a task of its own.
+    segments: Iterable = records.by_part() if isinstance(records, PackedRecords) and (
+        step.mapper_init is not None or step.mapper_final is not None) else [(split, records)]
+    where = split  # the split (or packed file) the current records come from
     try:
         if step.combiner_init is not None and partitions:
             extend(_pairs(step.combiner_init()))
-        method = "mapper_init"
-        if step.mapper_init is not None:
-            extend(_pairs(step.mapper_init()))
-        method = "mapper"
-        if skip_bad_records:
-            index = _map_skipping(split, mapper, extend, records, skipped, skip_bad_records,
-                                  describe, BY_NAME["skip_bad_records"].spelled(spelling))
-        else:
-            for index, (key, value) in enumerate(records):
-                out = mapper(key, value)
-                if out is not None:
-                    extend(out)
-        outcome.records_in = index + 1
-        method = "mapper_final"
-        if step.mapper_final is not None:
-            extend(_pairs(step.mapper_final()))
+        for where, part_records in segments:
+            index = -1
+            method = "mapper_init"
+            if step.mapper_init is not None:
+                extend(_pairs(step.mapper_init()))
+            method = "mapper"
+            if skip_bad_records:
+                index = _map_skipping(where, mapper, extend, part_records, skipped,
+                                      skip_bad_records, describe,
+                                      BY_NAME["skip_bad_records"].spelled(spelling))
+            else:
+                for index, (key, value) in enumerate(part_records):
+                    out = mapper(key, value)
+                    if out is not None:
+                        extend(out)
+            outcome.records_in += index + 1
+            method = "mapper_final"
+            if step.mapper_final is not None:
+                extend(_pairs(step.mapper_final()))
         method = "map output"
         if partitions:
             outcome.map_output = collector.finish()
@@ -652,9 +703,9 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
     except MapReduceError as exc:
         if not isinstance(exc, (SerializationError, UserCodeError)):
             raise  # the framework's own errors (bad input, corrupt data) are already clear
-        raise _map_error(split, describe, collector, method, index, exc) from exc
+        raise _map_error(where, describe, collector, method, index, exc) from exc
     except SystemExit as exc:  # sys.exit() in a job method
-        raise _map_error(split, describe, collector, method, index, exc) from exc
+        raise _map_error(where, describe, collector, method, index, exc) from exc
     except Exception as exc:
         if collector.running is None and method == "map output":
             raise  # not user code: writing the map output failed (e.g. disk full)
@@ -663,8 +714,8 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
         mistake = _not_iterable(exc, out) if method == "mapper" and \
             collector.running is None else None
         if mistake is not None:
-            raise _map_error(split, describe, collector, method, index, mistake) from None
-        raise _map_error(split, describe, collector, method, index, exc) from exc
+            raise _map_error(where, describe, collector, method, index, mistake) from None
+        raise _map_error(where, describe, collector, method, index, exc) from exc
     _bump(counters, "MAP_INPUT_RECORDS", outcome.records_in)
     if skipped:
         _bump(counters, "SKIPPED_RECORDS", len(skipped))

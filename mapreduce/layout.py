@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 SUCCESS_FILE = "_SUCCESS"
@@ -125,5 +126,44 @@ def remove_prefix(prefix: str) -> None:
                 pass
 
 
+#: Threads that unlink a large tree's files (see :func:`remove_tree`).
+REMOVE_THREADS = 8
+#: Below this many files a tree is removed by one thread (starting threads costs more).
+_PARALLEL_REMOVE_FROM = 64
+
+
 def remove_tree(path: str) -> None:
+    """Delete directory ``path`` and everything in it (missing or vanishing files are fine).
+
+    The files are unlinked by :data:`REMOVE_THREADS` threads.  On ext4 unlinking a file whose
+    blocks were fsynced (every committed map output is) waits for the file system's journal,
+    about 3 ms each here, one after the other; concurrent unlinks share a journal commit, so
+    the 2,000 map outputs of a job with 2,000 tiny tasks go in 0.15 s instead of 5.6 s (the
+    end of such a job was a third of its wall time: docs/performance.md).  Symlinks are
+    removed, never followed; the directories go last, with ``shutil.rmtree``.
+    """
+    files: list[str] = []
+    stack = [] if os.path.islink(path) else [path]  # rmtree refuses a symlink: so do we
+    while stack:
+        directory = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                for entry in it:
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        is_dir = False
+                    (stack if is_dir else files).append(entry.path)
+        except OSError:
+            continue  # gone, or not a directory: rmtree below deals with what is left
+    if len(files) >= _PARALLEL_REMOVE_FROM:
+        with ThreadPoolExecutor(REMOVE_THREADS) as pool:
+            list(pool.map(_unlink_quietly, files, chunksize=32))
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # rmtree tries again and ignores what cannot be removed, as before

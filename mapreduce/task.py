@@ -145,7 +145,7 @@ def run_map_task(spec: TaskSpec) -> TaskResult:
     started = time.time()
     job, step = make_job(spec.job, spec.step, spec.job_options, spec.side_data, spec.split)
     writer = None if spec.num_partitions else _open_output(spec.output)
-    records = split_records(spec.split, spec.decode_errors, spec.spelling)
+    records = split_records(spec.split, spec.decode_errors, spec.spelling, job)
     outcome = run_map(job, step, spec.split, records,
                       partitions=spec.num_partitions, sort_buffer=spec.sort_buffer,
                       sort_values=spec.sort_values, sink=spec.sink, writer=writer,

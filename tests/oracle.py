@@ -4,9 +4,13 @@ It re-implements the documented semantics with plain Python and no engine code e
 codec (key/value encodings) and the output line format:
 
 * Input: each text file is read as lines (split on ``\\n``; one ``\\r`` before a ``\\n`` is
-  dropped; a last line without newline is a line).  A plain file of ``size`` bytes is cut into
-  ``ceil(size / split_size)`` map tasks, an empty file into one; a line belongs to the task
-  whose byte range holds its *first byte*.  Map tasks run in file order, then offset order.
+  dropped; a last line without newline is a line).  A plain file of ``size`` bytes larger than
+  ``split_size`` is cut into ``ceil(size / split_size)`` map tasks; a line belongs to the task
+  whose byte range holds its *first byte*.  Files of at most ``split_size`` bytes (empty ones
+  too) are packed: consecutive ones share one map task, read one after the other, while
+  their sizes add up to at most ``split_size`` (Hadoop's CombineFileInputFormat); such a
+  task runs ``mapper_init`` / ``mapper_final`` around each of its files.  Map tasks run in
+  file order, then offset order.
 * Every task gets a fresh Job instance: ``*_init`` / ``*_final`` run once per task.
 * Map output of a step with a reducer is grouped by encoded key with a *stable* sort of all
   map emissions in task order (no combiner: the jobs we check have associative, commutative
@@ -58,13 +62,31 @@ def file_lines(data: bytes) -> list[tuple[int, str]]:
     return out
 
 
+class Packed(list):
+    """A map task's records that come from several packed files; ``segments`` holds them
+    file by file (the per-task hooks run around each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.segments: list[list[tuple[Any, Any]]] = []
+
+
 def text_map_tasks(files: list[bytes], split_size: int) -> list[list[tuple[Any, Any]]]:
     """The records ``(None, line)`` of every map task of a text input, in task order."""
     tasks: list[list[tuple[Any, Any]]] = []
+    pack: Optional[Packed] = None
+    pack_bytes = 0
     for data in files:
-        if not data:
-            tasks.append([])
+        if len(data) <= split_size:
+            if pack is None or pack_bytes + len(data) > split_size:
+                pack, pack_bytes = Packed(), 0
+                tasks.append(pack)
+            segment = [(None, line) for _offset, line in file_lines(data)]
+            pack.segments.append(segment)
+            pack.extend(segment)
+            pack_bytes += len(data)
             continue
+        pack = None
         n = math.ceil(len(data) / split_size)
         mine: list[list[tuple[Any, Any]]] = [[] for _ in range(n)]
         for offset, line in file_lines(data):
@@ -148,22 +170,23 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
             out: list[tuple[Any, Any]] = []
             if step.combiner_init is not None and not map_only:
                 out += _pairs(step.combiner_init())
-            if step.mapper_init is not None:
-                out += _pairs(step.mapper_init())
-            for key, value in records:
-                if step.mapper is None:
-                    out.append((key, value))
-                elif skip_bad_records:
-                    try:
-                        mine = _pairs(step.mapper(key, value))
-                    except Exception:
-                        bump("SKIPPED_RECORDS", 1)
-                        continue
-                    out += mine
-                else:
-                    out += _pairs(step.mapper(key, value))
-            if step.mapper_final is not None:
-                out += _pairs(step.mapper_final())
+            for segment in getattr(records, "segments", None) or [records]:
+                if step.mapper_init is not None:
+                    out += _pairs(step.mapper_init())
+                for key, value in segment:
+                    if step.mapper is None:
+                        out.append((key, value))
+                    elif skip_bad_records:
+                        try:
+                            mine = _pairs(step.mapper(key, value))
+                        except Exception:
+                            bump("SKIPPED_RECORDS", 1)
+                            continue
+                        out += mine
+                    else:
+                        out += _pairs(step.mapper(key, value))
+                if step.mapper_final is not None:
+                    out += _pairs(step.mapper_final())
             if step.combiner_final is not None and not map_only:
                 out += _pairs(step.combiner_final())
             take_user(job)

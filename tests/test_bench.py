@@ -242,17 +242,22 @@ def test_suite_rejects_unknown_workloads():
 def test_suite_smoke_small_sizes(tmp_path, monkeypatch):
     monkeypatch.setattr(suite, "DATA", str(tmp_path / "data"))
     ctx = suite.Context(quick=True, repeat=1, sizes={
-        "text": 256 << 10, "tera_rows": 20_000, "latency_runs": 1, "tiny_files": 6})
-    sections = [suite.wordcount(ctx), suite.terasort(ctx), suite.latency(ctx)]
+        "text": 256 << 10, "tera_rows": 20_000, "latency_runs": 1, "tiny_files": 6,
+        "small_files": 40, "small_bytes": 256 << 10})
+    sections = [suite.wordcount(ctx), suite.terasort(ctx), suite.latency(ctx),
+                suite.smallfiles(ctx)]
     assert ctx.failures == [] and ctx.disagreements == []
-    wc, tera, lat = sections
+    wc, tera, lat, small = sections
+    assert small["checks"] and small["checks"][0].startswith("3 outputs compared")
+    assert 1 <= small["results"]["ours, plain, --mode disk"]["map_tasks"] < 40
     assert wc["checks"][0].startswith("all ") and "outputs agree" in wc["checks"][0]
     assert "ours, in-mapper combining, --mode memory" in wc["table"]
     if os.path.exists(suite.TERASORT):
         assert tera["checks"] == ["ours == GNU sort -s, byte for byte (2,000,000 bytes)"]
         assert {t.status for t in tera["targets"]} <= {"PASS", "MISS"}
-    assert "6 one-line files" in lat["table"]
+    assert "6 one-line map tasks" in lat["table"] and "6 one-line files" in lat["table"]
     assert lat["results"]["tiny_n"]["map_tasks"] == 6
+    assert lat["results"]["tiny_files"]["map_tasks"] == 1  # packed into one split
     report = suite.render(sections, suite.machine_info(), type("A", (), {"quick": True})(),
                           ctx, 0.0, "0/0")
     assert "## Targets" in report and "| GNU tr \\| sort \\| uniq -c |" in report

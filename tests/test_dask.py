@@ -214,12 +214,13 @@ def test_sigkill_a_worker_mid_job(tmp_path, cluster):
     for i in range(12):
         (inputs / f"{i:02d}.txt").write_text(
             "".join(f"w{(i * 31 + j) % 97} w{j % 13} x\n" for j in range(20)))
+    # split_size 256: one map task per ~200-byte file (small files are otherwise packed)
     clean = mapreduce.run(str(job), [str(inputs)], str(tmp_path / "clean"), progress=False,
-                          runner="dask", dask_client=client, reducers=2)
+                          runner="dask", dask_client=client, reducers=2, split_size=256)
     pids = client.run(os.getpid)
     handle = mapreduce.run_async(str(job), [str(inputs)], str(tmp_path / "killed"),
                                  progress=False, runner="dask", dask_client=client,
-                                 reducers=2)
+                                 reducers=2, split_size=256)
     for _ in range(3000):  # until two map tasks have committed (others are running)
         p = handle.progress
         if p.phase == "step 0 map" and p.done >= 2 or handle.ready():
@@ -232,7 +233,7 @@ def test_sigkill_a_worker_mid_job(tmp_path, cluster):
     assert read_parts(result.output_dir) == read_parts(clean.output_dir)
     assert result.counters == clean.counters
     local = mapreduce.run(str(job), [str(inputs)], str(tmp_path / "local"), progress=False,
-                          reducers=2)
+                          reducers=2, split_size=256)
     assert read_parts(result.output_dir) == read_parts(local.output_dir)
     assert result.counters == local.counters
     # The worker really died (its nanny started a new one), and the cluster is whole again

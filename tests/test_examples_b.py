@@ -363,7 +363,9 @@ def test_side_data_array_is_shared_not_copied(tmp_path):
         (tmp_path / f"in{i}.txt").write_text(f"{workers}\n")
         inputs.append(tmp_path / f"in{i}.txt")
     (tmp_path / "barrier").mkdir()
-    out = run(job, inputs, tmp_path / "out", "--barrier", str(tmp_path / "barrier"))
+    # --split-size 2: each 2-byte file its own map task (small files are otherwise packed)
+    out = run(job, inputs, tmp_path / "out", "--barrier", str(tmp_path / "barrier"),
+              "--split-size", "2")
     results = [v for _, v in pairs(out)]
     assert len(results) == workers and len({r["pid"] for r in results}) == workers
     assert all(r["barrier"] == workers for r in results), "the tasks did not run at once"

@@ -176,7 +176,9 @@ def _interrupt(argv: list[str], gate: str) -> tuple[int, str]:
     import glob
     import signal
     import time
-    proc = subprocess.Popen(argv + ["--workers", "2"], stderr=subprocess.PIPE,
+    # --split-size: several map tasks (sample_data's 4 files would be packed into one split)
+    proc = subprocess.Popen(argv + ["--workers", "2", "--split-size", "64KB"],
+                            stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, env=_env(), cwd=REPO,
                             start_new_session=True)
     first = proc.stderr.readline()

@@ -56,7 +56,8 @@ def words_file(path, lines=300) -> collections.Counter:
 
 def test_lines_when_not_a_terminal(tmp_path):
     out = tmp_path / "out"
-    proc = run_cli(WORDCOUNT, SAMPLE, "-o", out, "--reducers", "2")
+    # --split-size: several map tasks (sample_data's 4 files fit in one split, packed)
+    proc = run_cli(WORDCOUNT, SAMPLE, "-o", out, "--reducers", "2", "--split-size", "64KB")
     assert proc.returncode == 0
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr   # no terminal codes
     progress, _, summary = proc.stderr.partition("mapreduce: job WordCount succeeded")
@@ -75,7 +76,8 @@ def test_bar_on_a_terminal(tmp_path):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120x40
     proc = subprocess.Popen([sys.executable, "-m", "mapreduce", "run", WORDCOUNT, SAMPLE,
-                             "-o", str(out), "--reducers", "3"], cwd=REPO, env=_env(),
+                             "-o", str(out), "--reducers", "3", "--split-size", "64KB"],
+                            cwd=REPO, env=_env(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
     chunks = []

@@ -181,6 +181,26 @@ class MRJob(Job):
     def mapper_pre_filter(self) -> Optional[str]:
         return None
 
+    def _set_input(self, path: str, start: int, end: Optional[int]) -> None:
+        """The task context, and mrjob's view of it: ``jobconf_from_env`` reads the input
+        file of the records being mapped, which changes from file to file when small files
+        share a map task (as Hadoop's CombineFileRecordReader sets it per file)."""
+        super()._set_input(path, start, end)
+        set_task_env(self._input_env())
+
+    def _input_env(self) -> dict[str, Any]:
+        """The jobconf values that describe the current input (none outside a map task)."""
+        env: dict[str, Any] = {}
+        if self.input_path is not None:
+            # mrjob's runners give the path as a URI: file:// + the path as given (a remote
+            # input's URL is one already).
+            path = self.input_path
+            env["mapreduce.map.input.file"] = path if "://" in path else "file://" + path
+            env["mapreduce.map.input.start"] = self.input_start or 0
+            if self.input_end is not None:
+                env["mapreduce.map.input.length"] = self.input_end - (self.input_start or 0)
+        return env
+
     def mapper_raw(self, input_path: str, input_uri: str) -> Optional[Iterable]:
         raise NotImplementedError
 
@@ -466,14 +486,7 @@ class MRJob(Job):
         user_init, user_final = st["mapper_init"], st["mapper_final"]
 
         def mapper_init() -> Iterator[tuple]:
-            env: dict[str, Any] = {}
-            if self.input_path is not None:
-                # mrjob's runners give the path as a URI: file:// + the path as given.
-                env["mapreduce.map.input.file"] = "file://" + self.input_path
-                env["mapreduce.map.input.start"] = self.input_start or 0
-                if self.input_end is not None:
-                    env["mapreduce.map.input.length"] = self.input_end - (self.input_start or 0)
-            set_task_env(env)
+            set_task_env(self._input_env())
             return map_out(user_init()) if user_init else iter(())
 
         step = Step(mapper=mapper, mapper_init=mapper_init,

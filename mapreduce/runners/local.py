@@ -190,6 +190,8 @@ class LocalRunner:
                                             "host": socket.gethostname()})
         self._check_skipped()  # the limit holds across runs: skipped records are journaled
         inputs = session.splits()
+        if state == RESUME:
+            self._check_same_splits(inputs)
         self.listener.job_started({
             "name": session.job_class.__name__, "job_path": session.job_ref.path,
             "output_dir": self.output_dir, "work_dir": self.layout.work_dir,
@@ -198,7 +200,7 @@ class LocalRunner:
             "inputs": len(session.files),
             "input_bytes": session.input_bytes,
             "map_tasks": len(inputs), "run": self.run_number})
-        self.listener.note(session.describe_plan(len(inputs)))
+        self.listener.note(session.describe_plan(len(inputs), inputs))
         if self.run_number > 1:
             self.listener.note(f"resuming (run {self.run_number}): {len(self.committed)} "
                                "tasks committed by earlier runs are kept")
@@ -254,6 +256,24 @@ class LocalRunner:
         self.journal.append(RUN_START, {"run": self.run_number, "pid": os.getpid(),
                                         "time": time.time(), "host": socket.gethostname()})
         self._remove_orphans()
+
+    def _check_same_splits(self, inputs: list[Any]) -> None:
+        """On --resume: each journaled map task of the first step read the split this run
+        planned for its index (the journal records the split's description).  The
+        fingerprint fixes the inputs and the split size, but not how the planner cuts them:
+        a journal from a version that planned differently (before small files were packed,
+        say) must not have its map outputs taken for other inputs' output."""
+        for (s, kind, index), p in self.committed.items():
+            if s or kind != "map":
+                continue
+            was = p.get("task", {}).get("input")
+            now = inputs[index].describe() if index < len(inputs) else None
+            if was != now:
+                raise OutputError(
+                    f"cannot {self.config.spell_on('resume')} the job in {self.output_dir}: "
+                    f"its map task {index} read {was}, but this version plans "
+                    f"{now or 'fewer map tasks'}; run with "
+                    f"{self.config.spell_on('overwrite')} to run it again")
 
     def _replay_commit(self, p: dict[str, Any]) -> None:
         """Take one journaled commit as made (a later commit of the same task wins)."""

@@ -331,7 +331,7 @@ def _run_map(plan: _StepPlan, index: int, items: Iterator, where: list) -> Itera
             writer = _PartFile(plan, index) if plan.final else _RunWriter(prefix + "out.run")
         describe = f"step {plan.step} map task {index} (input {split.describe()})"
         outcome = run_map(job, step, split,
-                          split_records(split, plan.decode_errors, plan.spelling),
+                          split_records(split, plan.decode_errors, plan.spelling, job),
                           partitions=n, sort_buffer=plan.sort_buffer,
                           sort_values=plan.sort_values,
                           sink=DiskMapSink(prefix, n, DEFAULT_MERGE_FACTOR, plan.sort_values)
@@ -783,7 +783,7 @@ def _run_locked(session: JobSession) -> dict[str, Any]:
         counters = sc.accumulator({}, _CounterParam())
         tasks = sc.accumulator([], _RecordParam())
         splits = session.splits()
-        session.listener.note(session.describe_plan(len(splits)))
+        session.listener.note(session.describe_plan(len(splits), splits))
         os.makedirs(layout.committed_dir(), exist_ok=True)
         spark_started = time.time()
         data = sc.parallelize(splits, len(splits))
