@@ -50,6 +50,7 @@ import dis
 import errno
 import linecache
 import sys
+from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import groupby, repeat
 from operator import itemgetter
@@ -58,10 +59,10 @@ from zlib import crc32
 
 from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_value,
                              encode_key, encode_value, pack_value)
-from mapreduce.errors import MapReduceError, SerializationError
+from mapreduce.errors import JobDefinitionError, MapReduceError, SerializationError
 from mapreduce.inputs import (TextSplit, WholeFileSplit, file_size, line_number_at, read_lines,
                               read_whole_file)
-from mapreduce.job import Job, Step, identity_mapper
+from mapreduce.job import Job, Step, identity_mapper, identity_reducer
 from mapreduce.options import BY_NAME, Spelling
 from mapreduce.shuffle import MapOutput, MapSink, decoded_records, value_decoder
 
@@ -195,9 +196,13 @@ class SortBuffer:
 
     def __init__(self, step: Step, num_partitions: int, limit: int, sort_values: bool,
                  sink: MapSink, counters: dict,
-                 partitioner: Optional[Callable[[Any, int], int]] = None) -> None:
+                 partitioner: Optional[Callable[[Any, int], int]] = None,
+                 split_points: Optional[list[bytes]] = None) -> None:
         self.step = step
         self.partitioner = partitioner
+        #: The total-order partitioner's encoded split points (see split_point_bytes), or
+        #: None: a record goes to ``bisect_right(split_points, key bytes)``.
+        self.split_points = split_points
         self.num_partitions = num_partitions
         self.limit = limit
         self.sort_values = sort_values
@@ -211,6 +216,8 @@ class SortBuffer:
         self.running: Optional[str] = None  # the job method running inside the buffer, if any
 
     def partition(self, kb: bytes, key: Any) -> int:
+        if self.split_points is not None:
+            return bisect_right(self.split_points, kb)
         if self.partitioner is None:
             return crc32(kb) % self.num_partitions
         p = self.partitioner(key, self.num_partitions)
@@ -238,6 +245,8 @@ class SortBuffer:
         else:
             pack, pack_errors = pack_value, PACK_ERRORS
         partitioner = self.partitioner
+        points = self.split_points
+        hashing = partitioner is None and points is None  # one test per pair, as before
         n = self.num_partitions
         pair = None
         try:
@@ -254,8 +263,10 @@ class SortBuffer:
                     vb = pack(value)
                 except pack_errors:
                     vb = encode_value(value)
-                if partitioner is None:
+                if hashing:
                     p = crc32(kb) % n  # == codec.partition_of
+                elif points is not None:
+                    p = bisect_right(points, kb)  # total order: C, on the bytes at hand
                 else:
                     p = partitioner(key, n)
                     if p.__class__ is not int or not 0 <= p < n:
@@ -579,6 +590,43 @@ def reduce_error(exc: BaseException, method: str, key: Any, partition: int) -> B
     return _user_error(method, where, exc)
 
 
+# --- the total-order partitioner ---------------------------------------------------------------
+def split_point_bytes(job: Job, num_partitions: int) -> Optional[list[bytes]]:
+    """The encoded split points of the job's total-order partitioner
+    (:meth:`Job.total_order_split_points`), or None when the job does not define one.
+
+    Called once per map task.  Keys encode order-preservingly, so partitioning by
+    ``bisect_right`` over encoded bytes puts a key where ``bisect_right`` over the keys
+    would (for keys Python can compare) and needs no Python call per record.  Points that
+    are not a sequence of at most ``num_partitions - 1`` keys in ascending order are the
+    job's mistake, refused with a JobDefinitionError (not retried), as are points that are
+    not keys; a raise inside the hook is reported naming the hook (and retried).
+    """
+    if not type(job)._overrides("total_order_split_points"):
+        return None
+    name = f"{type(job).__name__}.total_order_split_points({num_partitions})"
+    points = job.total_order_split_points(num_partitions)
+    if isinstance(points, (str, bytes)) or not hasattr(points, "__len__"):
+        raise JobDefinitionError(f"{name} returned {_show(points)} "
+                                 f"({type(points).__name__}); expected a list of keys")
+    if len(points) > num_partitions - 1:
+        raise JobDefinitionError(f"{name} returned {len(points)} split points; at most "
+                                 f"{num_partitions - 1} for {num_partitions} partitions")
+    encoded = []
+    for point in points:
+        try:
+            encoded.append(encode_key(point))
+        except SerializationError as exc:
+            raise JobDefinitionError(f"{name}: split point {_show(point)} is not a key: "
+                                     f"{exc}") from None
+    for i in range(1, len(encoded)):
+        if encoded[i] < encoded[i - 1]:
+            raise JobDefinitionError(f"{name}: split points must be in ascending order, "
+                                     f"but {_show(points[i - 1])} comes before "
+                                     f"{_show(points[i])}")
+    return encoded
+
+
 # --- the map task -------------------------------------------------------------------------------
 @dataclass
 class MapOutcome:
@@ -606,16 +654,24 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
     counters: dict = {}
     if partitions:
         partitioner = job.partitioner if type(job)._overrides("partitioner") else None
+        try:
+            split_points = split_point_bytes(job, partitions)
+        except JobDefinitionError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise _user_error("total_order_split_points", describe, exc) from exc
         # Map-side combining needs a combiner; under SORT_VALUES values are sorted (and so
         # encoded) before the combiner sees them, which only SortBuffer does.
         buffer_class = (CombiningBuffer if step.combiner is not None and not sort_values
                         else SortBuffer)
         collector: Any = buffer_class(step, partitions, sort_buffer, sort_values, sink,
-                                      counters, partitioner)
+                                      counters, partitioner, split_points)
     else:
         collector = _DirectCollector(writer)
     extend = collector.extend
     mapper: Callable = step.mapper or identity_mapper
+    # The identity mapper is not called: the input records are the map output pairs.
+    identity = mapper is identity_mapper
     skipped: list[str] = []
     index = -1
     method = "combiner_init"
@@ -628,7 +684,18 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
         if step.mapper_init is not None:
             extend(_pairs(step.mapper_init()))
         method = "mapper"
-        if skip_bad_records:
+        if identity:
+            # All records in one call: the buffer's loop encodes and partitions them, no
+            # Python call per record.  The collector counts a record once it took it, so
+            # its count locates a failing record.
+            before = collector.records
+            try:
+                extend(records)
+            except BaseException:
+                index = collector.records - before
+                raise
+            index = collector.records - before - 1
+        elif skip_bad_records:
             index = _map_skipping(split, mapper, extend, records, skipped, skip_bad_records,
                                   describe, BY_NAME["skip_bad_records"].spelled(spelling))
         else:
@@ -737,21 +804,32 @@ def run_reduce(job: Job, step: Step, batches: Iterable[list[tuple[bytes, bytes]]
                 write(k, v)
                 records_out += 1
         method = "reducer"
-        for kb, group in groupby(decoded_records(batches, sort_values), _KEY):
-            key = decode_key(kb)
-            groups += 1
-            # A lazy iterator over the group: map/itemgetter run in C, no Python frame per value.
-            out = reducer(key, map(_VALUE, group))
-            if out is not None:
-                for pair in out:
-                    try:
-                        k, v = pair
-                    except (TypeError, ValueError):
-                        raise not_a_pair(pair, out) from None
-                    if pair.__class__ is str:  # "ab" unpacks as "a", "b": never a pair
-                        raise not_a_pair(pair, out)
-                    write(k, v)
-                    records_out += 1
+        grouped = groupby(decoded_records(batches, sort_values), _KEY)
+        if reducer is identity_reducer:
+            # Not called: each merged group goes to the writer whole, the key decoded once
+            # (the same bytes as writing each pair the identity reducer would yield).
+            write_values = getattr(writer, "write_values", None) or _write_each(write)
+            for kb, group in grouped:
+                key = decode_key(kb)
+                groups += 1
+                records_out += write_values(key, map(_VALUE, group))
+        else:
+            for kb, group in grouped:
+                key = decode_key(kb)
+                groups += 1
+                # A lazy iterator over the group: map/itemgetter run in C, no Python frame
+                # per value.
+                out = reducer(key, map(_VALUE, group))
+                if out is not None:
+                    for pair in out:
+                        try:
+                            k, v = pair
+                        except (TypeError, ValueError):
+                            raise not_a_pair(pair, out) from None
+                        if pair.__class__ is str:  # "ab" unpacks as "a", "b": never a pair
+                            raise not_a_pair(pair, out)
+                        write(k, v)
+                        records_out += 1
         if step.reducer_final is not None:
             method = "reducer_final"
             for k, v in _checked(step.reducer_final()):
@@ -772,6 +850,17 @@ def run_reduce(job: Job, step: Step, batches: Iterable[list[tuple[bytes, bytes]]
     for name, amount in job._take_counters().items():
         counters[name] = counters.get(name, 0) + amount
     return ReduceOutcome(counters, output, output_bytes, getattr(writer, "crc32", None))
+
+
+def _write_each(write: Callable[[Any, Any], Any]) -> Callable[[Any, Iterable[Any]], int]:
+    """``write_values`` for a writer that only has ``write(key, value)``."""
+    def write_values(key: Any, values: Iterable[Any]) -> int:
+        n = 0
+        for value in values:
+            write(key, value)
+            n += 1
+        return n
+    return write_values
 
 
 def position(frame: Any) -> Optional[str]:
