@@ -59,6 +59,7 @@ from zlib import crc32
 
 from mapreduce.codec import (PACK_ERRORS, STR_KEY_PREFIX, decode_key, decode_value,
                              encode_key, encode_value, pack_value)
+from mapreduce.core import native
 from mapreduce.errors import JobDefinitionError, MapReduceError, SerializationError
 from mapreduce.inputs import (TextSplit, WholeFileSplit, file_size, line_number_at, read_lines,
                               read_whole_file)
@@ -185,6 +186,20 @@ def _not_iterable(exc: BaseException, result: Any) -> Optional[NotAPairError]:
 
 
 
+def py_sort_records(records: list[tuple[bytes, bytes]], sort_values: bool) -> None:
+    """Sort a partition's records in place, stably by key bytes (and by value bytes under
+    SORT_VALUES): the reference for the C core's ``_core.sort_records``."""
+    if sort_values:
+        records.sort()
+    else:
+        records.sort(key=_KEY)  # stable: equal keys keep emission order
+
+
+#: The sort buffer's sort: ``_core.sort_records`` (a stable merge sort on an 8-byte key
+#: prefix, then the full bytes; about 0.3x ``list.sort``'s time) when the C core runs.
+sort_records = native.sort_records if native is not None else py_sort_records
+
+
 def _bump(counters: dict, name: str, amount: int = 1) -> None:
     key = ("framework", name)
     counters[key] = counters.get(key, 0) + amount
@@ -285,11 +300,9 @@ class SortBuffer:
             raise not_a_pair(pair, pairs)
 
     def _sort(self, parts: list[list[tuple[bytes, bytes]]]) -> None:
+        sort, sort_values = sort_records, self.sort_values
         for records in parts:
-            if self.sort_values:
-                records.sort()
-            else:
-                records.sort(key=_KEY)  # stable: equal keys keep emission order
+            sort(records, sort_values)  # stable: equal keys keep emission order
 
     def _combine(self, parts: list[list[tuple[bytes, bytes]]]) -> list[list[tuple[bytes, bytes]]]:
         combiner = self.step.combiner
