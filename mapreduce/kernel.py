@@ -20,6 +20,15 @@ Map task (:func:`run_map`)::
 
 Map-only steps skip the buffer: pairs go straight to the writer in emission order.
 
+Identity steps (``job.identity_mapper`` / ``identity_reducer``) are recognised and not
+called: an identity map hands the whole record iterator to the buffer (or the writer) in one
+``extend`` call; an identity reduce hands each key group's decoded values to the writer's
+``write_values(key, values)``.  The partition is ``crc32(key bytes) % n`` by default,
+``bisect_right(split points, key bytes)`` for a job with ``total_order_split_points`` (the
+points encoded once per task, :func:`split_point_bytes`), or a call of the job's
+``partitioner`` per pair.  The spill's sort is ``sort_records``: the C core's stable merge
+sort when it runs, else ``list.sort``.
+
 Reduce task (:func:`run_reduce`): the partition's records merged by key (stable), a batch at a
 time; each batch's values are decoded together (one C call), records are grouped by key bytes
 and each key's values are streamed to the reducer as a lazy iterator (a key with millions of
