@@ -11,11 +11,11 @@ from typing import Any
 from mapreduce import job as _job
 from mapreduce.errors import MapReduceError
 from mapreduce.info import __version__ as __version__
-from mapreduce.job import Job, Step
+from mapreduce.job import Job, Step, identity_mapper, identity_reducer
 
 _API = ("run", "run_async", "RunResult", "JobHandle", "Progress")
 
-__all__ = ["Job", "Step", "MapReduceError", *_API]
+__all__ = ["Job", "Step", "MapReduceError", "identity_mapper", "identity_reducer", *_API]
 
 
 def _script_main(job_class: type, argv: Any) -> int:

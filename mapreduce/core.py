@@ -16,9 +16,9 @@ The choice is made once, here, at import, from the environment variable
 * ``python``: the pure-Python core even when C is built.
 
 Anything else is an error (never silently ignored).  Worker processes are forked from the
-coordinator, so a whole job runs on one core.  ``codec``, ``runfile`` and ``shuffle`` import
-:data:`native` from here and bind their hot functions at import; nothing else branches on
-the core.
+coordinator, so a whole job runs on one core.  ``codec``, ``runfile``, ``shuffle`` and
+``kernel`` (the sort buffer's sort) import :data:`native` from here and bind their hot
+functions at import; nothing else branches on the core.
 """
 from __future__ import annotations
 

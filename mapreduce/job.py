@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
+from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional, Sequence
 
 from mapreduce.errors import JobDefinitionError
 
@@ -79,8 +79,41 @@ class Step:
         return {name: getattr(self, name) is not None for name in STEP_FUNCTIONS}
 
 
-def identity_mapper(key: Any, value: Any) -> Iterator[Pair]:
-    yield key, value
+class _Identity:
+    """The identity mapper or reducer (Hadoop's ``IdentityMapper`` / ``IdentityReducer``).
+
+    A callable object rather than a function, for two reasons: the kernel recognises it
+    (``step.reducer is identity_reducer``) and moves records without calling it, so an
+    identity step costs no Python call per record; and an object that is not a function
+    is not bound as a method, so ``reducer = identity_reducer`` works in a Job's class body
+    as well as in ``Step(reducer=identity_reducer)``.  Calling it gives what the kernel's
+    shortcut gives, for code that calls it directly.  Pickled by name (one instance each).
+    """
+
+    def __init__(self, name: str, reducer: bool) -> None:
+        self._name = name
+        self._reducer = reducer
+
+    def __call__(self, key: Any, value_or_values: Any) -> Iterator[Pair]:
+        if self._reducer:
+            return ((key, value) for value in value_or_values)
+        return iter(((key, value_or_values),))
+
+    def __repr__(self) -> str:
+        return f"mapreduce.job.{self._name}"
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+#: The identity mapper: every input record ``(key, value)`` is a map output pair.  A step
+#: with no mapper (``Step(mapper=None)``, or a Job that does not override ``mapper``) uses
+#: it; the kernel hands the input records to the sort buffer or the writer in one call.
+identity_mapper = _Identity("identity_mapper", reducer=False)
+#: The identity reducer: every value out under its key, in the order the reducer would see
+#: them.  ``reducer = identity_reducer`` in a Job, or ``Step(reducer=identity_reducer)``;
+#: the kernel writes each merged group straight to the output without calling it.
+identity_reducer = _Identity("identity_reducer", reducer=True)
 
 
 def iter_pairs(result: Optional[Iterable[Any]]) -> Iterable[Any]:
@@ -190,6 +223,21 @@ class Job:
         Absent unless overridden (Hadoop's Partitioner, mrjob's PARTITIONER): the default is
         a stable hash of the encoded key.  Override it for e.g. a total order (TeraSort);
         it must be a pure function of the key.  It is called once per map output record.
+        """
+        raise NotImplementedError
+
+    def total_order_split_points(self, num_partitions: int) -> Sequence[Any]:
+        """The built-in total-order partitioner's split points (Hadoop's
+        ``TotalOrderPartitioner`` reading the partition file ``InputSampler`` wrote).
+
+        Absent unless overridden.  Return at most ``num_partitions - 1`` keys in ascending
+        order, normally sampled from the input by :meth:`prepare` and read from
+        ``self.side_data``; a key ``k`` then goes to partition ``bisect_right(points, k)``:
+        partition ``i`` holds the keys from ``points[i - 1]`` (included) up to
+        ``points[i]`` (excluded), so the part files in name order are one sorted output.
+        Called once per map task; the engine encodes the points and compares encoded key
+        bytes (the engine's own key order, which is Python's for comparable keys), so no
+        Python function runs per record.  A job defines this or :meth:`partitioner`, not both.
         """
         raise NotImplementedError
 
@@ -316,6 +364,11 @@ class Job:
     def check_definition(cls) -> None:
         """Raise JobDefinitionError naming the first thing the job defines that the engine
         would not run (see :meth:`unsupported_features`)."""
+        if cls._overrides("partitioner") and cls._overrides("total_order_split_points"):
+            raise JobDefinitionError(
+                f"{cls.__name__} defines both partitioner() and total_order_split_points(); "
+                "define one (total_order_split_points() is the built-in total-order "
+                "partitioner)")
         found = cls.unsupported_features()
         if found:
             more = (" (also: " + ", ".join(f.split(" ")[0] for f in found[1:]) + ")"

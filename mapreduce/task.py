@@ -101,6 +101,7 @@ class _TextWriter:
     def __init__(self, target: TextOutput) -> None:
         self._writer = TextPartWriter(target.path, target.protocol, target.compression)
         self.write = self._writer.write
+        self.write_values = self._writer.write_values
 
     def finish(self) -> tuple[Any, int]:
         return self._writer.path, self._writer.close()
@@ -119,6 +120,15 @@ class _PairWriter:
 
     def write(self, key: Any, value: Any) -> None:
         self._sink.write(encode_key(key), encode_value(value))
+
+    def write_values(self, key: Any, values: Any) -> int:
+        """Every value under one key (the identity reducer): the key is encoded once."""
+        write, kb = self._sink.write, encode_key(key)
+        n = 0
+        for value in values:
+            write(kb, encode_value(value))
+            n += 1
+        return n
 
     def finish(self) -> tuple[Any, int]:
         return self._sink.finish()

@@ -25,12 +25,15 @@ codec (key/value encodings) and the output line format:
   its records round-tripped through the encodings.
 * ``prepare()`` runs once, on a job instance of its own, with the input paths; every task's
   job gets what it returned as ``side_data``.  A job overriding ``partitioner`` has its
-  partition chosen by ``partitioner(key as emitted, R)`` instead of the hash.
+  partition chosen by ``partitioner(key as emitted, R)`` instead of the hash; one defining
+  ``total_order_split_points`` by ``bisect.bisect_right`` over the points in their natural
+  order (:func:`natural_key`; the engine compares encoded bytes instead).
 * With ``skip_bad_records``, a record whose mapper raises is dropped whole (none of its pairs
   kept) and counted in ``SKIPPED_RECORDS``; it still counts as a map input record.
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import os
@@ -139,6 +142,7 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
         assert input_paths is not None, "a job with prepare() needs input_paths"
         side_data = job_class().prepare(list(input_paths)) or {}
     custom_partitioner = "partitioner" in _overridden(job_class)
+    total_order = "total_order_split_points" in _overridden(job_class)
 
     def new_job() -> Any:
         job = job_class()
@@ -205,9 +209,14 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
             bump("REDUCE_INPUT_RECORDS", len(everything))
             by_part: list[list[tuple[bytes, Any]]] = [[] for _ in range(reducers)]
             chooser = new_job()
+            if total_order:  # Python's bisect over the natural order, not encoded bytes
+                points = [natural_key(x) for x in chooser.total_order_split_points(reducers)]
             for k, kb, v in everything:
-                p = (chooser.partitioner(k, reducers) if custom_partitioner
-                     else zlib.crc32(kb) % reducers)
+                if total_order:
+                    p = bisect.bisect_right(points, natural_key(k))
+                else:
+                    p = (chooser.partitioner(k, reducers) if custom_partitioner
+                         else zlib.crc32(kb) % reducers)
                 by_part[p].append((kb, v))
             outputs = []
             for p in range(reducers):
@@ -257,7 +266,7 @@ def run_oracle(job_class: type, files: list[bytes], split_size: int, reducers: i
 def _overridden(job_class: type) -> set[str]:
     """Names of the Job methods ``job_class`` (or a base below Job) defines itself."""
     from mapreduce.job import Job
-    return {name for name in ("prepare", "partitioner")
+    return {name for name in ("prepare", "partitioner", "total_order_split_points")
             if getattr(job_class, name) is not getattr(Job, name)}
 
 

@@ -277,3 +277,18 @@ def test_pair_cost_measures_every_layer_on_the_same_tokens(tmp_path):
         "Counter.update(line.split())", "for w in line.split(): pass",
         "consume mapper generator", "generator + dict lookup + list append",
         "CombiningBuffer.extend (with spills, combiner)"]
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks/identity_paths.py
+# --------------------------------------------------------------------------------------------
+def test_identity_paths_benchmark_runs_and_checks_its_outputs():
+    """The identity-path microbenchmark runs every row and exits 0 only when the identity
+    reducer's part file equals the hand-written reducer's, byte for byte."""
+    done = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "identity_paths.py"),
+                           "--records", "3000", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "reduce outputs byte-identical: True" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.endswith("ns/record")]
+    assert len(rows) in (4, 6)  # 6 with the C core

@@ -189,6 +189,52 @@ def test_sort_records_rejects_what_is_not_a_record():
         _core.sort_records([(b"a", b"1"), [b"b", b"2"]], False)
 
 
+class _RecordingSink:
+    """A MapSink that keeps every spill (a copy of each partition's record list)."""
+
+    def __init__(self):
+        self.spills, self.counters = [], {}
+
+    def spill(self, parts):
+        self.spills.append([list(records) for records in parts])
+
+    def finish(self):
+        return None
+
+
+sort_buffer_pairs = st.lists(st.tuples(
+    st.integers(-3, 3) | st.sampled_from(["", "a", "ab", "abcdefgh", "abcdefgh\x00", "é"]),
+    st.integers(0, 9) | st.text(max_size=3)), max_size=150)
+
+
+@SETTINGS
+@given(sort_buffer_pairs, st.booleans(), st.integers(1, 3), st.integers(1, 4000))
+def test_sort_buffer_spills_the_same_on_both_cores(pairs, sort_values, n, limit):
+    """The sort buffer (kernel.SortBuffer) wired to _core.sort_records spills exactly the
+    records, in exactly the order (stability included), of the Python sort."""
+    from mapreduce import kernel
+    from mapreduce.job import Step
+
+    if sort_values:
+        pairs = [(k, v) for k, v in pairs if type(v) is int]  # values sorted: one type
+    spills = {}
+    active = kernel.sort_records
+    from mapreduce import core
+    assert (active is _core.sort_records) == (core.ACTIVE == "c")  # wired when C runs
+    try:
+        for name, sort in (("c", _core.sort_records), ("python", kernel.py_sort_records)):
+            kernel.sort_records = sort
+            sink = _RecordingSink()
+            buf = kernel.SortBuffer(Step(), n, limit, sort_values, sink, {})
+            buf.extend(iter(pairs))
+            buf.finish()
+            spills[name] = sink.spills
+    finally:
+        kernel.sort_records = active
+    assert spills["c"] == spills["python"]
+    assert sum(len(r) for spill in spills["c"] for r in spill) == len(pairs)
+
+
 # --- the merge -----------------------------------------------------------------------------
 @st.composite
 def block_runs(draw, sort_values):

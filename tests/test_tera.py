@@ -2,6 +2,7 @@
 run end to end through the command line on small inputs."""
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import random
@@ -13,6 +14,9 @@ import zlib
 from pathlib import Path
 
 import pytest
+
+from mapreduce.codec import encode_key
+from mapreduce.kernel import split_point_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = ROOT / "jobs"
@@ -171,11 +175,14 @@ def test_terasort_sampling_and_partitioner(sort_input):
     assert len(job.side_data["split_points"]) == terasort.TeraSort.REDUCERS - 1
     for n in (1, 2, 4, 7, 4):
         points = terasort.split_points(job.side_data["samples"].split("\n"), n)
-        assert [job.partitioner(k, n) for k in ("", "!", "~~~~~~~~~~", *points)] == \
-            [0, 0, n - 1, *range(1, n)]
+        assert job.total_order_split_points(n) == points and len(points) == n - 1
+        # what the engine does with them: bisect over the encoded points
+        encoded = split_point_bytes(job, n)
+        assert [bisect.bisect_right(encoded, encode_key(k))
+                for k in ("", "!", "~~~~~~~~~~", *points)] == [0, 0, n - 1, *range(1, n)]
     empty = terasort.TeraSort()
     empty.side_data = {"samples": "", "sample_count": 0, "split_points": []}
-    assert empty.partitioner("abc", 3) == 0
+    assert empty.total_order_split_points(3) == []
 
 
 # --------------------------------------------------------------------------------------------
