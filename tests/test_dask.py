@@ -252,8 +252,10 @@ def test_resume_after_cancel_runs_only_what_is_missing(tmp_path, cluster):
     for i in range(8):
         (inputs / f"{i:02d}.txt").write_text("".join(f"w{(i + j) % 11}\n" for j in range(20)))
     out = tmp_path / "out"
+    # split_size 64: a task per ~70-byte file or less (small files are otherwise packed
+    # into one task, which finishes before the cancel)
     handle = mapreduce.run_async(str(job), [str(inputs)], str(out), progress=False,
-                                 runner="dask", dask_client=client)
+                                 runner="dask", dask_client=client, split_size=64)
     for _ in range(3000):
         if handle.progress.done >= 2 or handle.ready():
             break
@@ -264,10 +266,11 @@ def test_resume_after_cancel_runs_only_what_is_missing(tmp_path, cluster):
         handle.result()
     assert not (out / "_SUCCESS").exists()
     result = mapreduce.run(str(job), [str(inputs)], str(out), progress=False, runner="dask",
-                           dask_client=client, resume=True)
+                           dask_client=client, resume=True, split_size=64)
     kept = [t for t in result.summary["tasks"] if t.get("recovered")]
     assert kept and result.summary["runs"] == 2
-    local = mapreduce.run(str(job), [str(inputs)], str(tmp_path / "local"), progress=False)
+    local = mapreduce.run(str(job), [str(inputs)], str(tmp_path / "local"), progress=False,
+                          split_size=64)
     assert read_parts(str(out)) == read_parts(local.output_dir)
     assert result.counters == local.counters
 
