@@ -430,6 +430,17 @@ def one_line_error(stderr: str) -> str:
     return lines[0]
 
 
+def one_error_line(proc, *needles: str, status: int = 2) -> str:
+    """A refused run's whole stderr: exactly one ``mapreduce: error:`` line (no traceback,
+    nothing else), holding every one of ``needles``, and exit status ``status``."""
+    assert proc.returncode == status, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mapreduce: error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
 def stop_process_groups(procs, grace: float = 20) -> None:
     """End servers a test started, each in its own process group: SIGTERM every group, wait
     up to ``grace`` seconds for each leader, then SIGKILL the groups that did not end."""

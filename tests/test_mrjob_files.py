@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from ft_helpers import one_error_line
+
 EXAMPLES = Path(__file__).parent / "mrjob_examples"
 TIMEOUT = 120
 
@@ -41,15 +43,6 @@ def mrjob(script, *args, cwd, runner="inline") -> list[bytes]:
 
 def our_lines(out: Path) -> list[bytes]:
     return sorted(b"".join(p.read_bytes() for p in sorted(out.glob("part-*"))).splitlines())
-
-
-def one_error_line(proc, *needles) -> str:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mapreduce: error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from ft_helpers import one_error_line
+
 EXAMPLES = Path(__file__).parent / "mrjob_examples"
 TIMEOUT = 900  # a JVM's start on a busy machine
 WORD_RE = re.compile(r"[\w']+")
@@ -28,15 +30,6 @@ TEXT = ["the cat sat on the mat", "don't stop", "", "caf\u00e9 na\u00efve the en
 def cli(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mapreduce", "run", *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
-
-
-def one_error_line(proc, *needles) -> str:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mapreduce: error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def needs_spark() -> None:
