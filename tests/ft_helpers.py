@@ -46,8 +46,7 @@ def ft_job(name: str) -> str:
 
 
 def env(**extra: str) -> dict:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = REPO + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    e = dict(os.environ)  # the package is installed (pip install -e): no PYTHONPATH
     for k in [k for k in e if k.startswith("FT_")]:
         del e[k]  # no fault knobs leak in from the test runner's environment
     e.update({k: str(v) for k, v in extra.items()})

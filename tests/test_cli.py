@@ -36,10 +36,9 @@ TIMEOUT = 120
 # --------------------------------------------------------------------------------------------
 
 def _env() -> dict:
-    """The subprocess environment: the repository importable (as after ``pip install .``)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
+    """The subprocess environment: the user's own (the package is installed, as after
+    ``pip install -e '.[test]'``; no PYTHONPATH a user would not set)."""
+    return dict(os.environ)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

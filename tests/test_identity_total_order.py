@@ -35,7 +35,6 @@ from mapreduce.runners import run_job
 
 from oracle import natural_key, read_parts, run_oracle
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # --- job templates: {M} is the identity mapper, {R} the identity reducer --------------------
 HEADER = """
@@ -286,9 +285,8 @@ def test_total_order_output_is_sorted_input(total_order_jobs, kind, files, reduc
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m mapreduce ...`` as a user runs it (the checkout on the path, no flags)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "mapreduce", *args], cwd=cwd, env=env,
+    """``python -m mapreduce ...`` as a user runs it (the package installed, no flags)."""
+    return subprocess.run([sys.executable, "-m", "mapreduce", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -316,7 +316,7 @@ def test_killed_job_with_s3_output_shows_nothing_then_resumes(s3, data_dir, refe
     args = ["run", GATED, data_dir, "-o", url, "--workers", "2", "--split-size", "1MB",
             "--work-dir", work, "-q", *endpoint_option(s3)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENV, PYTHONPATH=REPO, FT_GATE=str(gate))
+    env.update(AWS_ENV, FT_GATE=str(gate))
     proc = subprocess.Popen([sys.executable, "-m", "mapreduce", *map(str, args)], cwd=REPO,
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
@@ -550,7 +550,7 @@ def test_dash_reads_standard_input(data_dir, tmp_path):
     src = os.path.join(data_dir, "kjv-ecclesiastes.txt")
     ref, out = tmp_path / "ref", tmp_path / "out"
     ok(cli(["run", WORDCOUNT, src, "-o", ref, "-q"], REPO))
-    e = dict(os.environ, PYTHONPATH=REPO)
+    e = dict(os.environ)
     with open(src, "rb") as stdin:
         done = subprocess.run([sys.executable, "-m", "mapreduce", "run", WORDCOUNT, "-", "-o",
                                str(out), "-q"], cwd=REPO, env=e, stdin=stdin,
