@@ -200,6 +200,7 @@ print("reaped")
 """
 
 
+@pytest.mark.slow  # a JVM start (~16 s): the benchmark suite's, not a user path
 def test_pyspark_baseline_waits_for_its_jvm(tmp_path):
     """The suite counts a program's CPU as its own plus its waited-for children's: the PySpark
     baseline must reap the JVM it started, or Spark's CPU time would go unmeasured."""
@@ -239,6 +240,7 @@ def test_suite_rejects_unknown_workloads():
 # a small smoke run of the workloads (real processes, tiny sizes)
 # --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # every workload end to end (~35 s): benchmarks get their own command
 def test_suite_smoke_small_sizes(tmp_path, monkeypatch):
     monkeypatch.setattr(suite, "DATA", str(tmp_path / "data"))
     ctx = suite.Context(quick=True, repeat=1, sizes={
