@@ -270,6 +270,18 @@ def _overridden(job_class: type) -> set[str]:
             if getattr(job_class, name) is not getattr(Job, name)}
 
 
+def write_inputs(directory: str, files: list[bytes]) -> list[str]:
+    """Write each of ``files`` (contents) as ``input-N.txt`` in ``directory``: the paths, in
+    order (the oracle numbers its map tasks in the same order)."""
+    paths = []
+    for i, data in enumerate(files):
+        path = os.path.join(directory, f"input-{i}.txt")
+        with open(path, "wb") as f:
+            f.write(data)
+        paths.append(path)
+    return paths
+
+
 def read_parts(output_dir: str) -> dict[str, bytes]:
     out = {}
     for name in sorted(os.listdir(output_dir)):

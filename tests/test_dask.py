@@ -205,15 +205,22 @@ class SlowCount(Job):
 """
 
 
-def test_sigkill_a_worker_mid_job(tmp_path, cluster):
-    address, client = cluster
+def slow_job_and_inputs(tmp_path: Path, n_files: int, line) -> tuple[Path, Path]:
+    """SLOW_JOB as a file, and a directory of ``n_files`` small files of 20 lines each
+    (``line(i, j)``: line j of file i)."""
     job = tmp_path / "slow_count.py"
     job.write_text(SLOW_JOB)
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for i in range(12):
-        (inputs / f"{i:02d}.txt").write_text(
-            "".join(f"w{(i * 31 + j) % 97} w{j % 13} x\n" for j in range(20)))
+    for i in range(n_files):
+        (inputs / f"{i:02d}.txt").write_text("".join(line(i, j) + "\n" for j in range(20)))
+    return job, inputs
+
+
+def test_sigkill_a_worker_mid_job(tmp_path, cluster):
+    address, client = cluster
+    job, inputs = slow_job_and_inputs(tmp_path, 12,
+                                      lambda i, j: f"w{(i * 31 + j) % 97} w{j % 13} x")
     # split_size 256: one map task per ~200-byte file (small files are otherwise packed)
     clean = mapreduce.run(str(job), [str(inputs)], str(tmp_path / "clean"), progress=False,
                           runner="dask", dask_client=client, reducers=2, split_size=256)
@@ -245,12 +252,7 @@ def test_sigkill_a_worker_mid_job(tmp_path, cluster):
 def test_resume_after_cancel_runs_only_what_is_missing(tmp_path, cluster):
     """--resume on Dask is the local runner's: the journal keeps the committed attempts."""
     _, client = cluster
-    job = tmp_path / "slow_count.py"
-    job.write_text(SLOW_JOB)
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for i in range(8):
-        (inputs / f"{i:02d}.txt").write_text("".join(f"w{(i + j) % 11}\n" for j in range(20)))
+    job, inputs = slow_job_and_inputs(tmp_path, 8, lambda i, j: f"w{(i + j) % 11}")
     out = tmp_path / "out"
     # split_size 64: a task per ~70-byte file or less (small files are otherwise packed
     # into one task, which finishes before the cancel)

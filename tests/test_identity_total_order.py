@@ -33,7 +33,7 @@ from mapreduce.loader import load_job_class
 from mapreduce.options import JobConfig
 from mapreduce.runners import run_job
 
-from oracle import natural_key, read_parts, run_oracle
+from oracle import natural_key, read_parts, run_oracle, write_inputs
 
 
 # --- job templates: {M} is the identity mapper, {R} the identity reducer --------------------
@@ -135,16 +135,6 @@ def jobs(tmp_path_factory):
             path.write_text(job_source(name, identity), encoding="utf-8")
             loaded[name, identity] = load_job_class(str(path))
     return loaded
-
-
-def write_inputs(d: str, files: list[bytes]) -> list[str]:
-    paths = []
-    for i, data in enumerate(files):
-        p = os.path.join(d, f"input-{i}.txt")
-        with open(p, "wb") as f:
-            f.write(data)
-        paths.append(p)
-    return paths
 
 
 def run(job, files: list[bytes], **options):

@@ -25,7 +25,7 @@ from mapreduce.loader import load_job_class
 from mapreduce.runners import run_job
 from mapreduce.options import JobConfig
 
-from oracle import read_parts, run_oracle
+from oracle import read_parts, run_oracle, write_inputs
 
 # --- job templates ------------------------------------------------------------------------
 JOB_SOURCES = {
@@ -259,14 +259,8 @@ def run(job, files: list[bytes], mode: str, **options):
     cls, ref = job
     d = tempfile.mkdtemp(prefix="oracle-")
     try:
-        paths = []
-        for i, data in enumerate(files):
-            p = os.path.join(d, f"input-{i}.txt")
-            with open(p, "wb") as f:
-                f.write(data)
-            paths.append(p)
         out = os.path.join(d, "out")
-        result = run_job(cls, ref, JobConfig(inputs=paths, output_dir=out, mode=mode, **options))
+        result = run_job(cls, ref, JobConfig(inputs=write_inputs(d, files), output_dir=out, mode=mode, **options))
         names = set(os.listdir(out))
         assert {"_SUCCESS", "_job.json"} <= names
         assert not {n for n in names if not n.startswith("part-")} - {"_SUCCESS", "_job.json"}
