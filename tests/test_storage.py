@@ -461,7 +461,9 @@ def test_dask_reads_s3_and_writes_s3_with_the_storage_options(cluster, s3, s3_da
     from mapreduce import run
     endpoint, fs = s3
     fs.mkdir("dask-out")
-    url = "s3://dask-out/wc"
+    # a new URL each run: an earlier run on this machine that failed left its (local) work
+    # directory for its URL, which a run with the same URL rightly refuses to overwrite
+    url = f"s3://dask-out/wc-{os.getpid()}-{time.time_ns()}"
     run(WORDCOUNT, [s3_data], url, runner="dask", dask_client=cluster[1], workers=2,
         split_size="1MB", progress=False,
         storage_options={"endpoint_url": endpoint, "key": "testing", "secret": "testing"})
