@@ -36,7 +36,6 @@ TIMEOUT = 120
 
 def run_cli(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return subprocess.run([sys.executable, "-m", "mapreduce", "run", *map(str, args)],
                           cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT, env=env)
 

@@ -31,7 +31,6 @@ import run as suite  # noqa: E402
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JOBS = ROOT / "jobs"
 SAMPLE = ROOT / "sample_data"
 JOIN_DATA = JOBS / "data" / "join"
-ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+ENV = dict(os.environ)  # the package is installed (pip install -e): no PYTHONPATH
 WORD_RE = re.compile(r"[\w']+")
 MODES = ["disk", "memory"]
 

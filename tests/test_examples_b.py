@@ -23,7 +23,7 @@ import grid_search  # noqa: E402
 import pagerank  # noqa: E402
 import secondary_sort  # noqa: E402
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+ENV = dict(os.environ)  # the package is installed (pip install -e): no PYTHONPATH
 MODES = ["disk", "memory"]
 
 
@@ -290,7 +290,7 @@ def test_grid_search_without_sklearn_says_how_to_install(tmp_path):
     (fake / "sklearn").mkdir(parents=True)
     (fake / "sklearn" / "__init__.py").write_text(
         "raise ImportError(\"No module named 'sklearn'\")\n")
-    env = {**ENV, "PYTHONPATH": str(fake) + os.pathsep + ENV["PYTHONPATH"]}
+    env = {**ENV, "PYTHONPATH": str(fake)}  # an sklearn that fails to import
     proc = run_cli(JOBS / "grid_search.py", [DATA / "grid" / "params.jsonl"], tmp_path / "out",
                    env=env)
     assert proc.returncode == 2, proc.stderr

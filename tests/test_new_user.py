@@ -24,7 +24,6 @@ TIMEOUT = 120
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 

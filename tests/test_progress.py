@@ -30,7 +30,6 @@ TIMEOUT = 120
 def _env(**extra: str) -> dict:
     env = dict(os.environ)
     env.pop("MAPREDUCE_PROGRESS", None)
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra)
     return env
 

@@ -380,7 +380,6 @@ def test_existing_output_is_refused_without_overwrite(spark, tmp_path):
 
 def _cli(args, env=None, pre=None, timeout=180):
     env = dict(os.environ if env is None else env)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     code = (pre or "") + "import sys; from mapreduce.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, "run", *map(str, args)], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=timeout)

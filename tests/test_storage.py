@@ -431,7 +431,8 @@ def test_spark_reads_s3_and_writes_s3_through_the_same_layer(spark, s3, s3_data,
     from mapreduce import run
     endpoint, fs = s3
     fs.mkdir("spark-out")
-    url = "s3://spark-out/wc"
+    # a new URL each run, as in the Dask test below (the work directory is keyed by the URL)
+    url = f"s3://spark-out/wc-{os.getpid()}-{time.time_ns()}"
     run(WORDCOUNT, [s3_data], url, runner="spark", spark_master="local[2]",
         split_size="1MB", progress=False,
         storage_options={"endpoint_url": endpoint, "key": "testing", "secret": "testing"})

@@ -27,7 +27,7 @@ import terasort  # noqa: E402
 import textgen  # noqa: E402
 
 ROWS = 20_000
-ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+ENV = dict(os.environ)  # the package is installed (pip install -e): no PYTHONPATH
 
 
 def run(job: str, inputs, out: Path, *options: str) -> Path:
