@@ -374,6 +374,126 @@ class SortBuffer:
         return output
 
 
+
+class NativeSortBuffer(SortBuffer):
+    """:class:`SortBuffer` with its records in C (``_core.SortBuffer``, docs/core.md).
+
+    The same records, order, errors and spill boundaries as the Python buffer; what changes
+    is where a record lives: in a byte arena per buffer with a sorted index per partition,
+    not a ``(bytes, bytes)`` tuple in a list.  ``extend`` hands the mapper's pairs to C,
+    which encodes, partitions and charges them (``len(kb) + len(vb) + RECORD_OVERHEAD``, as
+    here, so spills fall on the same records) and comes back only when the buffer is full
+    (this spills, then ``resume()`` continues the same iterator) or for a pair that is not
+    an exact 2-tuple (:meth:`_add_slow` unpacks it the Python way, raising NotAPairError
+    for what is no pair -- a ``"ab"`` str included, at once rather than only as the last
+    pair).  A spill to a sink with ``spill_sorted`` (the disk back end) packs each
+    partition straight from the arena into run-file blocks; memory mode and a combiner
+    get the sorted records as lists (``partitions()``).
+    """
+
+    def __init__(self, step: Step, num_partitions: int, limit: int, sort_values: bool,
+                 sink: MapSink, counters: dict,
+                 partitioner: Optional[Callable[[Any, int], int]] = None,
+                 split_points: Optional[list[bytes]] = None) -> None:
+        # SortBuffer.__init__'s fields but its record lists, size and count (C has them)
+        self.step, self.partitioner, self.split_points = step, partitioner, split_points
+        self.num_partitions, self.limit, self.sort_values = num_partitions, limit, sort_values
+        self.sink, self.counters = sink, counters
+        self.encode_value = encode_key if sort_values else encode_value
+        self.decode_value = value_decoder(sort_values)
+        self.running = None
+        if self.sort_values:
+            pack, errors = encode_key, ()
+        else:
+            pack, errors = pack_value, PACK_ERRORS
+        points = list(self.split_points) if self.split_points is not None else None
+        self._c = native.SortBuffer(self.num_partitions, self.limit, self.sort_values,
+                                    RECORD_OVERHEAD, self.encode_value, pack, errors,
+                                    self.partitioner, points, self.partition)
+        self._uncounted = 0   # combiner_final's records: buffered, not map output records
+
+    @property
+    def records(self) -> int:  # type: ignore[override]
+        return self._c.records - self._uncounted
+
+    @property
+    def size(self) -> int:  # type: ignore[override]
+        return self._c.size
+
+    def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        c = self._c
+        r = c.extend(pairs)
+        while r is not None:
+            if r is True:
+                self.spill()
+            elif r is False:
+                raise not_pairs(pairs)
+            else:
+                self._add_slow(r[0], pairs)
+            r = c.resume()
+
+    def _add_slow(self, pair: Any, pairs: Any) -> None:
+        """A pair C does not take (not an exact 2-tuple): unpacked and encoded as
+        :meth:`SortBuffer.extend` does, with its errors."""
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise not_a_pair(pair, pairs) from None
+        if pair.__class__ is str:
+            raise not_a_pair(pair, pairs)
+        kb = encode_key(key)
+        if self.sort_values:
+            vb = encode_key(value)
+        else:
+            try:
+                vb = pack_value(value)
+            except PACK_ERRORS:
+                vb = encode_value(value)
+        if self._c.add(kb, vb, self.partition(kb, key)):
+            self.spill()
+
+    def spill(self) -> None:
+        c = self._c
+        if self.step.combiner is not None:
+            parts = c.partitions()
+            c.clear()
+            self.running = "combiner"
+            parts = self._combine(parts)
+            self.running = None  # not reset on error: the error names the combiner
+            self.sink.spill(parts)
+            return
+        spill_sorted = getattr(self.sink, "spill_sorted", None)
+        if spill_sorted is not None:
+            spill_sorted(c)
+        else:
+            self.sink.spill(c.partitions())
+        c.clear()
+
+    def finish(self) -> MapOutput:
+        if self.size:
+            self.spill()
+        if self.step.combiner_final is not None:
+            # combiner_final's pairs form one last run of their own (not combined again).
+            self.running = "combiner_final"
+            c = self._c
+            before = c.records
+            for k, v in _checked(self.step.combiner_final()):
+                kb = encode_key(k)
+                c.add(kb, self.encode_value(v), self.partition(kb, k))
+            self._uncounted += c.records - before
+            if c.records > before:
+                self.sink.spill(c.partitions())
+            c.clear()
+            self.running = None
+        output = self.sink.finish()
+        for key, amount in self.sink.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + amount
+        return output
+
+
+#: The sort buffer run_map uses for a step without map-side combining: C when it runs.
+SORT_BUFFER = NativeSortBuffer if native is not None else SortBuffer
+
 #: Value types a CombiningBuffer keeps by reference: immutable, and msgpack gives back an
 #: equal object of the same type, so the combiner sees what a decode would have produced.
 _SCALARS = frozenset((int, float, str, bytes, bool, type(None)))
@@ -730,7 +850,7 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
         # Map-side combining needs a combiner; under SORT_VALUES values are sorted (and so
         # encoded) before the combiner sees them, which only SortBuffer does.
         buffer_class = (CombiningBuffer if step.combiner is not None and not sort_values
-                        else SortBuffer)
+                        else SORT_BUFFER)
         collector: Any = buffer_class(step, partitions, sort_buffer, sort_values, sink,
                                       counters, partitioner, split_points)
     else:
@@ -961,6 +1081,7 @@ def position(frame: Any) -> Optional[str]:
 
 
 __all__ = ["run_map", "run_reduce", "MapOutcome", "ReduceOutcome", "SortBuffer",
+           "NativeSortBuffer",
            "CombiningBuffer", "UserCodeError", "NotAPairError", "TooManyBadRecords",
            "RECORD_OVERHEAD", "split_records", "record_location", "split_bytes",
            "set_task_context", "reduce_error", "position"]
