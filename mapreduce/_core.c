@@ -1161,6 +1161,7 @@ typedef struct {
     PyObject *points;            /* list of split-point bytes, or NULL */
     PyObject *nobj;              /* nparts as an int, for the partitioner's calls */
     PyObject *it;                /* the iterator of an extend() that stopped when full */
+    Py_ssize_t taken;            /* pairs the last extend()/resume() took itself */
     Buf kbuf, vbuf;
 } SortBuf;
 
@@ -1440,6 +1441,7 @@ static Py_ssize_t sb_partition(SortBuf *s, const unsigned char *kb, Py_ssize_t k
 static PyObject *sb_run(SortBuf *s, PyObject *it) {
     PyObject *pair;
     iternextfunc next = Py_TYPE(it)->tp_iternext;
+    s->taken = 0;
     while ((pair = next(it)) != NULL) {
         if (!(PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2)) {
             Py_INCREF(it);
@@ -1454,6 +1456,7 @@ static PyObject *sb_run(SortBuf *s, PyObject *it) {
         if (p < 0) goto fail;
         if (sb_append(s, p, s->kbuf.p, s->kbuf.len, s->vbuf.p, s->vbuf.len) < 0) goto fail;
         Py_DECREF(pair);
+        s->taken++;
         if (s->size >= s->limit) {
             Py_INCREF(it);
             Py_XSETREF(s->it, it);
@@ -1683,6 +1686,7 @@ static PyObject *sb_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
 
 static PyObject *sb_get_records(SortBuf *s, void *c) { return PyLong_FromSsize_t(s->records); }
 static PyObject *sb_get_size(SortBuf *s, void *c) { return PyLong_FromSsize_t(s->size); }
+static PyObject *sb_get_taken(SortBuf *s, void *c) { return PyLong_FromSsize_t(s->taken); }
 
 static PyMethodDef sb_methods[] = {
     {"extend", (PyCFunction)sb_extend, METH_O,
@@ -1703,6 +1707,7 @@ static PyMethodDef sb_methods[] = {
 static PyGetSetDef sb_getset[] = {
     {"records", (getter)sb_get_records, NULL, "records taken since the buffer was made", NULL},
     {"size", (getter)sb_get_size, NULL, "bytes charged since the last clear()", NULL},
+    {"taken", (getter)sb_get_taken, NULL, "pairs the last extend() or resume() took itself", NULL},
     {NULL}
 };
 

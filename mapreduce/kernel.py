@@ -385,8 +385,8 @@ class NativeSortBuffer(SortBuffer):
     here, so spills fall on the same records) and comes back only when the buffer is full
     (this spills, then ``resume()`` continues the same iterator) or for a pair that is not
     an exact 2-tuple (:meth:`_add_slow` unpacks it the Python way, raising NotAPairError
-    for what is no pair -- a ``"ab"`` str included, at once rather than only as the last
-    pair).  A spill to a sink with ``spill_sorted`` (the disk back end) packs each
+    for what is no pair; a 2-character str is refused when it is the call's last pair, as
+    in SortBuffer).  A spill to a sink with ``spill_sorted`` (the disk back end) packs each
     partition straight from the arena into run-file blocks; memory mode and a combiner
     get the sorted records as lists (``partitions()``).
     """
@@ -423,14 +423,22 @@ class NativeSortBuffer(SortBuffer):
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         c = self._c
         r = c.extend(pairs)
+        if r is None:
+            return
+        last = None  # the pair Python took last, if no pair came after it
         while r is not None:
             if r is True:
                 self.spill()
             elif r is False:
                 raise not_pairs(pairs)
             else:
-                self._add_slow(r[0], pairs)
+                last = r[0]
+                self._add_slow(last, pairs)
             r = c.resume()
+            if c.taken:
+                last = None
+        if last.__class__ is str:  # "ab" unpacked as "a", "b": as SortBuffer.extend
+            raise not_a_pair(last, pairs)
 
     def _add_slow(self, pair: Any, pairs: Any) -> None:
         """A pair C does not take (not an exact 2-tuple): unpacked and encoded as
@@ -439,8 +447,6 @@ class NativeSortBuffer(SortBuffer):
             key, value = pair
         except (TypeError, ValueError):
             raise not_a_pair(pair, pairs) from None
-        if pair.__class__ is str:
-            raise not_a_pair(pair, pairs)
         kb = encode_key(key)
         if self.sort_values:
             vb = encode_key(value)
