@@ -36,7 +36,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCALARS = (st.text(max_size=6) | st.integers(-2**64, 2**64) | st.binary(max_size=6)
            | st.floats(allow_nan=False) | st.none() | st.booleans())
-KEYS = (st.text("abé\x00\ud800", max_size=5) | st.integers(-300, 300)
+KEYS = (st.sampled_from(["a", "b", "", 1, ("a", 1)])  # repeated keys: the sort's ties
+        | st.text("abé\x00\ud800", max_size=5) | st.integers(-300, 300)
         | st.tuples(st.text("ab", max_size=2), st.integers(-3, 3)) | SCALARS)
 VALUES = (SCALARS | st.integers(-2**63, 2**64 - 1) | st.text(max_size=40)
           | st.lists(st.integers(-5, 5), max_size=3)
@@ -63,7 +64,7 @@ def keyable(key) -> bool:
 
 PAIR = st.tuples(KEYS.filter(keyable), VALUES.filter(encodable))
 #: A mapper call's output: a few pairs, some given as lists (not the C loop's tuples).
-CALLS = st.lists(st.lists(st.tuples(PAIR, st.integers(0, 9)), max_size=8), max_size=30)
+CALLS = st.lists(st.lists(st.tuples(PAIR, st.integers(0, 9)), max_size=8), max_size=50)
 
 
 def _partitioner(key, n):
@@ -102,7 +103,10 @@ def _buffers(tmp_path, kind: str, step: Step, n: int, limit: int, sort_values: b
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(calls=CALLS, n=st.integers(1, 4), limit=st.integers(1, 3000),
+@given(calls=CALLS, n=st.integers(1, 4),
+       # tiny buffers spill every few records; big ones sort hundreds at once (the sort's
+       # merge passes only start beyond its 24-record insertion-sorted runs)
+       limit=st.integers(1, 3000) | st.integers(3000, 1 << 16),
        sort_values=st.booleans(), combine=st.booleans(), final=st.booleans(),
        how=st.sampled_from(["crc", "points", "partitioner"]),
        points=st.lists(KEYS.filter(keyable), max_size=3),
@@ -139,6 +143,33 @@ def test_c_buffer_writes_the_python_buffers_bytes(tmp_path, monkeypatch, calls, 
     assert c[0] == python[0]          # the map output's bytes
     assert c[1:] == python[1:]        # records per partition, sizes, MAP_OUTPUT, counters
     assert c[3] == sum(len(call) for call in calls)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), n=st.integers(1, 3),
+       sort_values=st.booleans(), how=st.sampled_from(["crc", "points", "partitioner"]),
+       kind=st.sampled_from(["disk", "memory"]))
+def test_c_buffer_sorts_big_spills_stably(tmp_path, monkeypatch, seed, n, sort_values, how,
+                                          kind):
+    """Thousands of records with few distinct keys per spill: the sort's merge passes
+    must keep equal keys in emission order (under SORT_VALUES: equal records)."""
+    import random
+    rng = random.Random(seed)
+    monkeypatch.setattr(kernel, "sort_records", kernel.py_sort_records)
+    keys = [rng.choice(["a", "b", "ab", 1, -1, ("a", 2), b"x"]) for _ in range(6)]
+    pairs = [(rng.choice(keys), rng.choice([i, str(i % 7), i % 3])) for i in range(3000)]
+    partitioner = _partitioner if how == "partitioner" else None
+    split = [encode_key("ab")] if how == "points" and n > 1 else None
+    limit = rng.choice([20_000, 100_000, 1 << 30])
+    results = []
+    for buf, counters in _buffers(tmp_path, kind, Step(), n, limit, sort_values,
+                                  partitioner, split):
+        buf.extend(iter(pairs))
+        output = buf.finish()
+        data = open(output.location, "rb").read() if kind == "disk" else output.location
+        results.append((data, output.partition_records, counters))
+    assert results[0] == results[1]
 
 
 def _error_of(fn):
