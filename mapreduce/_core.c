@@ -1727,6 +1727,59 @@ static PyTypeObject SortBufType = {
     .tp_getset = sb_getset,
 };
 
+/* raw_value_lines(batch, start, last_key) -> (lines, stop, new_groups, last_key)
+ *
+ * The identity reducer's output under OUTPUT_PROTOCOL raw_value, straight from merged
+ * records: for batch[start:], while a record's value is a msgpack str of ASCII text (what
+ * TeraSort's lines are), its text and a newline are appended to `lines` -- the bytes the
+ * raw_value writer gives that value.  Stops at the first other value (stop < len(batch)):
+ * Python decodes and writes that one record as before (non-ASCII text, bytes, anything its
+ * writer refuses, with the reference's error), then calls again from stop + 1.  Key groups
+ * are counted by comparing key bytes with the previous record's (last_key: the last key
+ * of the previous call, or None). */
+static PyObject *core_raw_value_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || (args[2] != Py_None && !PyBytes_CheckExact(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "raw_value_lines(batch: list, start: int, last_key: bytes | None)");
+        return NULL;
+    }
+    PyObject *batch = args[0], *last = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(batch);
+    if (start < 0 || start > n) { PyErr_SetString(PyExc_ValueError, "start out of range"); return NULL; }
+    Buf b;
+    buf_init(&b);
+    Py_ssize_t i = start, groups = 0;
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(batch, i);
+        if (!is_record(rec)) { buf_free(&b); bad_record("raw_value_lines", rec); return NULL; }
+        PyObject *kb = PyTuple_GET_ITEM(rec, 0), *vb = PyTuple_GET_ITEM(rec, 1);
+        const unsigned char *v = (const unsigned char *)PyBytes_AS_STRING(vb);
+        Py_ssize_t vl = PyBytes_GET_SIZE(vb), hl, len;
+        if (vl < 1) break;
+        if ((v[0] & 0xE0) == 0xA0) { hl = 1; len = v[0] & 0x1F; }
+        else if (v[0] == 0xD9 && vl >= 2) { hl = 2; len = v[1]; }
+        else if (v[0] == 0xDA && vl >= 3) { hl = 3; len = ((Py_ssize_t)v[1] << 8) | v[2]; }
+        else if (v[0] == 0xDB && vl >= 5) {
+            hl = 5; len = ((Py_ssize_t)v[1] << 24) | ((Py_ssize_t)v[2] << 16) | ((Py_ssize_t)v[3] << 8) | v[4];
+        } else break;
+        if (hl + len != vl) break;
+        const unsigned char *s = v + hl;
+        int ascii = 1;
+        for (Py_ssize_t j = 0; j < len; j++) if (s[j] & 0x80) { ascii = 0; break; }
+        if (!ascii) break;
+        if (last == Py_None || (last != kb && cmp_bytes(last, kb) != 0)) groups++;
+        last = kb;
+        if (buf_reserve(&b, len + 1) < 0) { buf_free(&b); return NULL; }
+        memcpy(b.p + b.len, s, len);
+        b.p[b.len + len] = '\n';
+        b.len += len + 1;
+    }
+    PyObject *out = Py_BuildValue("(y#nnO)", (const char *)b.p, b.len, i, groups, last);
+    buf_free(&b);
+    return out;
+}
+
 /* ======================================================================================
  * module
  * ====================================================================================== */
@@ -1756,6 +1809,10 @@ static PyMethodDef core_methods[] = {
      "values batch[start:stop])], the slices shuffle.decode_slices cuts."},
     {"set_reference", core_set_reference, METH_VARARGS,
      "set_reference(encode_key, decode_key): the Python functions C delegates to."},
+    {"raw_value_lines", (PyCFunction)(void (*)(void))core_raw_value_lines, METH_FASTCALL,
+     "raw_value_lines(batch, start, last_key) -> (lines, stop, new_groups, last_key): the "
+     "identity reducer's raw_value lines for batch[start:] up to the first value that is not "
+     "an ASCII msgpack str."},
     {NULL}
 };
 

@@ -1006,6 +1006,33 @@ def run_reduce(job: Job, step: Step, batches: Iterable[list[tuple[bytes, bytes]]
                 write(k, v)
                 records_out += 1
         method = "reducer"
+        raw_lines = (getattr(writer, "write_raw_lines", None)
+                     if native is not None and not sort_values else None)
+        if reducer is identity_reducer and raw_lines is not None:
+            # raw_value output of the identity reducer: ASCII str values become lines in C
+            # (native.raw_value_lines), no decoding, no Python step per record; any other
+            # value is decoded and written here, one record, as on the path below.
+            lines, last = native.raw_value_lines, None
+            write_values = writer.write_values
+            for batch in batches:
+                if type(batch) is not list:
+                    batch = list(batch)
+                start, n = 0, len(batch)
+                while True:
+                    data, stop, new_groups, last = lines(batch, start, last)
+                    raw_lines(data)
+                    groups += new_groups
+                    records_out += stop - start
+                    if stop == n:
+                        break
+                    kb, vb = batch[stop]
+                    if kb != last:
+                        groups += 1
+                        last = kb
+                    key = decode_key(kb)
+                    records_out += write_values(key, (decode_value(vb),))
+                    start = stop + 1
+            batches = ()
         grouped = groupby(decoded_records(batches, sort_values), _KEY)
         if reducer is identity_reducer:
             # Not called: each merged group goes to the writer whole, the key decoded once
