@@ -139,8 +139,9 @@ def main(argv=None) -> int:
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", metavar="ROW",
-                        help="run only the row whose name contains ROW, once (for counting "
-                             "instructions under callgrind: see docs/performance.md)")
+                        help="run only the row named ROW (or the one whose name contains "
+                             "it), once (for counting instructions under callgrind: see "
+                             "docs/performance.md)")
     args = parser.parse_args(argv)
     records = lines(args.records)
     keys = sorted(line[:10] for line in records[::100])
@@ -172,7 +173,8 @@ def main(argv=None) -> int:
         rows["reduce: identity_reducer, C raw_value lines"] = reduce_side(
             batches, identity_reducer, os.path.join(out, "c"), raw_lines=True)
     if args.only:
-        rows = {name: fn for name, fn in rows.items() if args.only in name}
+        rows = ({name: fn for name, fn in rows.items() if args.only == name}
+                or {name: fn for name, fn in rows.items() if args.only in name})
         if len(rows) != 1:
             parser.error(f"--only {args.only!r} must name exactly one row")
         args.repeat = 1
