@@ -27,7 +27,12 @@ called: an identity map hands the whole record iterator to the buffer (or the wr
 ``bisect_right(split points, key bytes)`` for a job with ``total_order_split_points`` (the
 points encoded once per task, :func:`split_point_bytes`), or a call of the job's
 ``partitioner`` per pair.  The spill's sort is ``sort_records``: the C core's stable merge
-sort when it runs, else ``list.sort``.
+sort when it runs, else ``list.sort``.  When the C core runs, a step without map-side
+combining buffers in :class:`NativeSortBuffer` (``_core.SortBuffer``: the records in a C
+arena, the mapper's pairs consumed in C, spills packed from the arena into run-file
+blocks; the same records, errors and spill boundaries as :class:`SortBuffer`), and an
+identity reducer writing ``raw_value`` text has its lines made in C
+(``_core.raw_value_lines``: no value decoding, no Python step per record).
 
 Reduce task (:func:`run_reduce`): the partition's records merged by key (stable), a batch at a
 time; each batch's values are decoded together (one C call), records are grouped by key bytes
