@@ -1475,11 +1475,15 @@ fail:
 }
 
 static PyObject *sb_extend(SortBuf *s, PyObject *pairs) {
-    PyObject *it = PyObject_GetIter(pairs);
-    if (!it) {
-        if (!PyErr_ExceptionMatches(PyExc_TypeError)) return NULL;
-        PyErr_Clear();
-        return Py_NewRef(Py_False);   /* not iterable: the caller raises NotAPairError */
+    /* not iterable at all: the caller raises NotAPairError (an error raised by the
+     * object's own __iter__ propagates, as from a Python for loop) */
+    getiterfunc get = Py_TYPE(pairs)->tp_iter;
+    if (!get && !PySequence_Check(pairs)) return Py_NewRef(Py_False);
+    PyObject *it = get ? get(pairs) : PySeqIter_New(pairs);
+    if (!it) return NULL;
+    if (!PyIter_Check(it)) {       /* __iter__ returned a non-iterator: no pairs either */
+        Py_DECREF(it);
+        return Py_NewRef(Py_False);
     }
     PyObject *r = sb_run(s, it);
     Py_DECREF(it);

@@ -242,3 +242,19 @@ def test_terasort_output_is_the_same_under_both_cores(tmp_path):
                               capture_output=True, env=dict(os.environ, LC_ALL="C")).stdout
     assert outputs[0] == expected
     assert outputs[1] == expected
+
+
+def test_c_buffer_passes_an_iter_methods_own_error_through():
+    class Odd:
+        def __iter__(self):
+            raise TypeError("my own")
+
+    class NotAnIterator:
+        def __iter__(self):
+            return 5
+
+    for thing in (Odd(), NotAnIterator()):
+        errors = [_error_of(lambda: cls(Step(), 2, 100, False, MemoryMapSink(2, False),
+                                        {}).extend(thing))
+                  for cls in (SortBuffer, NativeSortBuffer)]
+        assert errors[0] == errors[1]
