@@ -426,10 +426,15 @@ class NativeSortBuffer(SortBuffer):
         return self._c.size
 
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        r = self._c.extend(pairs)
+        if r is not None:
+            self.extend_more(r, pairs)
+
+    def extend_more(self, r: Any, pairs: Any) -> None:
+        """The rest of an ``extend`` whose C call returned ``r`` (not None): spill when
+        full, unpack what C hands back, until C has taken every pair.  (``run_map`` calls
+        the C ``extend`` itself and this only when it returns something.)"""
         c = self._c
-        r = c.extend(pairs)
-        if r is None:
-            return
         last = None  # the pair Python took last, if no pair came after it
         while r is not None:
             if r is True:
@@ -867,6 +872,7 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
     else:
         collector = _DirectCollector(writer)
     extend = collector.extend
+    c_extend = collector._c.extend if isinstance(collector, NativeSortBuffer) else None
     mapper: Callable = step.mapper or identity_mapper
     # The identity mapper is not called: the input records are the map output pairs.
     identity = mapper is identity_mapper
@@ -905,6 +911,14 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
                 index = _map_skipping(where, mapper, extend, part_records, skipped,
                                       skip_bad_records, describe,
                                       BY_NAME["skip_bad_records"].spelled(spelling))
+            elif c_extend is not None:
+                # The C sort buffer's extend called from here: no Python frame of the
+                # buffer's per record, only when C hands something back (full, ...).
+                more = collector.extend_more
+                for index, (key, value) in enumerate(part_records):
+                    out = mapper(key, value)
+                    if out is not None and (r := c_extend(out)) is not None:
+                        more(r, out)
             else:
                 for index, (key, value) in enumerate(part_records):
                     out = mapper(key, value)
