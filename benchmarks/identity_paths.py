@@ -19,14 +19,19 @@ Rows (best of ``--repeat``, ns per record):
   ``bisect_right`` on str keys (jobs/terasort.py before issue 18) against
   ``total_order_split_points`` (bisect over encoded bytes in the buffer's loop), each with
   ``list.sort`` and with the C core's ``sort_records``;
+* map side as a map task runs it (issue 18, the C sort buffer): the same, with the total
+  order, into a run file (``DiskMapSink``, one spill), ``kernel.SortBuffer`` against
+  ``kernel.NativeSortBuffer`` (the C sort buffer);
 * reduce side, ``run_reduce`` over the sorted records into a ``raw_value`` part file,
-  with a hand-written identity reducer against ``identity_reducer``.
+  with a hand-written identity reducer against ``identity_reducer``, and that with the
+  part file's ``write_raw_lines`` (the lines made in C, issue 18's C sort buffer round).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +45,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from mapreduce import kernel  # noqa: E402
 from mapreduce.codec import encode_key, encode_value  # noqa: E402
 from mapreduce.core import describe, native  # noqa: E402
+from mapreduce.diskshuffle import DiskMapSink  # noqa: E402
 from mapreduce.job import Job, Step, identity_reducer  # noqa: E402
 from mapreduce.output import TextPartWriter  # noqa: E402
 
@@ -83,16 +89,36 @@ def map_side(records: list[str], points: list[str], hook: bool, sort) -> Callabl
     return run
 
 
+def map_to_disk(records: list[str], points: list[str], cls, path: str) -> Callable[[], None]:
+    """The map side as TeraSort's map task runs it: the total order, one spill written to
+    a run file (DiskMapSink), with the Python buffer (C sort_records) or the C buffer."""
+    encoded = [encode_key(p) for p in points]
+
+    def run() -> None:
+        kernel.sort_records = native.sort_records
+        prefix = os.path.join(path, cls.__name__) + os.sep
+        sink = DiskMapSink(prefix, PARTITIONS, 16, False)
+        buf = cls(Step(), PARTITIONS, 1 << 40, False, sink, {}, None, encoded)
+        extend = buf.extend
+        for line in records:
+            extend(mapper(None, line))
+        os.remove(buf.finish().location)
+    return run
+
+
 def explicit_reducer(key, values):
     for value in values:
         yield key, value
 
 
-def reduce_side(batches: list[list[tuple[bytes, bytes]]], reducer, path: str
-                ) -> Callable[[], None]:
+def reduce_side(batches: list[list[tuple[bytes, bytes]]], reducer, path: str,
+                raw_lines: bool = False) -> Callable[[], None]:
     def run() -> None:
         writer = TextPartWriter(path, "raw_value")
+        # raw_lines: the writer offers write_raw_lines, as a task's part file does, so the
+        # identity reducer's lines are made in C (_core.raw_value_lines)
         sink = SimpleNamespace(write=writer.write, write_values=writer.write_values,
+                               write_raw_lines=writer.write_raw_lines if raw_lines else None,
                                finish=lambda: (path, writer.close()))
         kernel.run_reduce(Job(), Step(reducer=reducer), iter(batches), sink,
                           partition=0, sort_values=False)
@@ -113,8 +139,9 @@ def main(argv=None) -> int:
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", metavar="ROW",
-                        help="run only the row whose name contains ROW, once (for counting "
-                             "instructions under callgrind: see docs/performance.md)")
+                        help="run only the row named ROW (or the one whose name contains "
+                             "it), once (for counting instructions under callgrind: see "
+                             "docs/performance.md)")
     args = parser.parse_args(argv)
     records = lines(args.records)
     keys = sorted(line[:10] for line in records[::100])
@@ -133,12 +160,21 @@ def main(argv=None) -> int:
         rows["map: partitioner hook, C sort_records"] = map_side(records, points, True, c_sort)
         rows["map: total_order_split_points, C sort_records"] = map_side(records, points,
                                                                         False, c_sort)
+    if c_sort is not None:
+        rows["map to disk: SortBuffer, C sort_records"] = map_to_disk(
+            records, points, kernel.SortBuffer, out)
+        rows["map to disk: NativeSortBuffer (C sort buffer)"] = map_to_disk(
+            records, points, kernel.NativeSortBuffer, out)
     rows["reduce: explicit identity reducer"] = reduce_side(
         batches, explicit_reducer, os.path.join(out, "a"))
     rows["reduce: identity_reducer"] = reduce_side(batches, identity_reducer,
                                                   os.path.join(out, "b"))
+    if native is not None:
+        rows["reduce: identity_reducer, C raw_value lines"] = reduce_side(
+            batches, identity_reducer, os.path.join(out, "c"), raw_lines=True)
     if args.only:
-        rows = {name: fn for name, fn in rows.items() if args.only in name}
+        rows = ({name: fn for name, fn in rows.items() if args.only == name}
+                or {name: fn for name, fn in rows.items() if args.only in name})
         if len(rows) != 1:
             parser.error(f"--only {args.only!r} must name exactly one row")
         args.repeat = 1
@@ -152,12 +188,14 @@ def main(argv=None) -> int:
         print(f"{name:<48} {min(times) / args.records * 1e9:8.0f} ns/record")
     same = True
     if not args.only:
-        with open(os.path.join(out, "a"), "rb") as a, open(os.path.join(out, "b"), "rb") as b:
-            same = a.read() == b.read()
+        outputs = set()
+        for name in os.listdir(out):
+            if os.path.isfile(os.path.join(out, name)):
+                with open(os.path.join(out, name), "rb") as f:
+                    outputs.add(f.read())
+        same = len(outputs) == 1
         print("reduce outputs byte-identical:", same)
-    for name in os.listdir(out):
-        os.remove(os.path.join(out, name))
-    os.rmdir(out)
+    shutil.rmtree(out)
     return 0 if same else 1
 
 

@@ -1116,6 +1116,674 @@ static PyObject *core_value_payloads(PyObject *self, PyObject *const *args, Py_s
     return out;
 }
 
+/* ---- C sort buffer ---- */
+/* ======================================================================================
+ * SortBuffer: the map side's sort buffer (kernel.SortBuffer's records, in C)
+ *
+ * The Python SortBuffer keeps a list of (key bytes, value bytes) tuples per partition:
+ * three objects and a list slot per record, a Python loop iteration to make them, and a
+ * tuple per record again when the spill packs them.  Here records live in byte chunks
+ * (an arena: [u32 klen][u32 vlen][key][value], records never move) and each partition has
+ * an index of (8-byte key prefix, record pointer).  A spill sorts each partition's index
+ * (the same stable comparison as sort_records: prefix, then the key bytes, then under
+ * SORT_VALUES the value bytes) and packs the records straight into a BlockPacker's
+ * pending block: no Python object per record on the disk path.
+ *
+ * extend(pairs) consumes the mapper's pairs until they end (None) or the buffer is full
+ * (True: the caller spills and calls resume(), which continues with the same iterator).
+ * Per pair it does what kernel.SortBuffer.extend does inline: the key encoded as
+ * encode_key would (encode_into; the delegated cases call the Python reference, which
+ * raises the SerializationError), the value packed with msgpack's rules for exact None,
+ * bool, int, float, str and bytes (anything else through the Python pack_value, and on a
+ * PACK_ERRORS exception through encode_value, which raises the explanatory error), the
+ * partition by CRC-32, by bisect over the total order's split points, or by a call of the
+ * job's partitioner (an invalid answer goes to the Python SortBuffer.partition, which
+ * raises its error).  A pair that is not an exact 2-tuple is handed back to Python as
+ * (pair,) -- Python unpacks it (or raises NotAPairError) and adds it with add() -- so the
+ * error for a bad pair is the Python path's by construction.
+ * ====================================================================================== */
+#define SB_CHUNK (1 << 20)      /* arena chunk bytes; a bigger record gets its own chunk */
+#define SB_PACK_BLOCKS 64       /* pack_partition returns after this many closed blocks */
+
+typedef struct { uint64_t prefix; const unsigned char *rec; } SBItem;
+typedef struct { SBItem *items; Py_ssize_t n, cap; int sorted; } SBPart;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t nparts, limit, overhead, size, records;
+    int sort_values;
+    SBPart *parts;
+    unsigned char **chunks;
+    Py_ssize_t nchunks, chunkcap;
+    unsigned char *cur;          /* free space in the last chunk */
+    Py_ssize_t left;
+    PyObject *encode_value, *pack_value, *pack_errors, *partitioner, *bad_partition;
+    PyObject *points;            /* list of split-point bytes, or NULL */
+    PyObject *nobj;              /* nparts as an int, for the partitioner's calls */
+    PyObject *it;                /* the iterator of an extend() that stopped when full */
+    Py_ssize_t taken;            /* pairs the last extend()/resume() took itself */
+    Buf kbuf, vbuf;
+} SortBuf;
+
+static inline uint32_t sb_klen(const unsigned char *r) { uint32_t v; memcpy(&v, r, 4); return v; }
+static inline uint32_t sb_vlen(const unsigned char *r) { uint32_t v; memcpy(&v, r + 4, 4); return v; }
+
+static inline uint64_t sb_prefix(const unsigned char *s, Py_ssize_t n) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n >= 8) { uint64_t v; memcpy(&v, s, 8); return __builtin_bswap64(v); }
+#endif
+    uint64_t p = 0;
+    for (int i = 0; i < 8; i++) p = (p << 8) | (i < n ? s[i] : 0);
+    return p;
+}
+
+static inline int sb_cmp_mem(const unsigned char *a, Py_ssize_t la, const unsigned char *b, Py_ssize_t lb) {
+    int c = memcmp(a, b, la < lb ? la : lb);
+    if (c) return c;
+    return (la > lb) - (la < lb);
+}
+
+/* sort_records' order: prefix, key bytes, and under SORT_VALUES the value bytes */
+static inline int sb_less(const SBItem *a, const SBItem *b, int sort_values) {
+    if (a->prefix != b->prefix) return a->prefix < b->prefix;
+    const unsigned char *ra = a->rec, *rb = b->rec;
+    uint32_t ka = sb_klen(ra), kb = sb_klen(rb);
+    int c = sb_cmp_mem(ra + 8, ka, rb + 8, kb);
+    if (c || !sort_values) return c < 0;
+    return sb_cmp_mem(ra + 8 + ka, sb_vlen(ra), rb + 8 + kb, sb_vlen(rb)) < 0;
+}
+
+/* sort_records' stable merge sort (insertion-sorted runs, then bottom-up merges) */
+static void sb_sort(SBItem *a, SBItem *tmp, Py_ssize_t n, int sort_values) {
+    const Py_ssize_t RUN = 24;
+    for (Py_ssize_t lo = 0; lo < n; lo += RUN) {
+        Py_ssize_t hi = lo + RUN < n ? lo + RUN : n;
+        for (Py_ssize_t i = lo + 1; i < hi; i++) {
+            SBItem x = a[i];
+            Py_ssize_t j = i;
+            while (j > lo && sb_less(&x, &a[j - 1], sort_values)) { a[j] = a[j - 1]; j--; }
+            a[j] = x;
+        }
+    }
+    SBItem *src = a, *dst = tmp;
+    for (Py_ssize_t width = RUN; width < n; width *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
+            Py_ssize_t mid = lo + width < n ? lo + width : n;
+            Py_ssize_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            Py_ssize_t i = lo, j = mid, k = lo;
+            if (mid >= hi || !sb_less(&src[mid], &src[mid - 1], sort_values)) {
+                memcpy(dst + lo, src + lo, (hi - lo) * sizeof *src);
+                continue;
+            }
+            while (i < mid && j < hi) dst[k++] = sb_less(&src[j], &src[i], sort_values) ? src[j++] : src[i++];
+            while (i < mid) dst[k++] = src[i++];
+            while (j < hi) dst[k++] = src[j++];
+        }
+        SBItem *t = src; src = dst; dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+static int sb_sort_part(SBPart *part, int sort_values) {
+    if (part->sorted || part->n < 2) { part->sorted = 1; return 0; }
+    SBItem *tmp = PyMem_Malloc(part->n * sizeof *tmp);
+    if (!tmp) { PyErr_NoMemory(); return -1; }
+    sb_sort(part->items, tmp, part->n, sort_values);
+    PyMem_Free(tmp);
+    part->sorted = 1;
+    return 0;
+}
+
+/* Append one record to partition p; charge it to the buffer. */
+static int sb_append(SortBuf *s, Py_ssize_t p, const unsigned char *k, Py_ssize_t kl,
+                     const unsigned char *v, Py_ssize_t vl) {
+    if ((uint64_t)kl > 0xFFFFFFFFu || (uint64_t)vl > 0xFFFFFFFFu) {
+        PyErr_SetString(PyExc_ValueError, "a key or value of 4 GiB or more cannot be buffered");
+        return -1;
+    }
+    Py_ssize_t need = 8 + kl + vl;
+    if (need > s->left) {
+        if (s->nchunks == s->chunkcap) {
+            Py_ssize_t cap = s->chunkcap ? 2 * s->chunkcap : 16;
+            unsigned char **c = PyMem_Realloc(s->chunks, cap * sizeof *c);
+            if (!c) { PyErr_NoMemory(); return -1; }
+            s->chunks = c; s->chunkcap = cap;
+        }
+        Py_ssize_t size = need > SB_CHUNK ? need : SB_CHUNK;
+        unsigned char *c = PyMem_Malloc(size);
+        if (!c) { PyErr_NoMemory(); return -1; }
+        s->chunks[s->nchunks++] = c;
+        s->cur = c; s->left = size;
+    }
+    SBPart *part = &s->parts[p];
+    if (part->n == part->cap) {
+        Py_ssize_t cap = part->cap ? 2 * part->cap : 256;
+        SBItem *items = PyMem_Realloc(part->items, cap * sizeof *items);
+        if (!items) { PyErr_NoMemory(); return -1; }
+        part->items = items; part->cap = cap;
+    }
+    unsigned char *r = s->cur;
+    uint32_t k32 = (uint32_t)kl, v32 = (uint32_t)vl;
+    memcpy(r, &k32, 4); memcpy(r + 4, &v32, 4);
+    memcpy(r + 8, k, kl);
+    if (vl) memcpy(r + 8 + kl, v, vl);
+    s->cur += need; s->left -= need;
+    part->items[part->n].prefix = sb_prefix(k, kl);
+    part->items[part->n].rec = r;
+    part->n++;
+    part->sorted = 0;
+    s->records++;
+    s->size += kl + vl + s->overhead;
+    return 0;
+}
+
+static void sb_clear(SortBuf *s) {
+    for (Py_ssize_t i = 0; i < s->nchunks; i++) PyMem_Free(s->chunks[i]);
+    s->nchunks = 0; s->cur = NULL; s->left = 0;
+    for (Py_ssize_t p = 0; p < s->nparts; p++) {
+        SBPart *part = &s->parts[p];
+        /* keep a modest index; give a big one back (the next spill regrows it) */
+        if (part->cap > 65536) { PyMem_Free(part->items); part->items = NULL; part->cap = 0; }
+        part->n = 0; part->sorted = 0;
+    }
+    s->size = 0;
+}
+
+/* msgpack (use_bin_type=True) of the exact scalar types, as msgpack-python packs them;
+ * DELEGATE for anything else (the Python pack_value decides). */
+static int sb_msgpack(Buf *b, PyObject *o) {
+    PyTypeObject *t = Py_TYPE(o);
+    unsigned char h[9];
+    int hl;
+    const unsigned char *data = NULL;
+    Py_ssize_t n = 0;
+    PyObject *tmp = NULL;
+    if (t == &PyUnicode_Type) {
+        if (PyUnicode_IS_ASCII(o)) {
+            data = PyUnicode_1BYTE_DATA(o); n = PyUnicode_GET_LENGTH(o);
+        } else {
+            tmp = PyUnicode_AsUTF8String(o);
+            if (!tmp) { PyErr_Clear(); return DELEGATE; }
+            data = (const unsigned char *)PyBytes_AS_STRING(tmp); n = PyBytes_GET_SIZE(tmp);
+        }
+        if (n < 32) { h[0] = (unsigned char)(0xA0 | n); hl = 1; }
+        else if (n < 0x100) { h[0] = 0xD9; h[1] = (unsigned char)n; hl = 2; }
+        else if (n < 0x10000) { h[0] = 0xDA; h[1] = (unsigned char)(n >> 8); h[2] = (unsigned char)n; hl = 3; }
+        else if ((uint64_t)n <= 0xFFFFFFFFu) {
+            h[0] = 0xDB; h[1] = (unsigned char)(n >> 24); h[2] = (unsigned char)(n >> 16);
+            h[3] = (unsigned char)(n >> 8); h[4] = (unsigned char)n; hl = 5;
+        } else { Py_XDECREF(tmp); return DELEGATE; }
+    } else if (t == &PyBytes_Type) {
+        data = (const unsigned char *)PyBytes_AS_STRING(o); n = PyBytes_GET_SIZE(o);
+        if (n < 0x100) { h[0] = 0xC4; h[1] = (unsigned char)n; hl = 2; }
+        else if (n < 0x10000) { h[0] = 0xC5; h[1] = (unsigned char)(n >> 8); h[2] = (unsigned char)n; hl = 3; }
+        else if ((uint64_t)n <= 0xFFFFFFFFu) {
+            h[0] = 0xC6; h[1] = (unsigned char)(n >> 24); h[2] = (unsigned char)(n >> 16);
+            h[3] = (unsigned char)(n >> 8); h[4] = (unsigned char)n; hl = 5;
+        } else return DELEGATE;
+    } else if (o == Py_None) { h[0] = 0xC0; hl = 1; }
+    else if (t == &PyBool_Type) { h[0] = o == Py_True ? 0xC3 : 0xC2; hl = 1; }
+    else if (t == &PyLong_Type) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return DELEGATE; }
+        if (overflow) return DELEGATE;   /* beyond int64: uint64 or an error, msgpack decides */
+        uint64_t u = (uint64_t)v;
+        int w;
+        if (v >= 0) {
+            if (v < 0x80) { h[0] = (unsigned char)v; hl = 1; w = 0; }
+            else if (v < 0x100) { h[0] = 0xCC; w = 1; }
+            else if (v < 0x10000) { h[0] = 0xCD; w = 2; }
+            else if (v <= 0xFFFFFFFFLL) { h[0] = 0xCE; w = 4; }
+            else { h[0] = 0xCF; w = 8; }
+        } else {
+            if (v >= -32) { h[0] = (unsigned char)(int8_t)v; hl = 1; w = 0; }
+            else if (v >= -128) { h[0] = 0xD0; w = 1; }
+            else if (v >= -32768) { h[0] = 0xD1; w = 2; }
+            else if (v >= -2147483648LL) { h[0] = 0xD2; w = 4; }
+            else { h[0] = 0xD3; w = 8; }
+        }
+        if (w) { for (int i = 0; i < w; i++) h[1 + i] = (unsigned char)(u >> (8 * (w - 1 - i))); hl = 1 + w; }
+    } else if (t == &PyFloat_Type) {
+        double d = PyFloat_AS_DOUBLE(o);
+        uint64_t u;
+        memcpy(&u, &d, 8);
+        h[0] = 0xCB;
+        for (int i = 0; i < 8; i++) h[1 + i] = (unsigned char)(u >> (8 * (7 - i)));
+        hl = 9;
+    } else return DELEGATE;
+    int r = buf_put(b, h, hl);
+    if (r == 0 && n) r = buf_put(b, data, n);
+    Py_XDECREF(tmp);
+    return r;
+}
+
+/* bytes returned by a Python encoder, into b */
+static int sb_put_result(Buf *b, PyObject *res, const char *what) {
+    if (!res) return -1;
+    if (!PyBytes_Check(res)) {
+        PyErr_Format(PyExc_TypeError, "%s returned %.100s, not bytes", what, Py_TYPE(res)->tp_name);
+        Py_DECREF(res);
+        return -1;
+    }
+    int r = buf_put(b, PyBytes_AS_STRING(res), PyBytes_GET_SIZE(res));
+    Py_DECREF(res);
+    return r;
+}
+
+/* encode_key(key) into b: C, or the reference for what C delegates */
+static int sb_encode_key(Buf *b, PyObject *key) {
+    b->len = 0;
+    int r = encode_into(b, key, 0, 0);
+    if (r <= 0) return r;
+    b->len = 0;
+    return sb_put_result(b, delegate(ref_encode_key, key), "encode_key");
+}
+
+static int sb_encode_value(SortBuf *s, PyObject *value) {
+    Buf *b = &s->vbuf;
+    b->len = 0;
+    if (s->sort_values) return sb_encode_key(b, value);
+    int r = sb_msgpack(b, value);
+    if (r <= 0) return r;
+    b->len = 0;
+    PyObject *res = PyObject_CallOneArg(s->pack_value, value);
+    if (!res) {
+        if (!PyErr_ExceptionMatches(s->pack_errors)) return -1;
+        PyErr_Clear();
+        res = PyObject_CallOneArg(s->encode_value, value);   /* raises the explanation */
+    }
+    return sb_put_result(b, res, "pack_value");
+}
+
+/* The partition of key bytes kb (key: the key object, for a job's partitioner). */
+static Py_ssize_t sb_partition(SortBuf *s, const unsigned char *kb, Py_ssize_t kl, PyObject *key) {
+    if (s->points) {
+        Py_ssize_t lo = 0, hi = PyList_GET_SIZE(s->points);
+        while (lo < hi) {          /* bisect_right */
+            Py_ssize_t mid = (lo + hi) / 2;
+            PyObject *pt = PyList_GET_ITEM(s->points, mid);
+            if (sb_cmp_mem(kb, kl, (const unsigned char *)PyBytes_AS_STRING(pt), PyBytes_GET_SIZE(pt)) < 0) hi = mid;
+            else lo = mid + 1;
+        }
+        return lo;
+    }
+    if (s->partitioner == Py_None) return (Py_ssize_t)(crc32_of(kb, kl) % (uint64_t)s->nparts);
+    PyObject *args[2] = {key, s->nobj};
+    PyObject *res = PyObject_Vectorcall(s->partitioner, args, 2, NULL);
+    if (!res) return -1;
+    for (int attempt = 0; ; attempt++) {
+        if (Py_IS_TYPE(res, &PyLong_Type)) {
+            int overflow;
+            long long p = PyLong_AsLongLongAndOverflow(res, &overflow);
+            if (!overflow && !(p == -1 && PyErr_Occurred()) && p >= 0 && p < s->nparts) {
+                Py_DECREF(res);
+                return (Py_ssize_t)p;
+            }
+            PyErr_Clear();
+        }
+        Py_DECREF(res);
+        if (attempt) {
+            PyErr_SetString(PyExc_ValueError, "SortBuffer.partition returned an invalid partition");
+            return -1;
+        }
+        /* not a valid partition: the Python SortBuffer.partition raises the explanation */
+        PyObject *kbo = PyBytes_FromStringAndSize((const char *)kb, kl);
+        if (!kbo) return -1;
+        PyObject *a2[2] = {kbo, key};
+        res = PyObject_Vectorcall(s->bad_partition, a2, 2, NULL);
+        Py_DECREF(kbo);
+        if (!res) return -1;
+    }
+}
+
+/* The loop of extend()/resume(): None at the end, True when full, (pair,) for Python. */
+static PyObject *sb_run(SortBuf *s, PyObject *it) {
+    PyObject *pair;
+    iternextfunc next = Py_TYPE(it)->tp_iternext;
+    s->taken = 0;
+    while ((pair = next(it)) != NULL) {
+        if (!(PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2)) {
+            Py_INCREF(it);
+            Py_XSETREF(s->it, it);
+            PyObject *out = PyTuple_Pack(1, pair);
+            Py_DECREF(pair);
+            return out;
+        }
+        PyObject *key = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+        if (sb_encode_key(&s->kbuf, key) < 0 || sb_encode_value(s, value) < 0) goto fail;
+        Py_ssize_t p = sb_partition(s, s->kbuf.p, s->kbuf.len, key);
+        if (p < 0) goto fail;
+        if (sb_append(s, p, s->kbuf.p, s->kbuf.len, s->vbuf.p, s->vbuf.len) < 0) goto fail;
+        Py_DECREF(pair);
+        s->taken++;
+        if (s->size >= s->limit) {
+            Py_INCREF(it);
+            Py_XSETREF(s->it, it);
+            Py_RETURN_TRUE;
+        }
+    }
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return NULL;
+        PyErr_Clear();
+    }
+    Py_CLEAR(s->it);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(pair);
+    return NULL;
+}
+
+static PyObject *sb_extend(SortBuf *s, PyObject *pairs) {
+    /* not iterable at all: the caller raises NotAPairError (an error raised by the
+     * object's own __iter__ propagates, as from a Python for loop) */
+    getiterfunc get = Py_TYPE(pairs)->tp_iter;
+    if (!get && !PySequence_Check(pairs)) return Py_NewRef(Py_False);
+    PyObject *it = get ? get(pairs) : PySeqIter_New(pairs);
+    if (!it) return NULL;
+    if (!PyIter_Check(it)) {       /* __iter__ returned a non-iterator: no pairs either */
+        Py_DECREF(it);
+        return Py_NewRef(Py_False);
+    }
+    PyObject *r = sb_run(s, it);
+    Py_DECREF(it);
+    return r;
+}
+
+static PyObject *sb_resume(SortBuf *s, PyObject *unused) {
+    if (!s->it) Py_RETURN_NONE;
+    PyObject *it = s->it;
+    s->it = NULL;
+    PyObject *r = sb_run(s, it);
+    Py_DECREF(it);
+    return r;
+}
+
+/* add(kb, vb, partition) -> full: one encoded record (the Python path's pairs) */
+static PyObject *sb_add(SortBuf *s, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "add(key_bytes, value_bytes, partition)");
+        return NULL;
+    }
+    Py_ssize_t p = PyLong_AsSsize_t(args[2]);
+    if (p == -1 && PyErr_Occurred()) return NULL;
+    if (p < 0 || p >= s->nparts) {
+        PyErr_Format(PyExc_ValueError, "partition %zd out of range", p);
+        return NULL;
+    }
+    if (sb_append(s, p, (const unsigned char *)PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]),
+                  (const unsigned char *)PyBytes_AS_STRING(args[1]), PyBytes_GET_SIZE(args[1])) < 0)
+        return NULL;
+    return PyBool_FromLong(s->size >= s->limit);
+}
+
+static int sb_check_part(SortBuf *s, PyObject *arg, Py_ssize_t *p) {
+    *p = PyLong_AsSsize_t(arg);
+    if (*p == -1 && PyErr_Occurred()) return -1;
+    if (*p < 0 || *p >= s->nparts) {
+        PyErr_Format(PyExc_ValueError, "partition %zd out of range", *p);
+        return -1;
+    }
+    return 0;
+}
+
+/* count(p): records buffered in partition p */
+static PyObject *sb_count(SortBuf *s, PyObject *arg) {
+    Py_ssize_t p;
+    if (sb_check_part(s, arg, &p) < 0) return NULL;
+    return PyLong_FromSsize_t(s->parts[p].n);
+}
+
+/* pack_partition(p, packer, start) -> (closed blocks, next): partition p sorted, its
+ * records from index start on packed into packer (a BlockPacker), up to SB_PACK_BLOCKS
+ * closed blocks at a time; next == count(p) when all are in (the last block stays
+ * pending in the packer, as after add_pairs). */
+static PyObject *sb_pack_partition(SortBuf *s, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t p, start;
+    if (nargs != 3 || !Py_IS_TYPE(args[1], &PackerType)) {
+        PyErr_SetString(PyExc_TypeError, "pack_partition(partition, packer: BlockPacker, start)");
+        return NULL;
+    }
+    if (sb_check_part(s, args[0], &p) < 0) return NULL;
+    start = PyLong_AsSsize_t(args[2]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    SBPart *part = &s->parts[p];
+    if (start < 0 || start > part->n) {
+        PyErr_SetString(PyExc_ValueError, "start out of range");
+        return NULL;
+    }
+    if (sb_sort_part(part, s->sort_values) < 0) return NULL;
+    Packer *pk = (Packer *)args[1];
+    PyObject *done = PyList_New(0);
+    if (!done) return NULL;
+    Py_ssize_t i = start;
+    for (; i < part->n && PyList_GET_SIZE(done) < SB_PACK_BLOCKS; i++) {
+        const unsigned char *r = part->items[i].rec;
+        uint32_t kl = sb_klen(r), vl = sb_vlen(r);
+        /* put_bin's bytes for the key and the value (lengths < 2**32 by construction) */
+        const unsigned char *parts2[2] = {r + 8, r + 8 + kl};
+        uint32_t lens[2] = {kl, vl};
+        for (int j = 0; j < 2; j++) {
+            uint32_t n = lens[j];
+            unsigned char h[5];
+            int hl;
+            if (n < 0x100) { h[0] = 0xC4; h[1] = (unsigned char)n; hl = 2; }
+            else if (n < 0x10000) { h[0] = 0xC5; h[1] = (unsigned char)(n >> 8); h[2] = (unsigned char)n; hl = 3; }
+            else {
+                h[0] = 0xC6; h[1] = (unsigned char)(n >> 24); h[2] = (unsigned char)(n >> 16);
+                h[3] = (unsigned char)(n >> 8); h[4] = (unsigned char)n; hl = 5;
+            }
+            if (buf_reserve(&pk->buf, hl + n) < 0) goto fail;
+            memcpy(pk->buf.p + pk->buf.len, h, hl);
+            if (n) memcpy(pk->buf.p + pk->buf.len + hl, parts2[j], n);
+            pk->buf.len += hl + n;
+        }
+        pk->records++;
+        pk->accounted += (Py_ssize_t)kl + vl + RECORD_OVERHEAD;
+        if (pk->accounted >= pk->limit) {
+            PyObject *block = packer_take(pk);
+            if (!block) goto fail;
+            int rc = PyList_Append(done, block);
+            Py_DECREF(block);
+            if (rc < 0) goto fail;
+        }
+    }
+    return Py_BuildValue("(Nn)", done, i);
+fail:
+    Py_DECREF(done);
+    return NULL;
+}
+
+/* partitions() -> [[(kb, vb), ...] per partition], each sorted (memory mode, combiner) */
+static PyObject *sb_partitions(SortBuf *s, PyObject *unused) {
+    PyObject *out = PyList_New(s->nparts);
+    if (!out) return NULL;
+    for (Py_ssize_t p = 0; p < s->nparts; p++) {
+        SBPart *part = &s->parts[p];
+        if (sb_sort_part(part, s->sort_values) < 0) goto fail;
+        PyObject *lst = PyList_New(part->n);
+        if (!lst) goto fail;
+        PyList_SET_ITEM(out, p, lst);
+        for (Py_ssize_t i = 0; i < part->n; i++) {
+            const unsigned char *r = part->items[i].rec;
+            uint32_t kl = sb_klen(r), vl = sb_vlen(r);
+            PyObject *rec = Py_BuildValue("(y#y#)", r + 8, (Py_ssize_t)kl, r + 8 + kl, (Py_ssize_t)vl);
+            if (!rec) goto fail;
+            PyList_SET_ITEM(lst, i, rec);
+        }
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *sb_clear_py(SortBuf *s, PyObject *unused) {
+    sb_clear(s);
+    Py_RETURN_NONE;
+}
+
+static int sb_traverse(SortBuf *s, visitproc visit, void *arg) {
+    Py_VISIT(s->encode_value); Py_VISIT(s->pack_value); Py_VISIT(s->pack_errors);
+    Py_VISIT(s->partitioner); Py_VISIT(s->bad_partition); Py_VISIT(s->points);
+    Py_VISIT(s->it);
+    return 0;
+}
+
+static int sb_gc_clear(SortBuf *s) {
+    Py_CLEAR(s->encode_value); Py_CLEAR(s->pack_value); Py_CLEAR(s->pack_errors);
+    Py_CLEAR(s->partitioner); Py_CLEAR(s->bad_partition); Py_CLEAR(s->points);
+    Py_CLEAR(s->it);
+    return 0;
+}
+
+static void sb_dealloc(SortBuf *s) {
+    PyObject_GC_UnTrack(s);
+    sb_gc_clear(s);
+    Py_CLEAR(s->nobj);
+    if (s->parts) {
+        sb_clear(s);
+        for (Py_ssize_t p = 0; p < s->nparts; p++) PyMem_Free(s->parts[p].items);
+        PyMem_Free(s->parts);
+    }
+    PyMem_Free(s->chunks);
+    buf_free(&s->kbuf); buf_free(&s->vbuf);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *sb_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"num_partitions", "limit", "sort_values", "record_overhead",
+                             "encode_value", "pack_value", "pack_errors", "partitioner",
+                             "split_points", "bad_partition", NULL};
+    Py_ssize_t nparts, limit, overhead;
+    int sort_values;
+    PyObject *enc, *pack, *errs, *part, *points, *bad;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nnpnOOOOOO", kwlist, &nparts, &limit,
+                                     &sort_values, &overhead, &enc, &pack, &errs, &part,
+                                     &points, &bad))
+        return NULL;
+    if (nparts < 1 || limit < 1 || overhead < 0) {
+        PyErr_SetString(PyExc_ValueError, "SortBuffer: num_partitions and limit must be positive");
+        return NULL;
+    }
+    if (points != Py_None) {
+        if (!PyList_CheckExact(points)) { PyErr_SetString(PyExc_TypeError, "split_points must be a list of bytes"); return NULL; }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(points); i++)
+            if (!PyBytes_CheckExact(PyList_GET_ITEM(points, i))) {
+                PyErr_SetString(PyExc_TypeError, "split_points must be a list of bytes");
+                return NULL;
+            }
+    }
+    SortBuf *s = (SortBuf *)type->tp_alloc(type, 0);
+    if (!s) return NULL;
+    buf_init(&s->kbuf); buf_init(&s->vbuf);
+    s->nparts = nparts; s->limit = limit; s->overhead = overhead; s->sort_values = sort_values;
+    s->parts = PyMem_Calloc(nparts, sizeof *s->parts);
+    s->nobj = PyLong_FromSsize_t(nparts);
+    if (!s->parts || !s->nobj) { Py_DECREF(s); return PyErr_NoMemory(); }
+    s->encode_value = Py_NewRef(enc); s->pack_value = Py_NewRef(pack);
+    s->pack_errors = Py_NewRef(errs); s->partitioner = Py_NewRef(part);
+    s->bad_partition = Py_NewRef(bad);
+    s->points = points == Py_None ? NULL : Py_NewRef(points);
+    return (PyObject *)s;
+}
+
+static PyObject *sb_get_records(SortBuf *s, void *c) { return PyLong_FromSsize_t(s->records); }
+static PyObject *sb_get_size(SortBuf *s, void *c) { return PyLong_FromSsize_t(s->size); }
+static PyObject *sb_get_taken(SortBuf *s, void *c) { return PyLong_FromSsize_t(s->taken); }
+
+static PyMethodDef sb_methods[] = {
+    {"extend", (PyCFunction)sb_extend, METH_O,
+     "extend(pairs) -> None (all taken), True (full: spill, then resume()), False (pairs "
+     "is not iterable) or (pair,) (not an exact 2-tuple: Python adds it, then resume())."},
+    {"resume", (PyCFunction)sb_resume, METH_NOARGS, "Continue the iterator of the last extend()."},
+    {"add", (PyCFunction)(void (*)(void))sb_add, METH_FASTCALL,
+     "add(key_bytes, value_bytes, partition) -> full."},
+    {"count", (PyCFunction)sb_count, METH_O, "count(partition): its buffered records."},
+    {"pack_partition", (PyCFunction)(void (*)(void))sb_pack_partition, METH_FASTCALL,
+     "pack_partition(p, packer, start) -> (closed blocks, next): sorted records into a BlockPacker."},
+    {"partitions", (PyCFunction)sb_partitions, METH_NOARGS,
+     "The buffered records, sorted, as a list of [(key bytes, value bytes)] per partition."},
+    {"clear", (PyCFunction)sb_clear_py, METH_NOARGS, "Drop every buffered record."},
+    {NULL}
+};
+
+static PyGetSetDef sb_getset[] = {
+    {"records", (getter)sb_get_records, NULL, "records taken since the buffer was made", NULL},
+    {"size", (getter)sb_get_size, NULL, "bytes charged since the last clear()", NULL},
+    {"taken", (getter)sb_get_taken, NULL, "pairs the last extend() or resume() took itself", NULL},
+    {NULL}
+};
+
+static PyTypeObject SortBufType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mapreduce._core.SortBuffer",
+    .tp_basicsize = sizeof(SortBuf),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "SortBuffer(num_partitions, limit, sort_values, record_overhead, encode_value, "
+              "pack_value, pack_errors, partitioner, split_points, bad_partition): the map "
+              "side's sort buffer (see kernel.NativeSortBuffer).",
+    .tp_new = sb_new,
+    .tp_dealloc = (destructor)sb_dealloc,
+    .tp_traverse = (traverseproc)sb_traverse,
+    .tp_clear = (inquiry)sb_gc_clear,
+    .tp_methods = sb_methods,
+    .tp_getset = sb_getset,
+};
+
+/* raw_value_lines(batch, start, last_key) -> (lines, stop, new_groups, last_key)
+ *
+ * The identity reducer's output under OUTPUT_PROTOCOL raw_value, straight from merged
+ * records: for batch[start:], while a record's value is a msgpack str of ASCII text (what
+ * TeraSort's lines are), its text and a newline are appended to `lines` -- the bytes the
+ * raw_value writer gives that value.  Stops at the first other value (stop < len(batch)):
+ * Python decodes and writes that one record as before (non-ASCII text, bytes, anything its
+ * writer refuses, with the reference's error), then calls again from stop + 1.  Key groups
+ * are counted by comparing key bytes with the previous record's (last_key: the last key
+ * of the previous call, or None). */
+static PyObject *core_raw_value_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || (args[2] != Py_None && !PyBytes_CheckExact(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "raw_value_lines(batch: list, start: int, last_key: bytes | None)");
+        return NULL;
+    }
+    PyObject *batch = args[0], *last = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(batch);
+    if (start < 0 || start > n) { PyErr_SetString(PyExc_ValueError, "start out of range"); return NULL; }
+    Buf b;
+    buf_init(&b);
+    Py_ssize_t i = start, groups = 0;
+    for (; i < n; i++) {
+        PyObject *rec = PyList_GET_ITEM(batch, i);
+        if (!is_record(rec)) { buf_free(&b); bad_record("raw_value_lines", rec); return NULL; }
+        PyObject *kb = PyTuple_GET_ITEM(rec, 0), *vb = PyTuple_GET_ITEM(rec, 1);
+        const unsigned char *v = (const unsigned char *)PyBytes_AS_STRING(vb);
+        Py_ssize_t vl = PyBytes_GET_SIZE(vb), hl, len;
+        if (vl < 1) break;
+        if ((v[0] & 0xE0) == 0xA0) { hl = 1; len = v[0] & 0x1F; }
+        else if (v[0] == 0xD9 && vl >= 2) { hl = 2; len = v[1]; }
+        else if (v[0] == 0xDA && vl >= 3) { hl = 3; len = ((Py_ssize_t)v[1] << 8) | v[2]; }
+        else if (v[0] == 0xDB && vl >= 5) {
+            hl = 5; len = ((Py_ssize_t)v[1] << 24) | ((Py_ssize_t)v[2] << 16) | ((Py_ssize_t)v[3] << 8) | v[4];
+        } else break;
+        if (hl + len != vl) break;
+        const unsigned char *s = v + hl;
+        int ascii = 1;
+        for (Py_ssize_t j = 0; j < len; j++) if (s[j] & 0x80) { ascii = 0; break; }
+        if (!ascii) break;
+        if (last == Py_None || (last != kb && cmp_bytes(last, kb) != 0)) groups++;
+        last = kb;
+        if (buf_reserve(&b, len + 1) < 0) { buf_free(&b); return NULL; }
+        memcpy(b.p + b.len, s, len);
+        b.p[b.len + len] = '\n';
+        b.len += len + 1;
+    }
+    PyObject *out = Py_BuildValue("(y#nnO)", (const char *)b.p, b.len, i, groups, last);
+    buf_free(&b);
+    return out;
+}
+
 /* ======================================================================================
  * module
  * ====================================================================================== */
@@ -1145,6 +1813,10 @@ static PyMethodDef core_methods[] = {
      "values batch[start:stop])], the slices shuffle.decode_slices cuts."},
     {"set_reference", core_set_reference, METH_VARARGS,
      "set_reference(encode_key, decode_key): the Python functions C delegates to."},
+    {"raw_value_lines", (PyCFunction)(void (*)(void))core_raw_value_lines, METH_FASTCALL,
+     "raw_value_lines(batch, start, last_key) -> (lines, stop, new_groups, last_key): the "
+     "identity reducer's raw_value lines for batch[start:] up to the first value that is not "
+     "an ASCII msgpack str."},
     {NULL}
 };
 
@@ -1157,12 +1829,18 @@ static struct PyModuleDef core_module = {
 PyMODINIT_FUNC PyInit__core(void) {
     crc_init();
     if (PyType_Ready(&PackerType) < 0 || PyType_Ready(&MergeType) < 0) return NULL;
+    if (PyType_Ready(&SortBufType) < 0) return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (!m) return NULL;
     Py_INCREF(&PackerType);
     Py_INCREF(&MergeType);
     if (PyModule_AddObject(m, "BlockPacker", (PyObject *)&PackerType) < 0
         || PyModule_AddObject(m, "Merge", (PyObject *)&MergeType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&SortBufType);
+    if (PyModule_AddObject(m, "SortBuffer", (PyObject *)&SortBufType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

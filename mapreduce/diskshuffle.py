@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from mapreduce.codec import decode_key, decode_value
 from mapreduce.errors import CorruptDataError
@@ -115,13 +115,21 @@ class DiskMapSink(MapSink):
     counters: dict = field(default_factory=dict)
 
     def spill(self, partitions: list[list[Record]]) -> None:
+        self._spill(lambda writer: [writer.write_partition(p, records)
+                                    for p, records in enumerate(partitions) if records])
+
+    def spill_sorted(self, buf: Any) -> None:
+        """Spill a C sort buffer (``_core.SortBuffer``): each partition sorted and packed
+        into the run file's blocks from the buffer's arena (the same bytes as spill())."""
+        self._spill(lambda writer: [writer.write_sorted(p, buf)
+                                    for p in range(self.num_partitions) if buf.count(p)])
+
+    def _spill(self, write: Callable[[RunWriter], Any]) -> None:
         if not self.spill_paths:
             os.makedirs(os.path.dirname(self.prefix), exist_ok=True)
         path = f"{self.prefix}spill-{len(self.spill_paths):05d}.run"
         with RunWriter(path, self.num_partitions) as writer:
-            for p, records in enumerate(partitions):
-                if records:
-                    writer.write_partition(p, records)
+            write(writer)
             # Spills need no fsync: if the machine dies the whole attempt is redone anyway.
             stats = writer.close(fsync=False)
         self.spill_paths.append(path)

@@ -27,7 +27,12 @@ called: an identity map hands the whole record iterator to the buffer (or the wr
 ``bisect_right(split points, key bytes)`` for a job with ``total_order_split_points`` (the
 points encoded once per task, :func:`split_point_bytes`), or a call of the job's
 ``partitioner`` per pair.  The spill's sort is ``sort_records``: the C core's stable merge
-sort when it runs, else ``list.sort``.
+sort when it runs, else ``list.sort``.  When the C core runs, a step without map-side
+combining buffers in :class:`NativeSortBuffer` (``_core.SortBuffer``: the records in a C
+arena, the mapper's pairs consumed in C, spills packed from the arena into run-file
+blocks; the same records, errors and spill boundaries as :class:`SortBuffer`), and an
+identity reducer writing ``raw_value`` text has its lines made in C
+(``_core.raw_value_lines``: no value decoding, no Python step per record).
 
 Reduce task (:func:`run_reduce`): the partition's records merged by key (stable), a batch at a
 time; each batch's values are decoded together (one C call), records are grouped by key bytes
@@ -373,6 +378,137 @@ class SortBuffer:
             self.counters[key] = self.counters.get(key, 0) + amount
         return output
 
+
+
+class NativeSortBuffer(SortBuffer):
+    """:class:`SortBuffer` with its records in C (``_core.SortBuffer``, docs/core.md).
+
+    The same records, order, errors and spill boundaries as the Python buffer; what changes
+    is where a record lives: in a byte arena per buffer with a sorted index per partition,
+    not a ``(bytes, bytes)`` tuple in a list.  ``extend`` hands the mapper's pairs to C,
+    which encodes, partitions and charges them (``len(kb) + len(vb) + RECORD_OVERHEAD``, as
+    here, so spills fall on the same records) and comes back only when the buffer is full
+    (this spills, then ``resume()`` continues the same iterator) or for a pair that is not
+    an exact 2-tuple (:meth:`_add_slow` unpacks it the Python way, raising NotAPairError
+    for what is no pair; a 2-character str is refused when it is the call's last pair, as
+    in SortBuffer).  A spill to a sink with ``spill_sorted`` (the disk back end) packs each
+    partition straight from the arena into run-file blocks; memory mode and a combiner
+    get the sorted records as lists (``partitions()``).
+    """
+
+    def __init__(self, step: Step, num_partitions: int, limit: int, sort_values: bool,
+                 sink: MapSink, counters: dict,
+                 partitioner: Optional[Callable[[Any, int], int]] = None,
+                 split_points: Optional[list[bytes]] = None) -> None:
+        # SortBuffer.__init__'s fields but its record lists, size and count (C has them)
+        self.step, self.partitioner, self.split_points = step, partitioner, split_points
+        self.num_partitions, self.limit, self.sort_values = num_partitions, limit, sort_values
+        self.sink, self.counters = sink, counters
+        self.encode_value = encode_key if sort_values else encode_value
+        self.decode_value = value_decoder(sort_values)
+        self.running = None
+        if self.sort_values:
+            pack, errors = encode_key, ()
+        else:
+            pack, errors = pack_value, PACK_ERRORS
+        points = list(self.split_points) if self.split_points is not None else None
+        self._c = native.SortBuffer(self.num_partitions, self.limit, self.sort_values,
+                                    RECORD_OVERHEAD, self.encode_value, pack, errors,
+                                    self.partitioner, points, self.partition)
+        self._uncounted = 0   # combiner_final's records: buffered, not map output records
+
+    @property
+    def records(self) -> int:  # type: ignore[override]
+        return self._c.records - self._uncounted
+
+    @property
+    def size(self) -> int:  # type: ignore[override]
+        return self._c.size
+
+    def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        r = self._c.extend(pairs)
+        if r is not None:
+            self.extend_more(r, pairs)
+
+    def extend_more(self, r: Any, pairs: Any) -> None:
+        """The rest of an ``extend`` whose C call returned ``r`` (not None): spill when
+        full, unpack what C hands back, until C has taken every pair.  (``run_map`` calls
+        the C ``extend`` itself and this only when it returns something.)"""
+        c = self._c
+        last = None  # the pair Python took last, if no pair came after it
+        while r is not None:
+            if r is True:
+                self.spill()
+            elif r is False:
+                raise not_pairs(pairs)
+            else:
+                last = r[0]
+                self._add_slow(last, pairs)
+            r = c.resume()
+            if c.taken:
+                last = None
+        if last.__class__ is str:  # "ab" unpacked as "a", "b": as SortBuffer.extend
+            raise not_a_pair(last, pairs)
+
+    def _add_slow(self, pair: Any, pairs: Any) -> None:
+        """A pair C does not take (not an exact 2-tuple): unpacked and encoded as
+        :meth:`SortBuffer.extend` does, with its errors."""
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise not_a_pair(pair, pairs) from None
+        kb = encode_key(key)
+        if self.sort_values:
+            vb = encode_key(value)
+        else:
+            try:
+                vb = pack_value(value)
+            except PACK_ERRORS:
+                vb = encode_value(value)
+        if self._c.add(kb, vb, self.partition(kb, key)):
+            self.spill()
+
+    def spill(self) -> None:
+        c = self._c
+        if self.step.combiner is not None:
+            parts = c.partitions()
+            c.clear()
+            self.running = "combiner"
+            parts = self._combine(parts)
+            self.running = None  # not reset on error: the error names the combiner
+            self.sink.spill(parts)
+            return
+        spill_sorted = getattr(self.sink, "spill_sorted", None)
+        if spill_sorted is not None:
+            spill_sorted(c)
+        else:
+            self.sink.spill(c.partitions())
+        c.clear()
+
+    def finish(self) -> MapOutput:
+        if self.size:
+            self.spill()
+        if self.step.combiner_final is not None:
+            # combiner_final's pairs form one last run of their own (not combined again).
+            self.running = "combiner_final"
+            c = self._c
+            before = c.records
+            for k, v in _checked(self.step.combiner_final()):
+                kb = encode_key(k)
+                c.add(kb, self.encode_value(v), self.partition(kb, k))
+            self._uncounted += c.records - before
+            if c.records > before:
+                self.sink.spill(c.partitions())
+            c.clear()
+            self.running = None
+        output = self.sink.finish()
+        for key, amount in self.sink.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + amount
+        return output
+
+
+#: The sort buffer run_map uses for a step without map-side combining: C when it runs.
+SORT_BUFFER = NativeSortBuffer if native is not None else SortBuffer
 
 #: Value types a CombiningBuffer keeps by reference: immutable, and msgpack gives back an
 #: equal object of the same type, so the combiner sees what a decode would have produced.
@@ -730,12 +866,13 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
         # Map-side combining needs a combiner; under SORT_VALUES values are sorted (and so
         # encoded) before the combiner sees them, which only SortBuffer does.
         buffer_class = (CombiningBuffer if step.combiner is not None and not sort_values
-                        else SortBuffer)
+                        else SORT_BUFFER)
         collector: Any = buffer_class(step, partitions, sort_buffer, sort_values, sink,
                                       counters, partitioner, split_points)
     else:
         collector = _DirectCollector(writer)
     extend = collector.extend
+    c_extend = collector._c.extend if isinstance(collector, NativeSortBuffer) else None
     mapper: Callable = step.mapper or identity_mapper
     # The identity mapper is not called: the input records are the map output pairs.
     identity = mapper is identity_mapper
@@ -774,6 +911,14 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
                 index = _map_skipping(where, mapper, extend, part_records, skipped,
                                       skip_bad_records, describe,
                                       BY_NAME["skip_bad_records"].spelled(spelling))
+            elif c_extend is not None:
+                # The C sort buffer's extend called from here: no Python frame of the
+                # buffer's per record, only when C hands something back (full, ...).
+                more = collector.extend_more
+                for index, (key, value) in enumerate(part_records):
+                    out = mapper(key, value)
+                    if out is not None and (r := c_extend(out)) is not None:
+                        more(r, out)
             else:
                 for index, (key, value) in enumerate(part_records):
                     out = mapper(key, value)
@@ -880,6 +1025,33 @@ def run_reduce(job: Job, step: Step, batches: Iterable[list[tuple[bytes, bytes]]
                 write(k, v)
                 records_out += 1
         method = "reducer"
+        raw_lines = (getattr(writer, "write_raw_lines", None)
+                     if native is not None and not sort_values else None)
+        if reducer is identity_reducer and raw_lines is not None:
+            # raw_value output of the identity reducer: ASCII str values become lines in C
+            # (native.raw_value_lines), no decoding, no Python step per record; any other
+            # value is decoded and written here, one record, as on the path below.
+            lines, last = native.raw_value_lines, None
+            write_values = writer.write_values
+            for batch in batches:
+                if type(batch) is not list:
+                    batch = list(batch)
+                start, n = 0, len(batch)
+                while True:
+                    data, stop, new_groups, last = lines(batch, start, last)
+                    raw_lines(data)
+                    groups += new_groups
+                    records_out += stop - start
+                    if stop == n:
+                        break
+                    kb, vb = batch[stop]
+                    if kb != last:
+                        groups += 1
+                        last = kb
+                    key = decode_key(kb)
+                    records_out += write_values(key, (decode_value(vb),))
+                    start = stop + 1
+            batches = ()
         grouped = groupby(decoded_records(batches, sort_values), _KEY)
         if reducer is identity_reducer:
             # Not called: each merged group goes to the writer whole, the key decoded once
@@ -961,6 +1133,7 @@ def position(frame: Any) -> Optional[str]:
 
 
 __all__ = ["run_map", "run_reduce", "MapOutcome", "ReduceOutcome", "SortBuffer",
+           "NativeSortBuffer",
            "CombiningBuffer", "UserCodeError", "NotAPairError", "TooManyBadRecords",
            "RECORD_OVERHEAD", "split_records", "record_location", "split_bytes",
            "set_task_context", "reduce_error", "position"]

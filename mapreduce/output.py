@@ -226,7 +226,15 @@ class TextPartWriter:
                     write_raw(key, value)
             return n
 
+        def write_raw_lines(data: bytes) -> None:
+            # Lines already made (the C core's raw_value_lines): after the queued ones.
+            flush_pending()
+            file_write(data)
+
         self._flush_pending = flush_pending
+        #: ``raw_value`` only: ``write_raw_lines(data)`` appends finished lines (bytes, each
+        #: ending in a newline), in order with what ``write`` queued; None for ``json``.
+        self.write_raw_lines = write_raw_lines if protocol == "raw_value" else None
         self.write = write_raw if protocol == "raw_value" else write_json
         #: ``write_values(key, values) -> count``: every value under one key, the same
         #: bytes as ``write(key, value)`` for each (the kernel's identity reducer uses it).

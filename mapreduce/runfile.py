@@ -247,6 +247,24 @@ class RunWriter:
             self._start_partition(partition)
         self._append_pairs(records)
 
+    def write_sorted(self, partition: int, buf: "object") -> None:
+        """Write all records of ``partition`` of a C sort buffer (``_core.SortBuffer``):
+        sorted there and packed from its arena straight into blocks (no tuple per record),
+        the same bytes as :meth:`write_partition` of the sorted records.  C core only."""
+        if self._packer is None:
+            raise ValueError(f"{self.path}: write_sorted needs the C core")
+        self._check_open()
+        if partition <= self._part:
+            raise ValueError(
+                f"{self.path}: partition {partition} written after partition {self._part}; "
+                "partitions must be written in strictly increasing order"
+            )
+        self._start_partition(partition)
+        start, count = 0, buf.count(partition)
+        while start < count:  # a bounded number of blocks at a time
+            blocks, start = buf.pack_partition(partition, self._packer, start)
+            self._emit_blocks(blocks)
+
     def close(self, fsync: bool = True) -> RunStats:
         """Finish the file (last block, empty partitions, index, footer), flush, fsync, close.
 

@@ -102,6 +102,7 @@ class _TextWriter:
         self._writer = TextPartWriter(target.path, target.protocol, target.compression)
         self.write = self._writer.write
         self.write_values = self._writer.write_values
+        self.write_raw_lines = self._writer.write_raw_lines
 
     def finish(self) -> tuple[Any, int]:
         return self._writer.path, self._writer.close()

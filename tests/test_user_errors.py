@@ -355,7 +355,8 @@ def _sum(key, values):
 
 def _collectors():
     from mapreduce.job import Step
-    from mapreduce.kernel import CombiningBuffer, SortBuffer, _DirectCollector
+    from mapreduce.core import native
+    from mapreduce.kernel import CombiningBuffer, NativeSortBuffer, SortBuffer, _DirectCollector
 
     class Writer:
         def __init__(self):
@@ -367,11 +368,20 @@ def _collectors():
     return [SortBuffer(Step(), 2, 1 << 20, False, _Sink(), {}),
             SortBuffer(Step(), 2, 1 << 20, True, _Sink(), {}),
             CombiningBuffer(Step(combiner=_sum), 2, 1 << 20, False, _Sink(), {}),
-            _DirectCollector(Writer())]
+            _DirectCollector(Writer()),
+            # the C sort buffer (the map side's buffer when the C core runs), both ways
+            *([NativeSortBuffer(Step(), 2, 1 << 20, False, _Sink(), {}),
+               NativeSortBuffer(Step(), 2, 1 << 20, True, _Sink(), {})]
+              if native is not None else [])]
+
+
+def _n_collectors():
+    from mapreduce.core import native
+    return 4 if native is None else 6
 
 
 @pytest.mark.parametrize("bad", ["ab", "abc", "", 7, None, ("k", 1, 2), ("k",)])
-@pytest.mark.parametrize("which", range(4))
+@pytest.mark.parametrize("which", range(_n_collectors()))
 def test_collectors_reject_what_is_not_a_pair(bad, which):
     from mapreduce.kernel import NotAPairError
 
@@ -387,7 +397,7 @@ def test_collectors_reject_what_is_not_a_pair(bad, which):
     assert collector.records == (2 if bad == "ab" and which != 2 else 1)
 
 
-@pytest.mark.parametrize("which", range(4))
+@pytest.mark.parametrize("which", range(_n_collectors()))
 def test_collectors_pass_the_users_own_exceptions_through(which):
     """A ValueError or TypeError raised inside the user's generator stays the user's."""
     def mapper():
