@@ -1116,6 +1116,73 @@ static PyObject *core_value_payloads(PyObject *self, PyObject *const *args, Py_s
     return out;
 }
 
+/* ---- combining buffer / grouping ---- */
+/* ======================================================================================
+ * group_values: CombiningBuffer.extend's per-pair fast path (kernel.py)
+ *
+ * group_values(groups, iterator, room, end) -> (taken, item)
+ *
+ * Pulls pairs from `iterator` (tp_iternext: no Python frame of ours per pair) while each
+ * one is the common case -- an exact 2-tuple whose value is an exact int in -5..256 (a
+ * shared small int: nothing to snapshot, VALUE_SLOT_SIZE to account) and whose key already
+ * has a group in `groups` -- and appends the value to that group, at most `room` times.
+ * The first item that is anything else (a new key, an unhashable key, another value, a
+ * non-tuple, the room used up) is handed back untouched as `item`, with how many values
+ * were taken before it, so that CombiningBuffer's Python path treats it exactly as it
+ * always did (its errors, its accounting, its spill point).  At the end of the iterator
+ * `item` is `end` (a sentinel of the caller's).  An exception from the iterator (the
+ * mapper's own) propagates, and the values taken so far stay appended but uncounted --
+ * exactly what the Python loop does.  The Python twin is CombiningBuffer._group_values.
+ * ====================================================================================== */
+static PyObject *core_group_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "group_values(groups, iterator, room, end)");
+        return NULL;
+    }
+    PyObject *groups = args[0], *it = args[1], *end = args[3];
+    if (!PyDict_CheckExact(groups) || !PyIter_Check(it)) {
+        PyErr_SetString(PyExc_TypeError, "group_values: expected a dict and an iterator");
+        return NULL;
+    }
+    Py_ssize_t room = PyLong_AsSsize_t(args[2]);
+    if (room == -1 && PyErr_Occurred()) return NULL;
+    iternextfunc next = Py_TYPE(it)->tp_iternext;
+    Py_ssize_t taken = 0;
+    PyObject *item;
+    while ((item = next(it)) != NULL) {
+        if (taken < room && PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
+            PyObject *value = PyTuple_GET_ITEM(item, 1);
+            if (PyLong_CheckExact(value)) {
+                int overflow;
+                long v = PyLong_AsLongAndOverflow(value, &overflow);
+                if (!overflow && v >= -5 && v <= 256) {
+                    PyObject *group = PyDict_GetItemWithError(groups, PyTuple_GET_ITEM(item, 0));
+                    if (group != NULL && PyList_CheckExact(group)) {
+                        Py_INCREF(group);   /* the key's __eq__ ran already; keep it alive */
+                        int failed = PyList_Append(group, value);
+                        Py_DECREF(group);
+                        Py_DECREF(item);
+                        if (failed) return NULL;
+                        taken++;
+                        continue;
+                    }
+                    if (group == NULL && PyErr_Occurred()) {
+                        /* unhashable (a list key): the Python path canonicalises it */
+                        if (!PyErr_ExceptionMatches(PyExc_TypeError)) { Py_DECREF(item); return NULL; }
+                        PyErr_Clear();
+                    }
+                }
+            }
+        }
+        return Py_BuildValue("(nN)", taken, item);
+    }
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return NULL;
+        PyErr_Clear();
+    }
+    return Py_BuildValue("(nO)", taken, end);
+}
+
 /* ======================================================================================
  * module
  * ====================================================================================== */
@@ -1145,6 +1212,9 @@ static PyMethodDef core_methods[] = {
      "values batch[start:stop])], the slices shuffle.decode_slices cuts."},
     {"set_reference", core_set_reference, METH_VARARGS,
      "set_reference(encode_key, decode_key): the Python functions C delegates to."},
+    {"group_values", (PyCFunction)(void (*)(void))core_group_values, METH_FASTCALL,
+     "group_values(groups, iterator, room, end) -> (taken, item): CombiningBuffer's "
+     "per-pair fast path (see its section)."},
     {NULL}
 };
 

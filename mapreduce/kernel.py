@@ -387,6 +387,37 @@ VALUE_SLOT_SIZE = 9
 SCALAR_OBJECT_SIZE = 32
 
 
+_END = object()  # group_values' "the iterator is exhausted"
+
+
+def py_group_values(groups: dict, it: Iterator[Any], room: int, end: Any) -> tuple[int, Any]:
+    """CombiningBuffer's per-pair fast path, the reference for ``_core.group_values``.
+
+    Appends each pair's value to its key's group while the pair is a 2-tuple whose value is
+    an int in -5..256 and whose key has a group, at most ``room`` times; returns how many
+    it took and the first item that is anything else, untouched (``end`` when ``it`` is
+    exhausted).  An exception from ``it`` propagates (the values taken stay uncounted).
+    """
+    taken = 0
+    for item in it:
+        if (taken < room and item.__class__ is tuple and len(item) == 2
+                and item[1].__class__ is int and -5 <= item[1] <= 256):
+            try:
+                group = groups.get(item[0])
+            except TypeError:  # unhashable: the caller's general path canonicalises it
+                group = None
+            if group.__class__ is list:
+                group.append(item[1])
+                taken += 1
+                continue
+        return taken, item
+    return taken, end
+
+
+#: The fast path's implementation: C's when the C core is active (docs/core.md).
+group_values = native.group_values if native is not None else py_group_values
+
+
 class CombiningBuffer(SortBuffer):
     """Map-side combining for steps with a combiner (Spark's map-side combine).
 
@@ -412,34 +443,33 @@ class CombiningBuffer(SortBuffer):
 
         The hot path of a job with a combiner (word count's ``(word, 1)``): a pair whose key
         already has a group and whose value is a small int (a shared object, nothing to
-        snapshot or size) costs a type check, a dict lookup and a list append, counted in
-        locals; anything else -- a new key, another value, a full buffer -- goes through
-        :meth:`_add_grouped`.
+        snapshot or size) costs a type check, a dict lookup and a list append -- in
+        :func:`group_values` (C's ``_core.group_values`` or its Python twin), which pulls
+        pairs until one is anything else -- a new key, another value, a full buffer -- and
+        hands that one back to go through :meth:`_add_grouped` here.
         """
+        try:
+            it = iter(pairs)
+        except TypeError as exc:
+            if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+                raise not_pairs(pairs) from None  # iter() itself: no __iter__ of the user's
+            raise
         groups = self.groups
         # Fast-path values that fit without filling the buffer: _add_grouped spills as soon
         # as size >= limit, so the fast path must stop one value short of that (the value
         # that fills it goes through _add_grouped and spills at the same pair)
         room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
-        taken = 0
         pair = None
         try:
-            for pair in pairs:
-                key, value = pair
-                if value.__class__ is int and -5 <= value <= 256 and taken < room:
-                    try:
-                        group = groups.get(key)
-                    except TypeError:  # unhashable: the general path canonicalises it
-                        group = None
-                    if group is not None:
-                        group.append(value)
-                        taken += 1
-                        continue
-                if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the fast path)
-                    raise not_a_pair(pair, pairs)
+            while True:
+                taken, pair = group_values(groups, it, room, _END)
                 self.records += taken
                 self.size += taken * VALUE_SLOT_SIZE
-                taken = 0
+                if pair is _END:
+                    return
+                key, value = pair  # here, so that _pair_mistake sees a failed unpack
+                if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the fast path)
+                    raise not_a_pair(pair, pairs)
                 self._add_grouped(key, value)  # may spill, which replaces self.groups
                 groups = self.groups
                 room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
@@ -448,8 +478,6 @@ class CombiningBuffer(SortBuffer):
             if mistake is None:
                 raise
             raise mistake from None
-        self.records += taken
-        self.size += taken * VALUE_SLOT_SIZE
 
     def _add_grouped(self, key: Any, value: Any) -> None:
         tv = type(value)
