@@ -14,7 +14,10 @@ Rows (each the best of ``--repeat`` runs, in ns per token):
 * ``consume mapper generator``: resuming the job's generator and unpacking each pair;
 * ``generator + dict lookup + list append``: the least any grouping of values per key can
   cost in Python (what a combiner needs: every key's values, in order);
-* ``CombiningBuffer.extend``: the framework's map-side path, spills and combiner included.
+* ``CombiningBuffer.extend``: the framework's map-side path, spills and combiner included,
+  called per line as a hand-written loop would;
+* ``CombiningBuffer.map_records``: what ``run_map`` runs for a step with a combiner (the
+  mapper call per line and its pairs, in C with the C core), spills and combiner included.
 
 The framework's row minus the ``dict lookup + list append`` row is the framework's own
 overhead; the latter minus ``Counter.update`` is the price of the pair-at-a-time API.
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from itertools import repeat
 from typing import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,12 +108,19 @@ def framework(lines: list[str]) -> None:
     buf.finish()
 
 
+def framework_loop(lines: list[str]) -> None:
+    buf = CombiningBuffer(Step(combiner=combiner), 4, 64 << 20, False, _NullSink(), {})
+    buf.map_records(mapper, zip(repeat(None), lines))
+    buf.finish()
+
+
 ROWS: list[tuple[str, Callable[[list[str]], None]]] = [
     ("Counter.update(line.split())", counter_update),
     ("for w in line.split(): pass", split_only),
     ("consume mapper generator", consume),
     ("generator + dict lookup + list append", dict_append),
     ("CombiningBuffer.extend (with spills, combiner)", framework),
+    ("CombiningBuffer.map_records (run_map's loop)", framework_loop),
 ]
 
 

@@ -1134,6 +1134,32 @@ static PyObject *core_value_payloads(PyObject *self, PyObject *const *args, Py_s
  * mapper's own) propagates, and the values taken so far stay appended but uncounted --
  * exactly what the Python loop does.  The Python twin is CombiningBuffer._group_values.
  * ====================================================================================== */
+static int fast_take(PyObject *groups, PyObject *item, Py_ssize_t taken, Py_ssize_t room,
+                     int *took) {
+    /* 1 and *took=1: appended; 0: hand back; -1: error */
+    *took = 0;
+    if (taken >= room || !PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) return 0;
+    PyObject *value = PyTuple_GET_ITEM(item, 1);
+    if (!PyLong_CheckExact(value)) return 0;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(value, &overflow);
+    if (overflow || v < -5 || v > 256) return 0;
+    PyObject *group = PyDict_GetItemWithError(groups, PyTuple_GET_ITEM(item, 0));
+    if (group == NULL) {
+        if (!PyErr_Occurred()) return 0;
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
+        PyErr_Clear();   /* unhashable: the Python path canonicalises it */
+        return 0;
+    }
+    if (!PyList_CheckExact(group)) return 0;
+    Py_INCREF(group);
+    int failed = PyList_Append(group, value);
+    Py_DECREF(group);
+    if (failed) return -1;
+    *took = 1;
+    return 1;
+}
+
 static PyObject *core_group_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "group_values(groups, iterator, room, end)");
@@ -1150,30 +1176,9 @@ static PyObject *core_group_values(PyObject *self, PyObject *const *args, Py_ssi
     Py_ssize_t taken = 0;
     PyObject *item;
     while ((item = next(it)) != NULL) {
-        if (taken < room && PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
-            PyObject *value = PyTuple_GET_ITEM(item, 1);
-            if (PyLong_CheckExact(value)) {
-                int overflow;
-                long v = PyLong_AsLongAndOverflow(value, &overflow);
-                if (!overflow && v >= -5 && v <= 256) {
-                    PyObject *group = PyDict_GetItemWithError(groups, PyTuple_GET_ITEM(item, 0));
-                    if (group != NULL && PyList_CheckExact(group)) {
-                        Py_INCREF(group);   /* the key's __eq__ ran already; keep it alive */
-                        int failed = PyList_Append(group, value);
-                        Py_DECREF(group);
-                        Py_DECREF(item);
-                        if (failed) return NULL;
-                        taken++;
-                        continue;
-                    }
-                    if (group == NULL && PyErr_Occurred()) {
-                        /* unhashable (a list key): the Python path canonicalises it */
-                        if (!PyErr_ExceptionMatches(PyExc_TypeError)) { Py_DECREF(item); return NULL; }
-                        PyErr_Clear();
-                    }
-                }
-            }
-        }
+        int took;
+        if (fast_take(groups, item, taken, room, &took) < 0) { Py_DECREF(item); return NULL; }
+        if (took) { Py_DECREF(item); taken++; continue; }
         return Py_BuildValue("(nN)", taken, item);
     }
     if (PyErr_Occurred()) {
@@ -1181,6 +1186,98 @@ static PyObject *core_group_values(PyObject *self, PyObject *const *args, Py_ssi
         PyErr_Clear();
     }
     return Py_BuildValue("(nO)", taken, end);
+}
+
+/* ======================================================================================
+ * map_group: run_map's loop for a step with a combiner (CombiningBuffer.map_records)
+ *
+ * map_group(records, mapper, groups, room, progress, end) -> (index, taken, out, item)
+ *
+ * For each record (an exact (key, value) tuple) of the iterator `records` it calls
+ * `mapper(key, value)` and, when the result is a generator, pulls its pairs through
+ * group_values' fast path (same test, same `room` shared by all records).  It hands back
+ * to Python, returning at once, on the first thing that is anything else:
+ *   - a pair the fast path does not take: out = the generator, item = that pair (Python
+ *     treats it, then extends with the rest of `out`);
+ *   - a mapper result that is neither None nor a generator: out = it, item = `end`
+ *     (Python extends with it, which raises the right error for a non-iterable);
+ *   - a record that is not an exact 2-tuple: out = None, item = the record;
+ *   - the end of `records`: out = None, item = `end`.
+ * `index` is the index of the last record whose mapper was called (progress[0] on entry
+ * is the one before the first), `taken` the values appended.  On an exception (the
+ * mapper's, its generator's, the input's) it sets progress[0] to that index and
+ * progress[1] to the values taken for records whose pairs were all consumed -- what the
+ * Python loop (a mapper call and an extend per record) has counted at that point.
+ * The Python twin is CombiningBuffer's py_map_group.
+ * ====================================================================================== */
+static int set_progress(PyObject *progress, Py_ssize_t index, Py_ssize_t taken) {
+    PyObject *a = PyLong_FromSsize_t(index), *b = PyLong_FromSsize_t(taken);
+    if (!a || !b) { Py_XDECREF(a); Py_XDECREF(b); return -1; }
+    PyList_SetItem(progress, 0, a);   /* steals */
+    PyList_SetItem(progress, 1, b);
+    return 0;
+}
+
+static PyObject *map_group_fail(PyObject *progress, Py_ssize_t index, Py_ssize_t taken) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    set_progress(progress, index, taken);   /* a MemoryError here loses only the numbers */
+    PyErr_Restore(type, value, tb);
+    return NULL;
+}
+
+static PyObject *core_map_group(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "map_group(records, mapper, groups, room, progress, end)");
+        return NULL;
+    }
+    PyObject *records = args[0], *mapper = args[1], *groups = args[2];
+    PyObject *progress = args[4], *end = args[5];
+    if (!PyIter_Check(records) || !PyDict_CheckExact(groups) || !PyList_CheckExact(progress)
+            || PyList_GET_SIZE(progress) != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "map_group: expected an iterator, a dict and a 2-item list");
+        return NULL;
+    }
+    Py_ssize_t room = PyLong_AsSsize_t(args[3]);
+    if (room == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t index = PyLong_AsSsize_t(PyList_GET_ITEM(progress, 0));
+    if (index == -1 && PyErr_Occurred()) return NULL;
+    iternextfunc next_record = Py_TYPE(records)->tp_iternext;
+    Py_ssize_t taken = 0, done = 0;   /* done: taken by records already finished */
+    PyObject *rec;
+    while ((rec = next_record(records)) != NULL) {
+        if (!PyTuple_CheckExact(rec) || PyTuple_GET_SIZE(rec) != 2)
+            return Py_BuildValue("(nnON)", index, taken, Py_None, rec);
+        index++;
+        PyObject *call_args[2] = {PyTuple_GET_ITEM(rec, 0), PyTuple_GET_ITEM(rec, 1)};
+        PyObject *out = PyObject_Vectorcall(mapper, call_args, 2, NULL);
+        Py_DECREF(rec);
+        if (out == NULL) return map_group_fail(progress, index, done);
+        if (out == Py_None) { Py_DECREF(out); continue; }
+        if (!PyGen_CheckExact(out)) return Py_BuildValue("(nnNO)", index, taken, out, end);
+        iternextfunc next_pair = Py_TYPE(out)->tp_iternext;
+        PyObject *item;
+        while ((item = next_pair(out)) != NULL) {
+            int took;
+            int r = fast_take(groups, item, taken, room, &took);
+            if (r < 0) { Py_DECREF(item); Py_DECREF(out); return map_group_fail(progress, index, done); }
+            if (!took) return Py_BuildValue("(nnNN)", index, taken, out, item);
+            Py_DECREF(item);
+            taken++;
+        }
+        Py_DECREF(out);
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return map_group_fail(progress, index, done);
+            PyErr_Clear();
+        }
+        done = taken;
+    }
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return map_group_fail(progress, index, done);
+        PyErr_Clear();
+    }
+    return Py_BuildValue("(nnOO)", index, taken, Py_None, end);
 }
 
 /* ======================================================================================
@@ -1215,6 +1312,9 @@ static PyMethodDef core_methods[] = {
     {"group_values", (PyCFunction)(void (*)(void))core_group_values, METH_FASTCALL,
      "group_values(groups, iterator, room, end) -> (taken, item): CombiningBuffer's "
      "per-pair fast path (see its section)."},
+    {"map_group", (PyCFunction)(void (*)(void))core_map_group, METH_FASTCALL,
+     "map_group(records, mapper, groups, room, progress, end) -> (index, taken, out, item): "
+     "run_map's loop for a step with a combiner (see its section)."},
     {NULL}
 };
 

@@ -62,6 +62,7 @@ import sys
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import chain, groupby, repeat
+from types import GeneratorType
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
@@ -414,8 +415,39 @@ def py_group_values(groups: dict, it: Iterator[Any], room: int, end: Any) -> tup
     return taken, end
 
 
+def py_map_group(records: Iterator[Any], mapper: Callable, groups: dict, room: int,
+                 progress: list, end: Any) -> tuple[int, int, Any, Any]:
+    """run_map's per-record loop for a combining step, the reference for
+    ``_core.map_group`` (whose comment in _core.c gives the contract): calls
+    ``mapper(key, value)`` per record and takes its generator's pairs through
+    :func:`py_group_values`; returns ``(index, taken, out, item)`` at the first thing it
+    hands back, or ``(index, taken, None, end)`` at the end of ``records``."""
+    index = progress[0]
+    taken = done = 0
+    try:
+        for rec in records:
+            if rec.__class__ is not tuple or len(rec) != 2:
+                return index, taken, None, rec
+            index += 1
+            out = mapper(rec[0], rec[1])
+            if out is None:
+                continue
+            if out.__class__ is not GeneratorType:
+                return index, taken, out, end
+            took, item = py_group_values(groups, out, room - taken, end)
+            taken += took
+            if item is not end:
+                return index, taken, out, item
+            done = taken
+    except BaseException:
+        progress[0], progress[1] = index, done
+        raise
+    return index, taken, None, end
+
+
 #: The fast path's implementation: C's when the C core is active (docs/core.md).
 group_values = native.group_values if native is not None else py_group_values
+map_group = native.map_group if native is not None else py_map_group
 
 
 class CombiningBuffer(SortBuffer):
@@ -437,6 +469,7 @@ class CombiningBuffer(SortBuffer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.groups: dict[Any, list] = {}   # key -> [key bytes, value, value, ...]
+        self.mapped = -1   # map_records: the index of the record being mapped
 
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Group every pair of ``pairs`` (one mapper call's output) under its key.
@@ -454,30 +487,75 @@ class CombiningBuffer(SortBuffer):
             if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
                 raise not_pairs(pairs) from None  # iter() itself: no __iter__ of the user's
             raise
+        self._extend(it, pairs, _END)
+
+    def _extend(self, it: Iterator[Any], pairs: Any, pair: Any) -> None:
+        """:meth:`extend` from ``pair`` (a pair handed back by C, or ``_END``: none) on."""
         groups = self.groups
         # Fast-path values that fit without filling the buffer: _add_grouped spills as soon
         # as size >= limit, so the fast path must stop one value short of that (the value
         # that fills it goes through _add_grouped and spills at the same pair)
         room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
-        pair = None
         try:
             while True:
-                taken, pair = group_values(groups, it, room, _END)
-                self.records += taken
-                self.size += taken * VALUE_SLOT_SIZE
                 if pair is _END:
-                    return
+                    taken, pair = group_values(groups, it, room, _END)
+                    self.records += taken
+                    self.size += taken * VALUE_SLOT_SIZE
+                    if pair is _END:
+                        return
                 key, value = pair  # here, so that _pair_mistake sees a failed unpack
                 if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the fast path)
                     raise not_a_pair(pair, pairs)
                 self._add_grouped(key, value)  # may spill, which replaces self.groups
                 groups = self.groups
                 room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
+                pair = _END
         except (TypeError, ValueError) as exc:
             mistake = _pair_mistake(exc, pairs, pair)
             if mistake is None:
                 raise
             raise mistake from None
+
+    def map_records(self, mapper: Callable, records: Iterable[tuple[Any, Any]]) -> int:
+        """run_map's loop (``mapper(key, value)`` per record, its pairs into this buffer)
+        for a step without --skip-bad-records; returns the index of the last record.
+
+        :func:`map_group` (C's ``_core.map_group`` or its Python twin) calls the mapper and
+        takes the fast-path pairs of its generators, without a Python frame of ours per
+        record; what it hands back (another pair, a result that is not a generator) goes
+        through :meth:`_extend` / :meth:`extend` here, so errors and spills are exactly
+        those of a mapper call and an ``extend`` per record.  On an exception
+        :attr:`mapped` is the index of the record whose mapper (or pairs) raised.
+        """
+        it = iter(records)
+        progress = [-1, 0]   # map_group's (index, values taken) when it raises
+        self.mapped = -1
+        while True:
+            room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
+            try:
+                index, taken, out, item = map_group(it, mapper, self.groups, room, progress,
+                                                    _END)
+            except BaseException:
+                self.mapped = progress[0]
+                self.records += progress[1]
+                self.size += progress[1] * VALUE_SLOT_SIZE
+                raise
+            self.mapped = progress[0] = index
+            self.records += taken
+            self.size += taken * VALUE_SLOT_SIZE
+            if out is None:
+                if item is _END:
+                    return index
+                key, value = item  # a record that is not a tuple (the engine makes none)
+                self.mapped = progress[0] = index + 1
+                out = mapper(key, value)
+                if out is not None:
+                    self.extend(out)
+            elif item is _END:
+                self.extend(out)  # not a generator: extend names a non-iterable
+            else:
+                self._extend(out, out, item)  # the handed-back pair, then the rest
 
     def _add_grouped(self, key: Any, value: Any) -> None:
         tv = type(value)
@@ -747,6 +825,7 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
     messages; ``describe`` names the task in them, ``spelling`` says how to name options in
     them (``--skip-bad-records`` or ``skip_bad_records``)."""
     counters: dict = {}
+    buffer_class: Any = None
     if partitions:
         partitioner = job.partitioner if type(job)._overrides("partitioner") else None
         try:
@@ -802,6 +881,13 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
                 index = _map_skipping(where, mapper, extend, part_records, skipped,
                                       skip_bad_records, describe,
                                       BY_NAME["skip_bad_records"].spelled(spelling))
+            elif buffer_class is CombiningBuffer:
+                # The per-record loop in C (map_group): no Python frame of ours per record
+                try:
+                    index = collector.map_records(mapper, part_records)
+                except BaseException:
+                    index = collector.mapped
+                    raise
             else:
                 for index, (key, value) in enumerate(part_records):
                     out = mapper(key, value)
