@@ -388,64 +388,82 @@ VALUE_SLOT_SIZE = 9
 SCALAR_OBJECT_SIZE = 32
 
 
-_END = object()  # group_values' "the iterator is exhausted"
+_END = object()   # group_values/map_group: "the iterator is exhausted"
+_FULL = object()  # group_values/map_group: "the buffer is full: spill, then go on"
 
 
-def py_group_values(groups: dict, it: Iterator[Any], room: int, end: Any) -> tuple[int, Any]:
-    """CombiningBuffer's per-pair fast path, the reference for ``_core.group_values``.
+def py_group_values(groups: dict, it: Iterator[Any], size: int, limit: int, end: Any,
+                    full: Any) -> tuple[int, int, Any]:
+    """CombiningBuffer's per-pair path for the common pair, the reference for
+    ``_core.group_values`` (whose comment in _core.c gives the contract).
 
-    Appends each pair's value to its key's group while the pair is a 2-tuple whose value is
-    an int in -5..256 and whose key has a group, at most ``room`` times; returns how many
-    it took and the first item that is anything else, untouched (``end`` when ``it`` is
-    exhausted).  An exception from ``it`` propagates (the values taken stay uncounted).
+    While each pair of ``it`` is a 2-tuple whose value is an int in -5..256 and whose key
+    has a group in ``groups`` or is a new ASCII ``str``, does what
+    :meth:`CombiningBuffer._add_grouped` does (append, account); returns ``(taken, size,
+    item)``: the values taken, the new size, and the first item that is anything else,
+    untouched -- or ``full`` right after a pair that brought ``size`` to ``limit``, or
+    ``end`` when ``it`` is exhausted.
     """
     taken = 0
     for item in it:
-        if (taken < room and item.__class__ is tuple and len(item) == 2
-                and item[1].__class__ is int and -5 <= item[1] <= 256):
-            try:
-                group = groups.get(item[0])
-            except TypeError:  # unhashable: the caller's general path canonicalises it
-                group = None
-            if group.__class__ is list:
-                group.append(item[1])
-                taken += 1
-                continue
-        return taken, item
-    return taken, end
+        if item.__class__ is not tuple or len(item) != 2:
+            return taken, size, item
+        key, value = item
+        if value.__class__ is not int or not -5 <= value <= 256:
+            return taken, size, item
+        try:
+            group = groups.get(key)
+        except TypeError:  # unhashable: the caller's general path canonicalises it
+            return taken, size, item
+        if group is None:
+            if key.__class__ is not str or not key.isascii():
+                return taken, size, item
+            kb = encode_key(key)
+            groups[key] = [kb, value]
+            size += VALUE_SLOT_SIZE + len(kb) + GROUP_OVERHEAD
+        elif group.__class__ is list:
+            group.append(value)
+            size += VALUE_SLOT_SIZE
+        else:
+            return taken, size, item
+        taken += 1
+        if size >= limit:
+            return taken, size, full
+    return taken, size, end
 
 
-def py_map_group(records: Iterator[Any], mapper: Callable, groups: dict, room: int,
-                 progress: list, end: Any) -> tuple[int, int, Any, Any]:
+def py_map_group(records: Iterator[Any], mapper: Callable, groups: dict, size: int,
+                 limit: int, progress: list, end: Any,
+                 full: Any) -> tuple[int, int, int, Any, Any]:
     """run_map's per-record loop for a combining step, the reference for
     ``_core.map_group`` (whose comment in _core.c gives the contract): calls
     ``mapper(key, value)`` per record and takes its generator's pairs through
-    :func:`py_group_values`; returns ``(index, taken, out, item)`` at the first thing it
-    hands back, or ``(index, taken, None, end)`` at the end of ``records``."""
+    :func:`py_group_values`; returns ``(index, taken, size, out, item)`` at the first
+    thing it hands back, or ``(index, taken, size, None, end)`` at the end of
+    ``records``."""
     index = progress[0]
-    taken = done = 0
+    taken = 0
     try:
         for rec in records:
             if rec.__class__ is not tuple or len(rec) != 2:
-                return index, taken, None, rec
+                return index, taken, size, None, rec
             index += 1
             out = mapper(rec[0], rec[1])
             if out is None:
                 continue
             if out.__class__ is not GeneratorType:
-                return index, taken, out, end
-            took, item = py_group_values(groups, out, room - taken, end)
+                return index, taken, size, out, end
+            took, size, item = py_group_values(groups, out, size, limit, end, full)
             taken += took
             if item is not end:
-                return index, taken, out, item
-            done = taken
+                return index, taken, size, out, item
     except BaseException:
-        progress[0], progress[1] = index, done
+        progress[0] = index
         raise
-    return index, taken, None, end
+    return index, taken, size, None, end
 
 
-#: The fast path's implementation: C's when the C core is active (docs/core.md).
+#: The per-pair and per-record loops: C's when the C core is active (docs/core.md).
 group_values = native.group_values if native is not None else py_group_values
 map_group = native.map_group if native is not None else py_map_group
 
@@ -474,12 +492,12 @@ class CombiningBuffer(SortBuffer):
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Group every pair of ``pairs`` (one mapper call's output) under its key.
 
-        The hot path of a job with a combiner (word count's ``(word, 1)``): a pair whose key
-        already has a group and whose value is a small int (a shared object, nothing to
-        snapshot or size) costs a type check, a dict lookup and a list append -- in
-        :func:`group_values` (C's ``_core.group_values`` or its Python twin), which pulls
-        pairs until one is anything else -- a new key, another value, a full buffer -- and
-        hands that one back to go through :meth:`_add_grouped` here.
+        The hot path of a job with a combiner (word count's ``(word, 1)``): a pair whose value
+        is a small int (a shared object, nothing to snapshot or size) and whose key has a
+        group or is a new ASCII ``str`` costs a type check, a dict lookup and a list append
+        -- in :func:`group_values` (C's ``_core.group_values`` or its Python twin), which
+        pulls pairs until one is anything else and hands that one back to go through
+        :meth:`_add_grouped` here (or says the buffer is full: spill and go on).
         """
         try:
             it = iter(pairs)
@@ -491,25 +509,22 @@ class CombiningBuffer(SortBuffer):
 
     def _extend(self, it: Iterator[Any], pairs: Any, pair: Any) -> None:
         """:meth:`extend` from ``pair`` (a pair handed back by C, or ``_END``: none) on."""
-        groups = self.groups
-        # Fast-path values that fit without filling the buffer: _add_grouped spills as soon
-        # as size >= limit, so the fast path must stop one value short of that (the value
-        # that fills it goes through _add_grouped and spills at the same pair)
-        room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
         try:
             while True:
                 if pair is _END:
-                    taken, pair = group_values(groups, it, room, _END)
+                    taken, self.size, pair = group_values(self.groups, it, self.size,
+                                                          self.limit, _END, _FULL)
                     self.records += taken
-                    self.size += taken * VALUE_SLOT_SIZE
                     if pair is _END:
                         return
+                    if pair is _FULL:  # the pair just taken filled the buffer
+                        self.spill()
+                        pair = _END
+                        continue
                 key, value = pair  # here, so that _pair_mistake sees a failed unpack
                 if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the fast path)
                     raise not_a_pair(pair, pairs)
                 self._add_grouped(key, value)  # may spill, which replaces self.groups
-                groups = self.groups
-                room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
                 pair = _END
         except (TypeError, ValueError) as exc:
             mistake = _pair_mistake(exc, pairs, pair)
@@ -522,28 +537,24 @@ class CombiningBuffer(SortBuffer):
         for a step without --skip-bad-records; returns the index of the last record.
 
         :func:`map_group` (C's ``_core.map_group`` or its Python twin) calls the mapper and
-        takes the fast-path pairs of its generators, without a Python frame of ours per
-        record; what it hands back (another pair, a result that is not a generator) goes
-        through :meth:`_extend` / :meth:`extend` here, so errors and spills are exactly
-        those of a mapper call and an ``extend`` per record.  On an exception
+        takes the common pairs of its generators without a Python frame of ours per record
+        or pair; what it hands back (another pair, a full buffer, a result that is not a
+        generator) goes through :meth:`_extend` / :meth:`extend` here, so errors and spills
+        are exactly those of a mapper call and an ``extend`` per record.  On an exception
         :attr:`mapped` is the index of the record whose mapper (or pairs) raised.
         """
         it = iter(records)
-        progress = [-1, 0]   # map_group's (index, values taken) when it raises
+        progress = [-1]   # map_group's index when it raises
         self.mapped = -1
         while True:
-            room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
             try:
-                index, taken, out, item = map_group(it, mapper, self.groups, room, progress,
-                                                    _END)
+                index, taken, self.size, out, item = map_group(
+                    it, mapper, self.groups, self.size, self.limit, progress, _END, _FULL)
             except BaseException:
                 self.mapped = progress[0]
-                self.records += progress[1]
-                self.size += progress[1] * VALUE_SLOT_SIZE
                 raise
             self.mapped = progress[0] = index
             self.records += taken
-            self.size += taken * VALUE_SLOT_SIZE
             if out is None:
                 if item is _END:
                     return index
@@ -554,6 +565,9 @@ class CombiningBuffer(SortBuffer):
                     self.extend(out)
             elif item is _END:
                 self.extend(out)  # not a generator: extend names a non-iterable
+            elif item is _FULL:
+                self.spill()
+                self._extend(out, out, _END)  # the rest of the record's pairs
             else:
                 self._extend(out, out, item)  # the handed-back pair, then the rest
 

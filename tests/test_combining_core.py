@@ -163,16 +163,26 @@ def test_word_count_spills_at_the_same_pair_on_both_cores(plans, limit):
     assert c[0] == "returned"
 
 
+def test_c_accounts_with_the_kernel_constants():
+    assert _core.COMBINE_SIZES == (kernel.VALUE_SLOT_SIZE, kernel.GROUP_OVERHEAD)
+
+
 def test_group_values_hands_back_what_it_does_not_take():
     groups = {"a": [b"ka"], ("l",): [b"kl"]}
-    end = object()
+    end, full = object(), object()
     items = [("a", 1), ("a", 256), ("a", -5), ("a", 257)]
-    assert _core.group_values(groups, iter(items), 10, end) == (3, ("a", 257))
+    assert _core.group_values(groups, iter(items), 0, 100, end, full) == (3, 27, ("a", 257))
     assert groups["a"] == [b"ka", 1, 256, -5]
-    for item in (("b", 1), ("a", True), ["a", 1], "ab", ("a", 1, 2), (["l"], 1), ("a", 1.0)):
-        assert _core.group_values(groups, iter([item]), 10, end) == (0, item)
-    assert _core.group_values(groups, iter([("a", 1)] * 5), 2, end) == (2, ("a", 1))
-    assert _core.group_values(groups, iter([]), 2, end) == (0, end)
+    for item in (("é", 1), (5, 1), ("a", True), ["a", 1], "ab", ("a", 1, 2), (["l"], 1),
+                 ("a", 1.0)):
+        assert _core.group_values(groups, iter([item]), 0, 100, end, full) == (0, 0, item)
+    # a new ASCII str key: a group [key bytes, value], charged as _add_grouped charges it
+    assert _core.group_values(groups, iter([("new", 3)]), 0, 10 ** 6, end, full) == \
+        (1, kernel.VALUE_SLOT_SIZE + 4 + kernel.GROUP_OVERHEAD, end)
+    assert groups["new"] == [codec.encode_key("new"), 3]
+    # full: right after the pair that reaches the limit
+    assert _core.group_values(groups, iter([("a", 1)] * 5), 0, 18, end, full) == (2, 18, full)
+    assert _core.group_values(groups, iter([]), 7, 18, end, full) == (0, 7, end)
 
 
 def test_map_group_reports_the_failing_record():
@@ -181,11 +191,11 @@ def test_map_group_reports_the_failing_record():
             raise KeyError("boom")
         yield "a", 1
 
-    progress = [-1, 0]
+    progress = [-1]
     with pytest.raises(KeyError):
-        _core.map_group(iter([(None, 0), (None, 1), (None, 2)]), mapper, {"a": [b""]}, 100,
-                        progress, object())
-    assert progress == [2, 2]
+        _core.map_group(iter([(None, 0), (None, 1), (None, 2)]), mapper, {"a": [b""]}, 0,
+                        100, progress, object(), object())
+    assert progress == [2]
 
 
 # --- the user's path: the CLI, once per core --------------------------------------------------
