@@ -24,6 +24,10 @@
  * value_payloads) take records as (bytes, bytes) tuples -- what the engine always passes --
  * and raise TypeError for anything else.
  *
+ * The combining buffer's loops (group_values, map_group; kernel.py's CombiningBuffer) hand
+ * back: they take the common pair (a known or new ASCII str key, a small int value) and
+ * return anything else untouched to the Python path, which treats it as it always did.
+ *
  * Everything that reads bytes (decode_key, unpack_*) checks every length against the end
  * of its buffer before reading; tests/test_core_fuzz.py fuzzes them with atheris.
  * Format constants follow docs/key-encoding.md and docs/run-format.md (the Python
@@ -1230,20 +1234,11 @@ static PyObject *core_group_values(PyObject *self, PyObject *const *args, Py_ssi
  *   - a record that is not an exact 2-tuple: out = None, item = the record;
  *   - the end of `records`: out = None, item = `end`.
  * `index` is the index of the last record whose mapper was called (progress[0] on entry
- * is the one before the first).  On an exception (the mapper's, its generator's, the
- * input's) it sets progress[0] to the index of the record at fault, so the error names
- * the right line.  The Python twin is kernel.py_map_group.
+ * is the one before the first).  progress[0] is set to each record's index before its
+ * mapper is called, so on an exception (the mapper's, its generator's, the input's) it
+ * names the record at fault, and a task that times out can say where it is.
+ * The Python twin is kernel.py_map_group.
  * ====================================================================================== */
-static PyObject *map_group_fail(PyObject *progress, Py_ssize_t index) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyObject *i = PyLong_FromSsize_t(index);
-    if (i != NULL) PyList_SetItem(progress, 0, i);   /* steals; on MemoryError keep going */
-    else PyErr_Clear();
-    PyErr_Restore(type, value, tb);
-    return NULL;
-}
-
 static PyObject *core_map_group(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 8) {
         PyErr_SetString(PyExc_TypeError,
@@ -1269,10 +1264,15 @@ static PyObject *core_map_group(PyObject *self, PyObject *const *args, Py_ssize_
         if (!PyTuple_CheckExact(rec) || PyTuple_GET_SIZE(rec) != 2)
             return Py_BuildValue("(nnnON)", index, taken, size, Py_None, rec);
         index++;
+        /* progress[0]: the record being mapped, for an error and for a timed-out task's
+         * report (kernel.position reads it from another thread) */
+        PyObject *at = PyLong_FromSsize_t(index);
+        if (at == NULL) { Py_DECREF(rec); return NULL; }
+        PyList_SetItem(progress, 0, at);   /* steals */
         PyObject *call_args[2] = {PyTuple_GET_ITEM(rec, 0), PyTuple_GET_ITEM(rec, 1)};
         PyObject *out = PyObject_Vectorcall(mapper, call_args, 2, NULL);
         Py_DECREF(rec);
-        if (out == NULL) return map_group_fail(progress, index);
+        if (out == NULL) return NULL;
         if (out == Py_None) { Py_DECREF(out); continue; }
         if (!PyGen_CheckExact(out))
             return Py_BuildValue("(nnnNO)", index, taken, size, out, end);
@@ -1280,7 +1280,7 @@ static PyObject *core_map_group(PyObject *self, PyObject *const *args, Py_ssize_
         PyObject *item;
         while ((item = next_pair(out)) != NULL) {
             int r = take_pair(groups, item, &size);
-            if (r < 0) { Py_DECREF(item); Py_DECREF(out); return map_group_fail(progress, index); }
+            if (r < 0) { Py_DECREF(item); Py_DECREF(out); return NULL; }
             if (r == 0) return Py_BuildValue("(nnnNN)", index, taken, size, out, item);
             Py_DECREF(item);
             taken++;
@@ -1288,12 +1288,12 @@ static PyObject *core_map_group(PyObject *self, PyObject *const *args, Py_ssize_
         }
         Py_DECREF(out);
         if (PyErr_Occurred()) {
-            if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return map_group_fail(progress, index);
+            if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return NULL;
             PyErr_Clear();
         }
     }
     if (PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return map_group_fail(progress, index);
+        if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return NULL;
         PyErr_Clear();
     }
     return Py_BuildValue("(nnnOO)", index, taken, size, Py_None, end);

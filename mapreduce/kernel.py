@@ -443,23 +443,20 @@ def py_map_group(records: Iterator[Any], mapper: Callable, groups: dict, size: i
     ``records``."""
     index = progress[0]
     taken = 0
-    try:
-        for rec in records:
-            if rec.__class__ is not tuple or len(rec) != 2:
-                return index, taken, size, None, rec
-            index += 1
-            out = mapper(rec[0], rec[1])
-            if out is None:
-                continue
-            if out.__class__ is not GeneratorType:
-                return index, taken, size, out, end
-            took, size, item = py_group_values(groups, out, size, limit, end, full)
-            taken += took
-            if item is not end:
-                return index, taken, size, out, item
-    except BaseException:
+    for rec in records:
+        if rec.__class__ is not tuple or len(rec) != 2:
+            return index, taken, size, None, rec
+        index += 1
         progress[0] = index
-        raise
+        out = mapper(rec[0], rec[1])
+        if out is None:
+            continue
+        if out.__class__ is not GeneratorType:
+            return index, taken, size, out, end
+        took, size, item = py_group_values(groups, out, size, limit, end, full)
+        taken += took
+        if item is not end:
+            return index, taken, size, out, item
     return index, taken, size, None, end
 
 
@@ -487,7 +484,8 @@ class CombiningBuffer(SortBuffer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.groups: dict[Any, list] = {}   # key -> [key bytes, value, value, ...]
-        self.mapped = -1   # map_records: the index of the record being mapped
+        self.mapped = -1   # map_records: the index of the last record it mapped
+        self.progress: Optional[list] = None   # map_records running: [index being mapped]
 
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Group every pair of ``pairs`` (one mapper call's output) under its key.
@@ -541,35 +539,36 @@ class CombiningBuffer(SortBuffer):
         or pair; what it hands back (another pair, a full buffer, a result that is not a
         generator) goes through :meth:`_extend` / :meth:`extend` here, so errors and spills
         are exactly those of a mapper call and an ``extend`` per record.  On an exception
-        :attr:`mapped` is the index of the record whose mapper (or pairs) raised.
+        :attr:`mapped` is the index of the record whose mapper (or pairs) raised; while it
+        runs, ``progress[0]`` is the index of the record being mapped.
         """
         it = iter(records)
-        progress = [-1]   # map_group's index when it raises
-        self.mapped = -1
-        while True:
-            try:
+        # map_group's index of the record being mapped: read on an exception, and by
+        # position() when the task times out
+        self.progress = progress = [-1]
+        try:
+            while True:
                 index, taken, self.size, out, item = map_group(
                     it, mapper, self.groups, self.size, self.limit, progress, _END, _FULL)
-            except BaseException:
-                self.mapped = progress[0]
-                raise
-            self.mapped = progress[0] = index
-            self.records += taken
-            if out is None:
-                if item is _END:
-                    return index
-                key, value = item  # a record that is not a tuple (the engine makes none)
-                self.mapped = progress[0] = index + 1
-                out = mapper(key, value)
-                if out is not None:
-                    self.extend(out)
-            elif item is _END:
-                self.extend(out)  # not a generator: extend names a non-iterable
-            elif item is _FULL:
-                self.spill()
-                self._extend(out, out, _END)  # the rest of the record's pairs
-            else:
-                self._extend(out, out, item)  # the handed-back pair, then the rest
+                self.records += taken
+                if out is None:
+                    if item is _END:
+                        return index
+                    key, value = item  # not a tuple (the engine's readers make none)
+                    progress[0] = index + 1
+                    out = mapper(key, value)
+                    if out is not None:
+                        self.extend(out)
+                elif item is _END:
+                    self.extend(out)  # not a generator: extend names a non-iterable
+                elif item is _FULL:
+                    self.spill()
+                    self._extend(out, out, _END)  # the rest of the record's pairs
+                else:
+                    self._extend(out, out, item)  # the handed-back pair, then the rest
+        finally:
+            self.mapped = progress[0]
+            self.progress = None
 
     def _add_grouped(self, key: Any, value: Any) -> None:
         tv = type(value)
@@ -1076,6 +1075,9 @@ def position(frame: Any) -> Optional[str]:
         if code is run_map.__code__ or code is _map_skipping.__code__:
             local = frame.f_locals
             split, index = local.get("split"), local.get("index", -1)
+            live = getattr(local.get("collector"), "progress", None)
+            if live is not None:  # CombiningBuffer.map_records: run_map's index is not live
+                index = live[0]
             method = local.get("method", "mapper")
             if split is not None and method == "mapper":
                 return f"{record_location(split, index)} (in the mapper)"

@@ -284,3 +284,41 @@ def test_cli_output_and_counters_equal_on_both_cores(tmp_path, sort_buffer):
             k = json.loads(k)
             got[json.dumps(k) if isinstance(k, list) else k] = json.loads(v)
     assert got == expected
+
+
+HANGING_JOB = textwrap.dedent('''
+    import time
+
+    from mapreduce import Job
+
+
+    class HangingTally(Job):
+        def mapper(self, _, line):
+            if "HANG" in line:
+                deadline = time.monotonic() + 1000
+                while time.monotonic() < deadline:
+                    time.sleep(0.05)
+            for word in line.split():
+                yield word, 1
+
+        def combiner(self, word, counts):
+            yield word, sum(counts)
+
+        def reducer(self, word, counts):
+            yield word, sum(counts)
+''')
+
+
+def test_a_timed_out_combining_task_names_its_record(tmp_path):
+    """The map loop runs in C for a step with a combiner; a task killed by --task-timeout
+    still says which record its mapper was on (map_group keeps the index live)."""
+    (tmp_path / "hang.py").write_text(HANGING_JOB)
+    inp = tmp_path / "in.txt"
+    inp.write_text("a b\nc d\nthis line HANGs\ne f\n")
+    done = subprocess.run([sys.executable, "-m", "mapreduce", "run", str(tmp_path / "hang.py"),
+                           str(inp), "-o", str(tmp_path / "out"), "--task-timeout", "2",
+                           "--max-attempts", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "timed out after 2 s" in done.stderr
+    assert f"at {inp} line 3 (in the mapper)" in done.stderr, done.stderr
