@@ -24,6 +24,10 @@
  * value_payloads) take records as (bytes, bytes) tuples -- what the engine always passes --
  * and raise TypeError for anything else.
  *
+ * The combining buffer's loops (group_values, map_group; kernel.py's CombiningBuffer) hand
+ * back: they take the common pair (a known or new ASCII str key, a small int value) and
+ * return anything else untouched to the Python path, which treats it as it always did.
+ *
  * Everything that reads bytes (decode_key, unpack_*) checks every length against the end
  * of its buffer before reading; tests/test_core_fuzz.py fuzzes them with atheris.
  * Format constants follow docs/key-encoding.md and docs/run-format.md (the Python
@@ -1784,6 +1788,185 @@ static PyObject *core_raw_value_lines(PyObject *self, PyObject *const *args, Py_
     return out;
 }
 
+/* ---- combining buffer / grouping ---- */
+/* ======================================================================================
+ * group_values: CombiningBuffer.extend's per-pair path for the common pair (kernel.py)
+ *
+ * group_values(groups, iterator, size, limit, end, full) -> (taken, size, item)
+ *
+ * Pulls pairs from `iterator` (tp_iternext: no Python frame of ours per pair) and does
+ * for each what CombiningBuffer._add_grouped does, while the pair is the common case: an
+ * exact 2-tuple whose value is an exact int in -5..256 (a shared small int: nothing to
+ * snapshot, VALUE_SLOT_SIZE to account) and whose key already has a group in `groups`
+ * or is an ASCII exact str (a new group [key bytes, value], its key encoded as encode_key
+ * does, charged len + GROUP_OVERHEAD).  `size` is the buffer's accounted size, returned
+ * updated; `taken` the values appended (records).  It returns at once, handing back to
+ * Python:
+ *   - the first item that is anything else (another key or value type, an unhashable
+ *     key, a non-tuple), untouched, as `item` -- the Python path then treats it exactly
+ *     as it always did (its errors, its accounting);
+ *   - `full` when the pair just taken brought size to `limit` or beyond: the caller
+ *     spills, as _add_grouped does right after such a pair;
+ *   - `end` at the end of the iterator.
+ * An exception from the iterator (the mapper's own) or from a key's __hash__/__eq__
+ * propagates; the values appended by this call are then not counted (the task fails).
+ * The Python twin is kernel.py_group_values; tests/test_combining_core.py compares them.
+ * ====================================================================================== */
+#define VALUE_SLOT_SIZE 9     /* kernel.VALUE_SLOT_SIZE (checked by the tests) */
+#define GROUP_OVERHEAD 200    /* kernel.GROUP_OVERHEAD (checked by the tests) */
+
+/* 1: taken (*size updated); 0: hand back; -1: error */
+static int take_pair(PyObject *groups, PyObject *item, Py_ssize_t *size) {
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) return 0;
+    PyObject *key = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+    if (!PyLong_CheckExact(value)) return 0;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(value, &overflow);
+    if (overflow || v < -5 || v > 256) return 0;
+    PyObject *group = PyDict_GetItemWithError(groups, key);
+    if (group != NULL) {
+        if (!PyList_CheckExact(group)) return 0;
+        Py_INCREF(group);   /* the key's __eq__ may have run: hold it while appending */
+        int failed = PyList_Append(group, value);
+        Py_DECREF(group);
+        if (failed) return -1;
+        *size += VALUE_SLOT_SIZE;
+        return 1;
+    }
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
+        PyErr_Clear();   /* unhashable (a list key): the Python path canonicalises it */
+        return 0;
+    }
+    if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key)) return 0;
+    PyObject *kb = core_encode_key(NULL, key);   /* ASCII str: never delegated */
+    if (kb == NULL) return -1;
+    Py_ssize_t klen = PyBytes_GET_SIZE(kb);
+    group = PyList_New(2);
+    if (group == NULL) { Py_DECREF(kb); return -1; }
+    PyList_SET_ITEM(group, 0, kb);
+    Py_INCREF(value);
+    PyList_SET_ITEM(group, 1, value);
+    int failed = PyDict_SetItem(groups, key, group);
+    Py_DECREF(group);
+    if (failed) return -1;
+    *size += VALUE_SLOT_SIZE + klen + GROUP_OVERHEAD;
+    return 1;
+}
+
+static PyObject *core_group_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "group_values(groups, iterator, size, limit, end, full)");
+        return NULL;
+    }
+    PyObject *groups = args[0], *it = args[1], *end = args[4], *full = args[5];
+    if (!PyDict_CheckExact(groups) || !PyIter_Check(it)) {
+        PyErr_SetString(PyExc_TypeError, "group_values: expected a dict and an iterator");
+        return NULL;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(args[2]), limit = PyLong_AsSsize_t(args[3]);
+    if ((size == -1 || limit == -1) && PyErr_Occurred()) return NULL;
+    iternextfunc next = Py_TYPE(it)->tp_iternext;
+    Py_ssize_t taken = 0;
+    PyObject *item;
+    while ((item = next(it)) != NULL) {
+        int r = take_pair(groups, item, &size);
+        if (r < 0) { Py_DECREF(item); return NULL; }
+        if (r == 0) return Py_BuildValue("(nnN)", taken, size, item);
+        Py_DECREF(item);
+        taken++;
+        if (size >= limit) return Py_BuildValue("(nnO)", taken, size, full);
+    }
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return NULL;
+        PyErr_Clear();
+    }
+    return Py_BuildValue("(nnO)", taken, size, end);
+}
+
+/* ======================================================================================
+ * map_group: run_map's loop for a step with a combiner (CombiningBuffer.map_records)
+ *
+ * map_group(records, mapper, groups, size, limit, progress, end, full)
+ *     -> (index, taken, size, out, item)
+ *
+ * For each record (an exact (key, value) tuple) of the iterator `records` it calls
+ * `mapper(key, value)` and, when the result is a generator, takes its pairs as
+ * group_values does.  It returns at once, handing back to Python, on:
+ *   - a pair group_values would hand back: out = the generator, item = that pair (Python
+ *     treats it, then extends with the rest of `out`);
+ *   - a full buffer: out = the generator, item = `full` (Python spills, then extends
+ *     with the rest of `out`);
+ *   - a mapper result that is neither None nor a generator: out = it, item = `end`
+ *     (Python extends with it, which raises the right error for a non-iterable);
+ *   - a record that is not an exact 2-tuple: out = None, item = the record;
+ *   - the end of `records`: out = None, item = `end`.
+ * `index` is the index of the last record whose mapper was called (progress[0] on entry
+ * is the one before the first).  progress[0] is set to each record's index before its
+ * mapper is called, so on an exception (the mapper's, its generator's, the input's) it
+ * names the record at fault, and a task that times out can say where it is.
+ * The Python twin is kernel.py_map_group.
+ * ====================================================================================== */
+static PyObject *core_map_group(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "map_group(records, mapper, groups, size, limit, progress, end, full)");
+        return NULL;
+    }
+    PyObject *records = args[0], *mapper = args[1], *groups = args[2];
+    PyObject *progress = args[5], *end = args[6], *full = args[7];
+    if (!PyIter_Check(records) || !PyDict_CheckExact(groups) || !PyList_CheckExact(progress)
+            || PyList_GET_SIZE(progress) < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "map_group: expected an iterator, a dict and a non-empty list");
+        return NULL;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(args[3]), limit = PyLong_AsSsize_t(args[4]);
+    if ((size == -1 || limit == -1) && PyErr_Occurred()) return NULL;
+    Py_ssize_t index = PyLong_AsSsize_t(PyList_GET_ITEM(progress, 0));
+    if (index == -1 && PyErr_Occurred()) return NULL;
+    iternextfunc next_record = Py_TYPE(records)->tp_iternext;
+    Py_ssize_t taken = 0;
+    PyObject *rec;
+    while ((rec = next_record(records)) != NULL) {
+        if (!PyTuple_CheckExact(rec) || PyTuple_GET_SIZE(rec) != 2)
+            return Py_BuildValue("(nnnON)", index, taken, size, Py_None, rec);
+        index++;
+        /* progress[0]: the record being mapped, for an error and for a timed-out task's
+         * report (kernel.position reads it from another thread) */
+        PyObject *at = PyLong_FromSsize_t(index);
+        if (at == NULL) { Py_DECREF(rec); return NULL; }
+        PyList_SetItem(progress, 0, at);   /* steals */
+        PyObject *call_args[2] = {PyTuple_GET_ITEM(rec, 0), PyTuple_GET_ITEM(rec, 1)};
+        PyObject *out = PyObject_Vectorcall(mapper, call_args, 2, NULL);
+        Py_DECREF(rec);
+        if (out == NULL) return NULL;
+        if (out == Py_None) { Py_DECREF(out); continue; }
+        if (!PyGen_CheckExact(out))
+            return Py_BuildValue("(nnnNO)", index, taken, size, out, end);
+        iternextfunc next_pair = Py_TYPE(out)->tp_iternext;
+        PyObject *item;
+        while ((item = next_pair(out)) != NULL) {
+            int r = take_pair(groups, item, &size);
+            if (r < 0) { Py_DECREF(item); Py_DECREF(out); return NULL; }
+            if (r == 0) return Py_BuildValue("(nnnNN)", index, taken, size, out, item);
+            Py_DECREF(item);
+            taken++;
+            if (size >= limit) return Py_BuildValue("(nnnNO)", index, taken, size, out, full);
+        }
+        Py_DECREF(out);
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return NULL;
+            PyErr_Clear();
+        }
+    }
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return NULL;
+        PyErr_Clear();
+    }
+    return Py_BuildValue("(nnnOO)", index, taken, size, Py_None, end);
+}
+
 /* ======================================================================================
  * module
  * ====================================================================================== */
@@ -1817,6 +2000,13 @@ static PyMethodDef core_methods[] = {
      "raw_value_lines(batch, start, last_key) -> (lines, stop, new_groups, last_key): the "
      "identity reducer's raw_value lines for batch[start:] up to the first value that is not "
      "an ASCII msgpack str."},
+    {"group_values", (PyCFunction)(void (*)(void))core_group_values, METH_FASTCALL,
+     "group_values(groups, iterator, size, limit, end, full) -> (taken, size, item): "
+     "CombiningBuffer's per-pair path for the common pair (see its section)."},
+    {"map_group", (PyCFunction)(void (*)(void))core_map_group, METH_FASTCALL,
+     "map_group(records, mapper, groups, size, limit, progress, end, full) -> "
+     "(index, taken, size, out, item): "
+     "run_map's loop for a step with a combiner (see its section)."},
     {NULL}
 };
 
@@ -1835,7 +2025,9 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_INCREF(&PackerType);
     Py_INCREF(&MergeType);
     if (PyModule_AddObject(m, "BlockPacker", (PyObject *)&PackerType) < 0
-        || PyModule_AddObject(m, "Merge", (PyObject *)&MergeType) < 0) {
+        || PyModule_AddObject(m, "Merge", (PyObject *)&MergeType) < 0
+        || PyModule_AddObject(m, "COMBINE_SIZES",
+                              Py_BuildValue("(ii)", VALUE_SLOT_SIZE, GROUP_OVERHEAD)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -67,6 +67,7 @@ import sys
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import chain, groupby, repeat
+from types import GeneratorType
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
@@ -523,6 +524,83 @@ VALUE_SLOT_SIZE = 9
 SCALAR_OBJECT_SIZE = 32
 
 
+_END = object()   # group_values/map_group: "the iterator is exhausted"
+_FULL = object()  # group_values/map_group: "the buffer is full: spill, then go on"
+
+
+def py_group_values(groups: dict, it: Iterator[Any], size: int, limit: int, end: Any,
+                    full: Any) -> tuple[int, int, Any]:
+    """CombiningBuffer's per-pair path for the common pair, the reference for
+    ``_core.group_values`` (whose comment in _core.c gives the contract).
+
+    While each pair of ``it`` is a 2-tuple whose value is an int in -5..256 and whose key
+    has a group in ``groups`` or is a new ASCII ``str``, does what
+    :meth:`CombiningBuffer._add_grouped` does (append, account); returns ``(taken, size,
+    item)``: the values taken, the new size, and the first item that is anything else,
+    untouched -- or ``full`` right after a pair that brought ``size`` to ``limit``, or
+    ``end`` when ``it`` is exhausted.
+    """
+    taken = 0
+    for item in it:
+        if item.__class__ is not tuple or len(item) != 2:
+            return taken, size, item
+        key, value = item
+        if value.__class__ is not int or not -5 <= value <= 256:
+            return taken, size, item
+        try:
+            group = groups.get(key)
+        except TypeError:  # unhashable: the caller's general path canonicalises it
+            return taken, size, item
+        if group is None:
+            if key.__class__ is not str or not key.isascii():
+                return taken, size, item
+            kb = encode_key(key)
+            groups[key] = [kb, value]
+            size += VALUE_SLOT_SIZE + len(kb) + GROUP_OVERHEAD
+        elif group.__class__ is list:
+            group.append(value)
+            size += VALUE_SLOT_SIZE
+        else:
+            return taken, size, item
+        taken += 1
+        if size >= limit:
+            return taken, size, full
+    return taken, size, end
+
+
+def py_map_group(records: Iterator[Any], mapper: Callable, groups: dict, size: int,
+                 limit: int, progress: list, end: Any,
+                 full: Any) -> tuple[int, int, int, Any, Any]:
+    """run_map's per-record loop for a combining step, the reference for
+    ``_core.map_group`` (whose comment in _core.c gives the contract): calls
+    ``mapper(key, value)`` per record and takes its generator's pairs through
+    :func:`py_group_values`; returns ``(index, taken, size, out, item)`` at the first
+    thing it hands back, or ``(index, taken, size, None, end)`` at the end of
+    ``records``."""
+    index = progress[0]
+    taken = 0
+    for rec in records:
+        if rec.__class__ is not tuple or len(rec) != 2:
+            return index, taken, size, None, rec
+        index += 1
+        progress[0] = index
+        out = mapper(rec[0], rec[1])
+        if out is None:
+            continue
+        if out.__class__ is not GeneratorType:
+            return index, taken, size, out, end
+        took, size, item = py_group_values(groups, out, size, limit, end, full)
+        taken += took
+        if item is not end:
+            return index, taken, size, out, item
+    return index, taken, size, None, end
+
+
+#: The per-pair and per-record loops: C's when the C core is active (docs/core.md).
+group_values = native.group_values if native is not None else py_group_values
+map_group = native.map_group if native is not None else py_map_group
+
+
 class CombiningBuffer(SortBuffer):
     """Map-side combining for steps with a combiner (Spark's map-side combine).
 
@@ -542,50 +620,91 @@ class CombiningBuffer(SortBuffer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.groups: dict[Any, list] = {}   # key -> [key bytes, value, value, ...]
+        self.mapped = -1   # map_records: the index of the last record it mapped
+        self.progress: Optional[list] = None   # map_records running: [index being mapped]
 
     def extend(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Group every pair of ``pairs`` (one mapper call's output) under its key.
 
-        The hot path of a job with a combiner (word count's ``(word, 1)``): a pair whose key
-        already has a group and whose value is a small int (a shared object, nothing to
-        snapshot or size) costs a type check, a dict lookup and a list append, counted in
-        locals; anything else -- a new key, another value, a full buffer -- goes through
-        :meth:`_add_grouped`.
+        The hot path of a job with a combiner (word count's ``(word, 1)``): a pair whose value
+        is a small int (a shared object, nothing to snapshot or size) and whose key has a
+        group or is a new ASCII ``str`` costs a type check, a dict lookup and a list append
+        -- in :func:`group_values` (C's ``_core.group_values`` or its Python twin), which
+        pulls pairs until one is anything else and hands that one back to go through
+        :meth:`_add_grouped` here (or says the buffer is full: spill and go on).
         """
-        groups = self.groups
-        # Fast-path values that fit without filling the buffer: _add_grouped spills as soon
-        # as size >= limit, so the fast path must stop one value short of that (the value
-        # that fills it goes through _add_grouped and spills at the same pair)
-        room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
-        taken = 0
-        pair = None
         try:
-            for pair in pairs:
-                key, value = pair
-                if value.__class__ is int and -5 <= value <= 256 and taken < room:
-                    try:
-                        group = groups.get(key)
-                    except TypeError:  # unhashable: the general path canonicalises it
-                        group = None
-                    if group is not None:
-                        group.append(value)
-                        taken += 1
+            it = iter(pairs)
+        except TypeError as exc:
+            if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+                raise not_pairs(pairs) from None  # iter() itself: no __iter__ of the user's
+            raise
+        self._extend(it, pairs, _END)
+
+    def _extend(self, it: Iterator[Any], pairs: Any, pair: Any) -> None:
+        """:meth:`extend` from ``pair`` (a pair handed back by C, or ``_END``: none) on."""
+        try:
+            while True:
+                if pair is _END:
+                    taken, self.size, pair = group_values(self.groups, it, self.size,
+                                                          self.limit, _END, _FULL)
+                    self.records += taken
+                    if pair is _END:
+                        return
+                    if pair is _FULL:  # the pair just taken filled the buffer
+                        self.spill()
+                        pair = _END
                         continue
+                key, value = pair  # here, so that _pair_mistake sees a failed unpack
                 if pair.__class__ is str:  # "ab" unpacks as "a", "b" (never the fast path)
                     raise not_a_pair(pair, pairs)
-                self.records += taken
-                self.size += taken * VALUE_SLOT_SIZE
-                taken = 0
                 self._add_grouped(key, value)  # may spill, which replaces self.groups
-                groups = self.groups
-                room = (self.limit - self.size - 1) // VALUE_SLOT_SIZE
+                pair = _END
         except (TypeError, ValueError) as exc:
             mistake = _pair_mistake(exc, pairs, pair)
             if mistake is None:
                 raise
             raise mistake from None
-        self.records += taken
-        self.size += taken * VALUE_SLOT_SIZE
+
+    def map_records(self, mapper: Callable, records: Iterable[tuple[Any, Any]]) -> int:
+        """run_map's loop (``mapper(key, value)`` per record, its pairs into this buffer)
+        for a step without --skip-bad-records; returns the index of the last record.
+
+        :func:`map_group` (C's ``_core.map_group`` or its Python twin) calls the mapper and
+        takes the common pairs of its generators without a Python frame of ours per record
+        or pair; what it hands back (another pair, a full buffer, a result that is not a
+        generator) goes through :meth:`_extend` / :meth:`extend` here, so errors and spills
+        are exactly those of a mapper call and an ``extend`` per record.  On an exception
+        :attr:`mapped` is the index of the record whose mapper (or pairs) raised; while it
+        runs, ``progress[0]`` is the index of the record being mapped.
+        """
+        it = iter(records)
+        # map_group's index of the record being mapped: read on an exception, and by
+        # position() when the task times out
+        self.progress = progress = [-1]
+        try:
+            while True:
+                index, taken, self.size, out, item = map_group(
+                    it, mapper, self.groups, self.size, self.limit, progress, _END, _FULL)
+                self.records += taken
+                if out is None:
+                    if item is _END:
+                        return index
+                    key, value = item  # not a tuple (the engine's readers make none)
+                    progress[0] = index + 1
+                    out = mapper(key, value)
+                    if out is not None:
+                        self.extend(out)
+                elif item is _END:
+                    self.extend(out)  # not a generator: extend names a non-iterable
+                elif item is _FULL:
+                    self.spill()
+                    self._extend(out, out, _END)  # the rest of the record's pairs
+                else:
+                    self._extend(out, out, item)  # the handed-back pair, then the rest
+        finally:
+            self.mapped = progress[0]
+            self.progress = None
 
     def _add_grouped(self, key: Any, value: Any) -> None:
         tv = type(value)
@@ -855,6 +974,7 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
     messages; ``describe`` names the task in them, ``spelling`` says how to name options in
     them (``--skip-bad-records`` or ``skip_bad_records``)."""
     counters: dict = {}
+    buffer_class: Any = None
     if partitions:
         partitioner = job.partitioner if type(job)._overrides("partitioner") else None
         try:
@@ -911,6 +1031,13 @@ def run_map(job: Job, step: Step, split: Any, records: Iterable[tuple[Any, Any]]
                 index = _map_skipping(where, mapper, extend, part_records, skipped,
                                       skip_bad_records, describe,
                                       BY_NAME["skip_bad_records"].spelled(spelling))
+            elif buffer_class is CombiningBuffer:
+                # The per-record loop in C (map_group): no Python frame of ours per record
+                try:
+                    index = collector.map_records(mapper, part_records)
+                except BaseException:
+                    index = collector.mapped
+                    raise
             elif c_extend is not None:
                 # The C sort buffer's extend called from here: no Python frame of the
                 # buffer's per record, only when C hands something back (full, ...).
@@ -1120,6 +1247,9 @@ def position(frame: Any) -> Optional[str]:
         if code is run_map.__code__ or code is _map_skipping.__code__:
             local = frame.f_locals
             split, index = local.get("split"), local.get("index", -1)
+            live = getattr(local.get("collector"), "progress", None)
+            if live is not None:  # CombiningBuffer.map_records: run_map's index is not live
+                index = live[0]
             method = local.get("method", "mapper")
             if split is not None and method == "mapper":
                 return f"{record_location(split, index)} (in the mapper)"

@@ -277,7 +277,8 @@ def test_pair_cost_measures_every_layer_on_the_same_tokens(tmp_path):
     assert [name.strip() for name, _ in rows] == [
         "Counter.update(line.split())", "for w in line.split(): pass",
         "consume mapper generator", "generator + dict lookup + list append",
-        "CombiningBuffer.extend (with spills, combiner)"]
+        "CombiningBuffer.extend (with spills, combiner)",
+        "CombiningBuffer.map_records (run_map's loop)"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,324 @@
+"""The combining buffer's per-pair loop and run_map's loop in C against their Python twins.
+
+``_core.group_values`` (CombiningBuffer.extend's fast path) and ``_core.map_group`` (the
+map loop of a step with a combiner) hand everything but the common case back to Python, so
+a job with a combiner must give exactly what the pure-Python core gives: the same spills
+(bytes, and where they happen), the same counters, the same error and message.  The first
+test runs random jobs -- random keys (unhashable lists, big ints, tuples), values around
+the small-int boundary, non-scalar and unencodable values, mappers yielding bad pairs,
+returning lists, ints or None, raising -- through the real ``run_map`` with both twins and
+tiny sort buffers (a spill at every boundary), and compares everything.  The second runs a
+combining job the way a user does, ``python -m mapreduce run`` once per core, and compares
+the output bytes and the counters of ``_job.json``.
+
+Skipped when the extension is not built, unless ``MAPREDUCE_REQUIRE_CORE=1`` (CI).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mapreduce import codec, kernel
+from mapreduce.job import Job, Step
+
+try:
+    from mapreduce import _core
+except ImportError as exc:  # not built: the pure-Python core runs
+    if os.environ.get("MAPREDUCE_REQUIRE_CORE") == "1":
+        raise ImportError(f"MAPREDUCE_REQUIRE_CORE=1 but the C core is not built: {exc}") from exc
+    pytest.skip(f"the C core is not built ({exc})", allow_module_level=True)
+
+_core.set_reference(codec.py_encode_key, codec.py_decode_key)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+# --- random jobs ---------------------------------------------------------------------------
+keys = (st.sampled_from(["a", "b", "ab", "é", "", "zz"]) | st.integers(-3, 3)
+        | st.sampled_from([2 ** 70, -2 ** 70, 1.5, None, True])
+        | st.lists(st.sampled_from(["a", 1]), max_size=2)      # unhashable: canonicalised
+        | st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 1)))
+values = (st.sampled_from([-6, -5, 0, 1, 2, 255, 256, 257])   # the fast path's edges
+          | st.integers(-2 ** 66, 2 ** 66)                     # beyond msgpack: an error
+          | st.sampled_from([True, False, None, 0.5, "x", b"y", 2 ** 63])
+          | st.lists(st.integers(0, 3), max_size=2)            # snapshotted through msgpack
+          | st.dictionaries(st.sampled_from(["k"]), st.integers(0, 2), max_size=1)
+          | st.just(object()))                                 # cannot be encoded
+pairs = st.tuples(keys, values)
+# What a mapper yields: mostly pairs, sometimes something that is no pair.
+emitted = st.one_of(pairs, pairs, pairs, pairs, pairs, pairs, pairs,
+                    st.sampled_from(["ab", "abc", 5, None, (1, 2, 3)]),
+                    st.lists(st.integers(0, 1), min_size=2, max_size=2).map(
+                        lambda kv: ["k", kv[1]]))               # a list pair: unpacks fine
+# One record's plan: how the mapper answers it.
+record_plans = st.one_of(
+    st.tuples(st.just("yield"), st.lists(emitted, max_size=8)),
+    st.tuples(st.just("yield"), st.lists(pairs, max_size=8)),
+    st.tuples(st.just("return list"), st.lists(pairs, max_size=4)),
+    st.tuples(st.just("return"), st.sampled_from([None, 7, "ab", ()])),
+    st.tuples(st.just("raise"), st.sampled_from([ValueError, TypeError, KeyError])),
+    st.tuples(st.just("yield then raise"), st.lists(pairs, max_size=3)))
+# Word-count-like plans, so that the fast path (known keys, small ints) runs long stretches.
+word_plans = st.tuples(st.just("yield"), st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 2)), max_size=12))
+
+
+class _RecordingSink:
+    """A MapSink that keeps every spill (a copy of each partition's record list)."""
+
+    def __init__(self):
+        self.spills, self.counters = [], {}
+
+    def spill(self, parts):
+        self.spills.append([list(records) for records in parts])
+
+    def finish(self):
+        return None
+
+
+class _Split:
+    def describe(self):
+        return "the test's records"
+
+
+def _mapper(plans):
+    def mapper(_key, index):
+        how, what = plans[index]
+        if how == "return list":
+            return list(what)
+        if how == "return":
+            return what
+        if how == "raise":
+            raise what(f"record {index}")
+        return _yielding(how, what, index)
+    return mapper
+
+
+def _yielding(how, what, index):
+    yield from what
+    if how == "yield then raise":
+        raise ValueError(f"after the pairs of record {index}")
+
+
+def combiner(key, vals):
+    vals = list(vals)
+    yield key, len(vals)
+    yield key, repr(vals[:2])
+
+
+def run_map_with(twins, plans, partitions, limit, hooks):
+    """run_map's outcome with kernel's group_values/map_group set to ``twins``."""
+    active = kernel.group_values, kernel.map_group
+    kernel.group_values, kernel.map_group = twins
+    try:
+        step = Step(mapper=_mapper(plans), combiner=combiner,
+                    mapper_final=(lambda: iter([("a", 1), ("zz", 3)])) if hooks else None)
+        sink = _RecordingSink()
+        try:
+            outcome = kernel.run_map(Job(), step, _Split(), [(None, i) for i in range(len(plans))],
+                                     partitions=partitions, sort_buffer=limit,
+                                     sort_values=False, sink=sink)
+        except Exception as exc:  # noqa: BLE001 -- comparing whatever is raised is the point
+            return ("raised", type(exc).__name__, str(exc), sink.spills)
+        return ("returned", outcome.counters, outcome.records_in, sink.spills)
+    finally:
+        kernel.group_values, kernel.map_group = active
+
+
+C_TWINS = (_core.group_values, _core.map_group)
+PY_TWINS = (kernel.py_group_values, kernel.py_map_group)
+
+
+def test_the_c_twins_are_wired_when_c_runs():
+    from mapreduce import core
+    assert (kernel.map_group is _core.map_group) == (core.ACTIVE == "c")
+    assert (kernel.group_values is _core.group_values) == (core.ACTIVE == "c")
+
+
+@SETTINGS
+@given(st.lists(record_plans | word_plans, max_size=25), st.integers(1, 3),
+       st.integers(1, 1500) | st.just(64 << 20), st.booleans())
+def test_random_combining_jobs_map_alike_on_both_cores(plans, partitions, limit, hooks):
+    c = run_map_with(C_TWINS, plans, partitions, limit, hooks)
+    python = run_map_with(PY_TWINS, plans, partitions, limit, hooks)
+    assert c == python
+
+
+# Limits the word plans' sizes can hit exactly (a group of a 1-letter key is charged
+# VALUE_SLOT_SIZE + 2 + GROUP_OVERHEAD = 211, each further value 9): a spill exactly at,
+# not one pair after, the limit is the boundary an off-by-one would move.
+exact_limits = st.builds(lambda groups, values: groups * 211 + values * 9,
+                         st.integers(1, 4), st.integers(0, 40))
+
+
+@SETTINGS
+@given(st.lists(word_plans, min_size=1, max_size=40), exact_limits | st.integers(200, 1200))
+def test_word_count_spills_at_the_same_pair_on_both_cores(plans, limit):
+    """Only fast-path pairs: the C loop's own size accounting decides every spill point,
+    and the spills must match the Python loop's exactly."""
+    c = run_map_with(C_TWINS, plans, 2, limit, False)
+    python = run_map_with(PY_TWINS, plans, 2, limit, False)
+    assert c == python
+    assert c[0] == "returned"
+
+
+def test_c_accounts_with_the_kernel_constants():
+    assert _core.COMBINE_SIZES == (kernel.VALUE_SLOT_SIZE, kernel.GROUP_OVERHEAD)
+
+
+def test_group_values_hands_back_what_it_does_not_take():
+    groups = {"a": [b"ka"], ("l",): [b"kl"]}
+    end, full = object(), object()
+    items = [("a", 1), ("a", 256), ("a", -5), ("a", 257)]
+    assert _core.group_values(groups, iter(items), 0, 100, end, full) == (3, 27, ("a", 257))
+    assert groups["a"] == [b"ka", 1, 256, -5]
+    for item in (("é", 1), (5, 1), ("a", True), ["a", 1], "ab", ("a", 1, 2), (["l"], 1),
+                 ("a", 1.0)):
+        assert _core.group_values(groups, iter([item]), 0, 100, end, full) == (0, 0, item)
+    # a new ASCII str key: a group [key bytes, value], charged as _add_grouped charges it
+    assert _core.group_values(groups, iter([("new", 3)]), 0, 10 ** 6, end, full) == \
+        (1, kernel.VALUE_SLOT_SIZE + 4 + kernel.GROUP_OVERHEAD, end)
+    assert groups["new"] == [codec.encode_key("new"), 3]
+    # full: right after the pair that reaches the limit
+    assert _core.group_values(groups, iter([("a", 1)] * 5), 0, 18, end, full) == (2, 18, full)
+    assert _core.group_values(groups, iter([]), 7, 18, end, full) == (0, 7, end)
+
+
+def test_map_group_reports_the_failing_record():
+    def mapper(_k, v):
+        if v == 2:
+            raise KeyError("boom")
+        yield "a", 1
+
+    progress = [-1]
+    with pytest.raises(KeyError):
+        _core.map_group(iter([(None, 0), (None, 1), (None, 2)]), mapper, {"a": [b""]}, 0,
+                        100, progress, object(), object())
+    assert progress == [2]
+
+
+# --- the user's path: the CLI, once per core --------------------------------------------------
+JOB = textwrap.dedent('''
+    from mapreduce import Job
+
+
+    class Tally(Job):
+        """Word count with a combiner, plus pairs the fast path does not take."""
+
+        def mapper(self, _, line):
+            words = line.split()
+            for word in words:
+                yield word, 1
+            if len(words) % 7 == 3:
+                yield [words[0], len(words)], 2 ** 40      # unhashable key, big value
+            if len(words) % 5 == 1:
+                yield words[-1], {"n": len(words)}         # non-scalar value
+
+        def combiner(self, key, values):
+            total = 0
+            for v in values:
+                total += v if isinstance(v, int) else v["n"]
+            yield key, total
+
+        def reducer(self, key, values):
+            yield key, sum(values)
+''')
+
+
+def _run_cli(tmp_path, core, inputs, sort_buffer):
+    out = tmp_path / f"out-{core}-{sort_buffer}"
+    env = {k: v for k, v in os.environ.items() if k != "MAPREDUCE_CORE"}
+    if core == "python":
+        env["MAPREDUCE_CORE"] = "python"
+    done = subprocess.run([sys.executable, "-m", "mapreduce", "run", str(tmp_path / "tally.py"),
+                           str(inputs), "-o", str(out), "--sort-buffer", sort_buffer,
+                           "--reducers", "3"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    parts = {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))}
+    with open(out / "_job.json", encoding="utf-8") as f:
+        counters = json.load(f)["counters"]
+    return parts, counters
+
+
+@pytest.mark.parametrize("sort_buffer", ["2KB", "64MB"])
+def test_cli_output_and_counters_equal_on_both_cores(tmp_path, sort_buffer):
+    (tmp_path / "tally.py").write_text(JOB)
+    text = os.path.join(ROOT, "sample_data")
+    c_parts, c_counters = _run_cli(tmp_path, "c", text, sort_buffer)
+    py_parts, py_counters = _run_cli(tmp_path, "python", text, sort_buffer)
+    assert c_parts == py_parts
+    assert c_counters == py_counters
+    framework = c_counters["framework"]
+    assert framework["COMBINE_INPUT_RECORDS"] == framework["MAP_OUTPUT_RECORDS"]
+    if sort_buffer == "2KB":
+        assert framework["SPILL_FILES"] > 10  # the tiny buffer spilled many times
+    # Independent reference: the word counts in plain Python.
+    expected: dict = {}
+    for root, _dirs, names in os.walk(text):
+        for name in names:
+            if name.startswith(("_", ".")):
+                continue  # hidden files are not input (Hadoop's rule)
+            with open(os.path.join(root, name), encoding="utf-8") as f:
+                for line in f:
+                    words = line.split()
+                    for w in words:
+                        expected[w] = expected.get(w, 0) + 1
+                    if len(words) % 7 == 3:
+                        key = json.dumps([words[0], len(words)])
+                        expected[key] = expected.get(key, 0) + 2 ** 40
+                    if len(words) % 5 == 1:
+                        expected[words[-1]] = expected.get(words[-1], 0) + len(words)
+    got = {}
+    for data in c_parts.values():
+        for line in data.decode().splitlines():
+            k, v = line.split("\t")
+            k = json.loads(k)
+            got[json.dumps(k) if isinstance(k, list) else k] = json.loads(v)
+    assert got == expected
+
+
+HANGING_JOB = textwrap.dedent('''
+    import time
+
+    from mapreduce import Job
+
+
+    class HangingTally(Job):
+        def mapper(self, _, line):
+            if "HANG" in line:
+                deadline = time.monotonic() + 1000
+                while time.monotonic() < deadline:
+                    time.sleep(0.05)
+            for word in line.split():
+                yield word, 1
+
+        def combiner(self, word, counts):
+            yield word, sum(counts)
+
+        def reducer(self, word, counts):
+            yield word, sum(counts)
+''')
+
+
+def test_a_timed_out_combining_task_names_its_record(tmp_path):
+    """The map loop runs in C for a step with a combiner; a task killed by --task-timeout
+    still says which record its mapper was on (map_group keeps the index live)."""
+    (tmp_path / "hang.py").write_text(HANGING_JOB)
+    inp = tmp_path / "in.txt"
+    inp.write_text("a b\nc d\nthis line HANGs\ne f\n")
+    done = subprocess.run([sys.executable, "-m", "mapreduce", "run", str(tmp_path / "hang.py"),
+                           str(inp), "-o", str(tmp_path / "out"), "--task-timeout", "2",
+                           "--max-attempts", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "timed out after 2 s" in done.stderr
+    assert f"at {inp} line 3 (in the mapper)" in done.stderr, done.stderr
