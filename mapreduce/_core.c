@@ -505,9 +505,9 @@ static inline int cmp_records(PyObject *a, PyObject *b, int sort_values) {
 /* ---- sort_records: a stable merge sort on an 8-byte key prefix, then the full bytes ---- */
 typedef struct { uint64_t prefix; PyObject *rec; } SortItem;
 
-static inline uint64_t prefix_of(PyObject *kb) {
-    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(kb);
-    Py_ssize_t n = PyBytes_GET_SIZE(kb);
+/* The first 8 bytes of s[0:n] as a big-endian integer, zero-padded: comparing prefixes
+ * orders as memcmp does, up to ties (a padding byte differs only from a real byte > 0). */
+static inline uint64_t prefix_of_mem(const unsigned char *s, Py_ssize_t n) {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (n >= 8) {
         uint64_t v;
@@ -517,7 +517,11 @@ static inline uint64_t prefix_of(PyObject *kb) {
 #endif
     uint64_t p = 0;
     for (int i = 0; i < 8; i++) p = (p << 8) | (i < n ? s[i] : 0);
-    return p;   /* zero-padded: a padding byte differs only from a real byte > 0 */
+    return p;
+}
+
+static inline uint64_t prefix_of(PyObject *kb) {
+    return prefix_of_mem((const unsigned char *)PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb));
 }
 
 static inline int item_less(const SortItem *a, const SortItem *b, int sort_values) {
@@ -525,35 +529,44 @@ static inline int item_less(const SortItem *a, const SortItem *b, int sort_value
     return cmp_records(a->rec, b->rec, sort_values) < 0;
 }
 
-static void merge_sort(SortItem *a, SortItem *tmp, Py_ssize_t n, int sort_values) {
-    const Py_ssize_t RUN = 24;
-    for (Py_ssize_t lo = 0; lo < n; lo += RUN) {          /* insertion sort: stable */
-        Py_ssize_t hi = lo + RUN < n ? lo + RUN : n;
-        for (Py_ssize_t i = lo + 1; i < hi; i++) {
-            SortItem x = a[i];
-            Py_ssize_t j = i;
-            while (j > lo && item_less(&x, &a[j - 1], sort_values)) { a[j] = a[j - 1]; j--; }
-            a[j] = x;
-        }
-    }
-    SortItem *src = a, *dst = tmp;
-    for (Py_ssize_t width = RUN; width < n; width *= 2) {
-        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
-            Py_ssize_t mid = lo + width < n ? lo + width : n;
-            Py_ssize_t hi = lo + 2 * width < n ? lo + 2 * width : n;
-            Py_ssize_t i = lo, j = mid, k = lo;
-            if (mid < hi && !item_less(&src[mid], &src[mid - 1], sort_values)) {
-                memcpy(dst + lo, src + lo, (hi - lo) * sizeof *src);  /* already in order */
-                continue;
-            }
-            while (i < mid && j < hi) dst[k++] = item_less(&src[j], &src[i], sort_values) ? src[j++] : src[i++];
-            while (i < mid) dst[k++] = src[i++];
-            while (j < hi) dst[k++] = src[j++];
-        }
-        SortItem *t = src; src = dst; dst = t;
-    }
-    if (src != a) memcpy(a, src, n * sizeof *a);
+/* A stable merge sort of n items of type T ordered by LESS(a, b, sort_values):
+ * insertion-sorted runs of 24, then bottom-up merges through tmp (n more items); a merge
+ * whose halves are already in order is a copy.  Stable: ties keep their input order (a
+ * merge takes from the left run unless the right item is strictly less).  Defined twice:
+ * for sort_records' items and for the C sort buffer's index. */
+#define DEFINE_STABLE_MERGE_SORT(NAME, T, LESS)                                              \
+static void NAME(T *a, T *tmp, Py_ssize_t n, int sort_values) {                             \
+    const Py_ssize_t RUN = 24;                                                               \
+    for (Py_ssize_t lo = 0; lo < n; lo += RUN) {                                             \
+        Py_ssize_t hi = lo + RUN < n ? lo + RUN : n;                                         \
+        for (Py_ssize_t i = lo + 1; i < hi; i++) {                                           \
+            T x = a[i];                                                                      \
+            Py_ssize_t j = i;                                                                \
+            while (j > lo && LESS(&x, &a[j - 1], sort_values)) { a[j] = a[j - 1]; j--; }     \
+            a[j] = x;                                                                        \
+        }                                                                                    \
+    }                                                                                        \
+    T *src = a, *dst = tmp;                                                                  \
+    for (Py_ssize_t width = RUN; width < n; width *= 2) {                                    \
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {                                   \
+            Py_ssize_t mid = lo + width < n ? lo + width : n;                                \
+            Py_ssize_t hi = lo + 2 * width < n ? lo + 2 * width : n;                         \
+            Py_ssize_t i = lo, j = mid, k = lo;                                              \
+            if (mid >= hi || !LESS(&src[mid], &src[mid - 1], sort_values)) {                 \
+                memcpy(dst + lo, src + lo, (hi - lo) * sizeof *src);  /* already in order */ \
+                continue;                                                                    \
+            }                                                                                \
+            while (i < mid && j < hi)                                                        \
+                dst[k++] = LESS(&src[j], &src[i], sort_values) ? src[j++] : src[i++];        \
+            while (i < mid) dst[k++] = src[i++];                                             \
+            while (j < hi) dst[k++] = src[j++];                                              \
+        }                                                                                    \
+        T *t = src; src = dst; dst = t;                                                      \
+    }                                                                                        \
+    if (src != a) memcpy(a, src, n * sizeof *a);                                             \
 }
+
+DEFINE_STABLE_MERGE_SORT(merge_sort, SortItem, item_less)
 
 static PyObject *core_sort_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyList_CheckExact(args[0])) {
@@ -1172,15 +1185,6 @@ typedef struct {
 static inline uint32_t sb_klen(const unsigned char *r) { uint32_t v; memcpy(&v, r, 4); return v; }
 static inline uint32_t sb_vlen(const unsigned char *r) { uint32_t v; memcpy(&v, r + 4, 4); return v; }
 
-static inline uint64_t sb_prefix(const unsigned char *s, Py_ssize_t n) {
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (n >= 8) { uint64_t v; memcpy(&v, s, 8); return __builtin_bswap64(v); }
-#endif
-    uint64_t p = 0;
-    for (int i = 0; i < 8; i++) p = (p << 8) | (i < n ? s[i] : 0);
-    return p;
-}
-
 static inline int sb_cmp_mem(const unsigned char *a, Py_ssize_t la, const unsigned char *b, Py_ssize_t lb) {
     int c = memcmp(a, b, la < lb ? la : lb);
     if (c) return c;
@@ -1197,36 +1201,8 @@ static inline int sb_less(const SBItem *a, const SBItem *b, int sort_values) {
     return sb_cmp_mem(ra + 8 + ka, sb_vlen(ra), rb + 8 + kb, sb_vlen(rb)) < 0;
 }
 
-/* sort_records' stable merge sort (insertion-sorted runs, then bottom-up merges) */
-static void sb_sort(SBItem *a, SBItem *tmp, Py_ssize_t n, int sort_values) {
-    const Py_ssize_t RUN = 24;
-    for (Py_ssize_t lo = 0; lo < n; lo += RUN) {
-        Py_ssize_t hi = lo + RUN < n ? lo + RUN : n;
-        for (Py_ssize_t i = lo + 1; i < hi; i++) {
-            SBItem x = a[i];
-            Py_ssize_t j = i;
-            while (j > lo && sb_less(&x, &a[j - 1], sort_values)) { a[j] = a[j - 1]; j--; }
-            a[j] = x;
-        }
-    }
-    SBItem *src = a, *dst = tmp;
-    for (Py_ssize_t width = RUN; width < n; width *= 2) {
-        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
-            Py_ssize_t mid = lo + width < n ? lo + width : n;
-            Py_ssize_t hi = lo + 2 * width < n ? lo + 2 * width : n;
-            Py_ssize_t i = lo, j = mid, k = lo;
-            if (mid >= hi || !sb_less(&src[mid], &src[mid - 1], sort_values)) {
-                memcpy(dst + lo, src + lo, (hi - lo) * sizeof *src);
-                continue;
-            }
-            while (i < mid && j < hi) dst[k++] = sb_less(&src[j], &src[i], sort_values) ? src[j++] : src[i++];
-            while (i < mid) dst[k++] = src[i++];
-            while (j < hi) dst[k++] = src[j++];
-        }
-        SBItem *t = src; src = dst; dst = t;
-    }
-    if (src != a) memcpy(a, src, n * sizeof *a);
-}
+/* sort_records' stable merge sort, over the index */
+DEFINE_STABLE_MERGE_SORT(sb_sort, SBItem, sb_less)
 
 static int sb_sort_part(SBPart *part, int sort_values) {
     if (part->sorted || part->n < 2) { part->sorted = 1; return 0; }
@@ -1272,7 +1248,7 @@ static int sb_append(SortBuf *s, Py_ssize_t p, const unsigned char *k, Py_ssize_
     memcpy(r + 8, k, kl);
     if (vl) memcpy(r + 8 + kl, v, vl);
     s->cur += need; s->left -= need;
-    part->items[part->n].prefix = sb_prefix(k, kl);
+    part->items[part->n].prefix = prefix_of_mem(k, kl);
     part->items[part->n].rec = r;
     part->n++;
     part->sorted = 0;

@@ -187,13 +187,7 @@ class RunWriter:
 
     def write_partition(self, partition: int, records: Iterable[tuple[bytes, bytes]]) -> None:
         """Write all records of ``partition`` (already sorted).  Partitions strictly increase."""
-        self._check_open()
-        if partition <= self._part:
-            raise ValueError(
-                f"{self.path}: partition {partition} written after partition {self._part}; "
-                "partitions must be written in strictly increasing order"
-            )
-        self._start_partition(partition)
+        self._enter_partition(partition, again=False)
         if self._packer is not None:
             self._append_pairs(records)
             return
@@ -213,17 +207,11 @@ class RunWriter:
 
         May be called repeatedly for the same partition; partitions must not decrease.
         """
-        self._check_open()
-        if partition < self._part:
-            raise ValueError(
-                f"{self.path}: partition {partition} written after partition {self._part}; "
-                "partitions must be written in non-decreasing order"
-            )
         n = len(flat)
         if n % 2:
+            self._check_open()
             raise ValueError(f"{self.path}: flat record list has odd length {n}")
-        if partition != self._part:
-            self._start_partition(partition)
+        self._enter_partition(partition, again=True)
         if not n:
             return
         if self._packer is not None:
@@ -237,14 +225,7 @@ class RunWriter:
         if self._packer is None:
             self.write_flat(partition, list(chain.from_iterable(records)))
             return
-        self._check_open()
-        if partition < self._part:
-            raise ValueError(
-                f"{self.path}: partition {partition} written after partition {self._part}; "
-                "partitions must be written in non-decreasing order"
-            )
-        if partition != self._part:
-            self._start_partition(partition)
+        self._enter_partition(partition, again=True)
         self._append_pairs(records)
 
     def write_sorted(self, partition: int, buf: "object") -> None:
@@ -253,13 +234,7 @@ class RunWriter:
         the same bytes as :meth:`write_partition` of the sorted records.  C core only."""
         if self._packer is None:
             raise ValueError(f"{self.path}: write_sorted needs the C core")
-        self._check_open()
-        if partition <= self._part:
-            raise ValueError(
-                f"{self.path}: partition {partition} written after partition {self._part}; "
-                "partitions must be written in strictly increasing order"
-            )
-        self._start_partition(partition)
+        self._enter_partition(partition, again=False)
         start, count = 0, buf.count(partition)
         while start < count:  # a bounded number of blocks at a time
             blocks, start = buf.pack_partition(partition, self._packer, start)
@@ -322,6 +297,20 @@ class RunWriter:
     def _check_open(self) -> None:
         if self._stats is not None or self._file.closed:
             raise ValueError(f"{self.path}: writer is closed")
+
+    def _enter_partition(self, partition: int, again: bool) -> None:
+        """Check the writer is open and ``partition`` comes in order, and start it unless it
+        is the current one.  ``again``: the current partition may be written again
+        (non-decreasing order); else each partition is written once (strictly increasing)."""
+        self._check_open()
+        if partition < self._part or (partition == self._part and not again):
+            order = "non-decreasing" if again else "strictly increasing"
+            raise ValueError(
+                f"{self.path}: partition {partition} written after partition {self._part}; "
+                f"partitions must be written in {order} order"
+            )
+        if partition != self._part:
+            self._start_partition(partition)
 
     def _start_partition(self, partition: int) -> None:
         if not 0 <= partition < self.num_partitions:

@@ -28,14 +28,9 @@ from hypothesis import strategies as st
 from mapreduce import codec, kernel
 from mapreduce.job import Job, Step
 
-try:
-    from mapreduce import _core
-except ImportError as exc:  # not built: the pure-Python core runs
-    if os.environ.get("MAPREDUCE_REQUIRE_CORE") == "1":
-        raise ImportError(f"MAPREDUCE_REQUIRE_CORE=1 but the C core is not built: {exc}") from exc
-    pytest.skip(f"the C core is not built ({exc})", allow_module_level=True)
+import c_core  # tests/c_core.py
 
-_core.set_reference(codec.py_encode_key, codec.py_decode_key)
+_core = c_core.load()  # skips this module when the C core is not built
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = settings(max_examples=300, deadline=None,
