@@ -187,6 +187,33 @@ def test_group_values_hands_back_what_it_does_not_take():
     assert _core.group_values(groups, iter([]), 7, 18, end, full) == (0, 7, end)
 
 
+def test_groups_made_in_c_are_not_tracked_by_the_cyclic_gc_and_keep_what_they_hold():
+    """A new group list is untracked (the GC would otherwise walk every buffered value at
+    each full collection); a tracked object Python appends to it later (a non-scalar value's
+    snapshot) survives collections, since an untracked referrer only makes it look alive."""
+    import gc
+    import weakref
+
+    class Box(dict):  # a dict subclass: weak-referenceable, and tracked by the GC
+        pass
+
+    groups: dict = {}
+    end, full = object(), object()
+    assert _core.group_values(groups, iter([("w", 1)]), 0, 10 ** 6, end, full)[2] is end
+    group = groups["w"]
+    assert not gc.is_tracked(group)
+    value = Box(x=[1, 2])
+    alive = weakref.ref(value)
+    group.append(value)
+    del value
+    for _ in range(3):
+        gc.collect()
+    assert alive() is not None and group[2] == {"x": [1, 2]}
+    del groups, group
+    gc.collect()
+    assert alive() is None  # freed with its group: nothing leaks
+
+
 def test_map_group_reports_the_failing_record():
     def mapper(_k, v):
         if v == 2:
