@@ -66,19 +66,6 @@ word_plans = st.tuples(st.just("yield"), st.lists(
     st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 2)), max_size=12))
 
 
-class _RecordingSink:
-    """A MapSink that keeps every spill (a copy of each partition's record list)."""
-
-    def __init__(self):
-        self.spills, self.counters = [], {}
-
-    def spill(self, parts):
-        self.spills.append([list(records) for records in parts])
-
-    def finish(self):
-        return None
-
-
 class _Split:
     def describe(self):
         return "the test's records"
@@ -116,7 +103,7 @@ def run_map_with(twins, plans, partitions, limit, hooks):
     try:
         step = Step(mapper=_mapper(plans), combiner=combiner,
                     mapper_final=(lambda: iter([("a", 1), ("zz", 3)])) if hooks else None)
-        sink = _RecordingSink()
+        sink = c_core.RecordingSink()
         try:
             outcome = kernel.run_map(Job(), step, _Split(), [(None, i) for i in range(len(plans))],
                                      partitions=partitions, sort_buffer=limit,

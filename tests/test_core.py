@@ -182,19 +182,6 @@ def test_sort_records_rejects_what_is_not_a_record():
         _core.sort_records([(b"a", b"1"), [b"b", b"2"]], False)
 
 
-class _RecordingSink:
-    """A MapSink that keeps every spill (a copy of each partition's record list)."""
-
-    def __init__(self):
-        self.spills, self.counters = [], {}
-
-    def spill(self, parts):
-        self.spills.append([list(records) for records in parts])
-
-    def finish(self):
-        return None
-
-
 sort_buffer_pairs = st.lists(st.tuples(
     st.integers(-3, 3) | st.sampled_from(["", "a", "ab", "abcdefgh", "abcdefgh\x00", "é"]),
     st.integers(0, 9) | st.text(max_size=3)), max_size=150)
@@ -217,7 +204,7 @@ def test_sort_buffer_spills_the_same_on_both_cores(pairs, sort_values, n, limit)
     try:
         for name, sort in (("c", _core.sort_records), ("python", kernel.py_sort_records)):
             kernel.sort_records = sort
-            sink = _RecordingSink()
+            sink = c_core.RecordingSink()
             buf = kernel.SortBuffer(Step(), n, limit, sort_values, sink, {})
             buf.extend(iter(pairs))
             buf.finish()
