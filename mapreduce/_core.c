@@ -29,7 +29,8 @@
  * return anything else untouched to the Python path, which treats it as it always did.
  *
  * Everything that reads bytes (decode_key, unpack_*) checks every length against the end
- * of its buffer before reading; tests/test_core_fuzz.py fuzzes them with atheris.
+ * of its buffer before reading; tests/fuzz_core.py fuzzes them with atheris (run by the slow
+ * test tests/test_core_build.py).
  * Format constants follow docs/key-encoding.md and docs/run-format.md (the Python
  * modules hold the named constants; the few spelled here carry the doc's names).
  */
