@@ -242,6 +242,17 @@ def seconds_after_journal(journal: str, delay: float, stale=None):
     return ready
 
 
+def during_map_timed(journal: str, delay: float, maps: int):
+    """Ready ``delay`` seconds after the journal appeared, or else when all but one map task
+    have committed (HEADER, RUN_START, then ``maps - 1`` TASK_COMMITTED records): the delay
+    is drawn from the reference run's map phase, and a run that goes faster than its
+    reference (a machine whose load changed) must still be killed inside the map phase, not
+    finish unkilled."""
+    timed = seconds_after_journal(journal, delay)
+    almost_mapped = records_at_least(journal, 1 + maps)
+    return lambda: timed() or almost_mapped()
+
+
 def journal_header(journal: str):
     """The journal's first record (its job's header), or None: tells one run's journal
     from the next one's at the same path."""
@@ -392,7 +403,7 @@ def test_coordinator_sigkill_then_resume(point, words, runner, tmp_path):
         assert moved == min(param - 1, words.reducers), (param, moved)
     else:
         ready = (records_at_least(journal, param) if kind == "records"
-                 else seconds_after_journal(journal, param))
+                 else during_map_timed(journal, param, words.maps))
         argv = H.command(H.WORDCOUNT, words.inputs, out, *STD)
         killed = start_and_kill(runner, argv, out, ready)
         if kind == "records":
@@ -802,7 +813,7 @@ def test_memory_mode_coordinator_sigkill_then_resume(case, words_memory, runner,
     else:
         argv = H.command(H.WORDCOUNT, words_memory.inputs, out, *STD, "--mode", "memory")
         ready = (records_at_least(journal, param) if kind == "reduce-commits"
-                 else seconds_after_journal(journal, param))
+                 else during_map_timed(journal, param, words_memory.maps))
         killed = start_and_kill(runner, argv, out, ready)
     # Memory mode journals map commits too, but their outputs are not durable (no path).
     assert all(p["output"].get("path") is None for k, p in killed.committed.items()
