@@ -93,7 +93,8 @@ def main() -> None:
             VARIANTS[args.only](batches)
         return
     print(f"{args.records:,} records, CPU ns per record, best of {args.repeat}")
-    print("| values per key | old (groupby) | new (C GroupBy) | twin (Python core path) | new / old |")
+    print("| values per key | old (groupby) | new (C GroupBy) | twin (Python core path) "
+          "| new / old |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for per_key in args.per_key:
         batches = make_batches(args.records, per_key)

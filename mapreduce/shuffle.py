@@ -394,9 +394,10 @@ def py_grouped_values(batches: Iterable[list[Record]],
 
     Built from builtins only, so the pure-Python core pays no Python frame per group (a
     generator here cost about 250 ns a group, 45% of a reduce loop over unique keys; this
-    costs about 35 ns, 360 instructions, docs/performance.md): ``tee`` hands each ``(key, group)`` to both branches in the same
-    ``zip`` step, so the groupby advances -- leaving the previous group, as ``groupby``
-    requires -- only when the loop asks for the next group."""
+    costs about 35 ns, 360 instructions: docs/performance.md).  ``tee`` hands each
+    ``(key, group)`` to both branches in the same ``zip`` step, so the groupby advances --
+    leaving the previous group, as ``groupby`` requires -- only when the loop asks for the
+    next group."""
     keys, groups = tee(groupby(decoded_records(batches, sort_values), _KEY))
     return zip(map(_KEY, keys), map(map, repeat(_VALUE), map(_VALUE, groups)))
 
