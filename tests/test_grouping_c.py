@@ -205,6 +205,34 @@ def test_a_group_is_streamed_not_collected():
     assert seen == 100_000
 
 
+def test_group_objects_and_the_gc():
+    """GroupBy is tracked by the cyclic GC (it holds the engine's iterator); a group's
+    values iterator is not (one per group; it holds only its GroupBy), and a reference
+    cycle through the GroupBy is still collected."""
+    import gc
+    import weakref
+    kb = codec.encode_key("k")
+
+    class Batches:  # an iterable that refers back to the grouping: a cycle
+        def __init__(self):
+            self.it = iter([[(kb, codec.encode_value(1))]])
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.it)
+    batches = Batches()
+    grouping = _core.GroupBy(batches, shuffle._unpack_values, 4096, 1 << 20)
+    (key, values), = list(islice(grouping, 1))
+    assert gc.is_tracked(grouping) and not gc.is_tracked(values)
+    batches.grouping = grouping
+    probe = weakref.ref(batches)
+    del batches, grouping, key, values
+    gc.collect()
+    assert probe() is None
+
+
 def test_reducer_error_and_bad_value_name_the_same_key_on_both_cores():
     """run_reduce's errors through GroupBy and through the twin: a reducer exception names
     its key, a value that does not decode gives the twin's error under the same key."""
