@@ -1953,6 +1953,256 @@ static PyObject *core_map_group(PyObject *self, PyObject *const *args, Py_ssize_
     return Py_BuildValue("(nnnOO)", index, taken, size, Py_None, end);
 }
 
+/* ---- reduce-side grouping ---- */
+/* ======================================================================================
+ * GroupBy: the reduce loop's grouping by key bytes, with batched value decoding
+ * (shuffle.group_values; run_reduce's reducer and identity-reducer paths)
+ *
+ * GroupBy(batches, decode, max_records, max_bytes) iterates over the merged batches (lists
+ * of (key bytes, value bytes) records, in key order) and yields (key bytes, values) once
+ * per run of equal keys, where values is a GroupValues: a lazy iterator over the group's
+ * decoded values.  Its Python twin (shuffle.py_group_values) is
+ *
+ *     for kb, group in groupby(decoded_records(batches, False), itemgetter(0)):
+ *         yield kb, map(itemgetter(1), group)
+ *
+ * and GroupBy keeps its semantics exactly, including when values are decoded (so a value
+ * that fails to decode raises at the same point, under the same key):
+ *
+ *   - one cursor: the lookahead record batch[pos], pulled only when the reducer
+ *     asks for a value after the last one, or when the groups advance (itertools.groupby's
+ *     currkey/currvalue);
+ *   - values are decoded a slice at a time when the cursor first reaches the slice: the
+ *     slices shuffle.decode_slices / value_payloads cut (at most max_records values and
+ *     max_bytes of them, a larger value alone, greedily from the batch's start), each one
+ *     msgpack array given to `decode` (codec.unpack_values), one call per slice;
+ *   - advancing to the next group skips what the reducer left of the current one (decoding
+ *     the slices it crosses, as groupby does); a GroupValues of an earlier group yields
+ *     nothing (a generation number, groupby's currgrouper);
+ *   - an error from the batches or from decode propagates and ends the grouping (the
+ *     reference's generator and chain end the same way).
+ * A group is never collected: memory is one batch and one decoded slice, whatever a
+ * group's size.  Each access re-checks the cursor against the batch's length and the
+ * record's type, since the reducer's Python code runs between accesses.
+ *
+ * A GroupValues holds only its GroupBy, which holds only the engine's iterator, the
+ * decoder, byte strings and freshly decoded values: no cycle can run through it, so it
+ * is not tracked by the cyclic GC (one untracked object per group).  GroupBy is tracked.
+ * ====================================================================================== */
+typedef struct {
+    PyObject_HEAD
+    PyObject *batches;       /* iterator of batches; NULL once exhausted or failed */
+    PyObject *decode;        /* msgpack array payload -> tuple of values */
+    Py_ssize_t max_records, max_bytes;
+    PyObject *batch;         /* the current batch (a list), or NULL */
+    Py_ssize_t start, stop;  /* the decoded slice batch[start:stop] ... */
+    PyObject *values;        /* ... and its values (a tuple of stop - start), or NULL */
+    Py_ssize_t pos;          /* the cursor: the next record to look at */
+    PyObject *key;           /* the current group's key bytes; NULL before the first */
+    uint64_t gen;            /* bumped per group: an older GroupValues is stale */
+} GroupBy;
+
+typedef struct {
+    PyObject_HEAD
+    GroupBy *owner;
+    uint64_t gen;
+} GroupValues;
+
+static PyTypeObject GroupValuesType;
+
+static void gb_release(GroupBy *g) {   /* the end, after the last batch or an error */
+    Py_CLEAR(g->batches);
+    Py_CLEAR(g->batch);
+    Py_CLEAR(g->values);
+    g->pos = g->start = g->stop = 0;
+}
+
+static inline int same_key(PyObject *a, PyObject *b) {
+    return a == b || (PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(b)
+                      && memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), PyBytes_GET_SIZE(a)) == 0);
+}
+
+/* Decode the slice starting at the cursor: value_payloads' cut and bytes, one decode call. */
+static int gb_decode_slice(GroupBy *g) {
+    PyObject *batch = g->batch;
+    Py_ssize_t n = PyList_GET_SIZE(batch), start = g->pos, stop = start, bytes = 0;
+    while (stop < n && stop - start < g->max_records) {
+        PyObject *rec = PyList_GET_ITEM(batch, stop);
+        if (!is_record(rec)) return bad_record("GroupBy", rec);
+        Py_ssize_t len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(rec, 1));
+        if (stop > start && bytes + len > g->max_bytes) break;
+        bytes += len;
+        stop++;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, 5 + bytes);
+    if (!data) return -1;
+    unsigned char *q = (unsigned char *)PyBytes_AS_STRING(data);
+    uint32_t count = (uint32_t)(stop - start);
+    q[0] = 0xDD; q[1] = (unsigned char)(count >> 24); q[2] = (unsigned char)(count >> 16);
+    q[3] = (unsigned char)(count >> 8); q[4] = (unsigned char)count;
+    q += 5;
+    for (Py_ssize_t i = start; i < stop; i++) {   /* no Python code ran since the checks */
+        PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(batch, i), 1);
+        memcpy(q, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+        q += PyBytes_GET_SIZE(v);
+    }
+    PyObject *values = PyObject_CallOneArg(g->decode, data);
+    Py_DECREF(data);
+    if (!values) return -1;
+    if (!PyTuple_CheckExact(values) || PyTuple_GET_SIZE(values) != stop - start) {
+        PyErr_Format(PyExc_TypeError, "GroupBy: decode returned %.100s, not a tuple of %zd values",
+                     Py_TYPE(values)->tp_name, stop - start);
+        Py_DECREF(values);
+        return -1;
+    }
+    Py_XSETREF(g->values, values);
+    g->start = start;
+    g->stop = stop;
+    return 0;
+}
+
+/* The lookahead record (borrowed), pulling the next slice or batch if needed; NULL at the
+ * end (no exception set) or on an error (the grouping is then over). */
+static PyObject *gb_peek(GroupBy *g) {
+    for (;;) {
+        if (g->batch) {
+            Py_ssize_t n = PyList_GET_SIZE(g->batch);
+            if (g->pos < n && g->pos < g->stop && g->pos >= g->start && g->values) {
+                PyObject *rec = PyList_GET_ITEM(g->batch, g->pos);
+                if (!is_record(rec)) { bad_record("GroupBy", rec); break; }
+                return rec;
+            }
+            if (g->pos < n) {
+                if (gb_decode_slice(g) < 0) break;
+                continue;
+            }
+            Py_CLEAR(g->values);
+            Py_CLEAR(g->batch);
+        }
+        if (!g->batches) return NULL;
+        PyObject *b = PyIter_Next(g->batches);
+        if (!b) {
+            if (PyErr_Occurred()) break;
+            gb_release(g);
+            return NULL;
+        }
+        if (!PyList_CheckExact(b)) {  /* as the reference's list(batch) */
+            Py_SETREF(b, PySequence_List(b));
+            if (!b) break;
+        }
+        g->batch = b;
+        g->pos = g->start = g->stop = 0;
+    }
+    gb_release(g);
+    return NULL;
+}
+
+static PyObject *gb_next(GroupBy *g) {
+    g->gen++;  /* the current group's values are stale from here on */
+    PyObject *rec;
+    for (;;) {  /* skip what the reducer left of the current group */
+        rec = gb_peek(g);
+        if (!rec) return NULL;
+        if (!g->key || !same_key(PyTuple_GET_ITEM(rec, 0), g->key)) break;
+        g->pos++;
+    }
+    PyObject *kb = PyTuple_GET_ITEM(rec, 0);
+    Py_INCREF(kb);
+    Py_XSETREF(g->key, kb);
+    GroupValues *v = PyObject_New(GroupValues, &GroupValuesType);
+    if (!v) return NULL;
+    Py_INCREF(g);
+    v->owner = g;
+    v->gen = g->gen;
+    PyObject *out = PyTuple_Pack(2, kb, (PyObject *)v);
+    Py_DECREF(v);
+    return out;
+}
+
+static PyObject *gv_next(GroupValues *v) {
+    GroupBy *g = v->owner;
+    if (v->gen != g->gen) return NULL;
+    PyObject *rec = gb_peek(g);
+    if (!rec || !same_key(PyTuple_GET_ITEM(rec, 0), g->key)) return NULL;
+    PyObject *value = PyTuple_GET_ITEM(g->values, g->pos - g->start);
+    g->pos++;
+    return Py_NewRef(value);
+}
+
+static void gv_dealloc(GroupValues *v) {
+    Py_DECREF(v->owner);
+    PyObject_Free(v);
+}
+
+static PyTypeObject GroupValuesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mapreduce._core.GroupValues",
+    .tp_basicsize = sizeof(GroupValues),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The decoded values of one GroupBy group (lazy; empty once the group is left).",
+    .tp_dealloc = (destructor)gv_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)gv_next,
+};
+
+static PyObject *gb_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"batches", "decode", "max_records", "max_bytes", NULL};
+    PyObject *batches, *decode;
+    Py_ssize_t max_records, max_bytes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnn", kwlist, &batches, &decode,
+                                     &max_records, &max_bytes)) return NULL;
+    if (!PyCallable_Check(decode)) {
+        PyErr_SetString(PyExc_TypeError, "GroupBy: decode must be callable");
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(batches);
+    if (!it) return NULL;
+    GroupBy *g = (GroupBy *)type->tp_alloc(type, 0);
+    if (!g) { Py_DECREF(it); return NULL; }
+    g->batches = it;
+    Py_INCREF(decode);
+    g->decode = decode;
+    g->max_records = max_records < 1 ? 1 : max_records;
+    g->max_bytes = max_bytes;
+    return (PyObject *)g;
+}
+
+static int gb_traverse(GroupBy *g, visitproc visit, void *arg) {
+    Py_VISIT(g->batches);
+    Py_VISIT(g->decode);
+    Py_VISIT(g->batch);
+    Py_VISIT(g->values);
+    return 0;
+}
+
+static int gb_clear(GroupBy *g) {
+    gb_release(g);
+    Py_CLEAR(g->decode);
+    Py_CLEAR(g->key);
+    return 0;
+}
+
+static void gb_dealloc(GroupBy *g) {
+    PyObject_GC_UnTrack(g);
+    gb_clear(g);
+    Py_TYPE(g)->tp_free((PyObject *)g);
+}
+
+static PyTypeObject GroupByType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mapreduce._core.GroupBy",
+    .tp_basicsize = sizeof(GroupBy),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "GroupBy(batches, decode, max_records, max_bytes): (key bytes, lazy decoded "
+              "values) per group of equal keys (see its section in _core.c).",
+    .tp_new = gb_new,
+    .tp_traverse = (traverseproc)gb_traverse,
+    .tp_clear = (inquiry)gb_clear,
+    .tp_dealloc = (destructor)gb_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)gb_next,
+};
+
 /* ======================================================================================
  * module
  * ====================================================================================== */
@@ -2019,6 +2269,15 @@ PyMODINIT_FUNC PyInit__core(void) {
     }
     Py_INCREF(&SortBufType);
     if (PyModule_AddObject(m, "SortBuffer", (PyObject *)&SortBufType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyType_Ready(&GroupByType) < 0 || PyType_Ready(&GroupValuesType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&GroupByType);
+    if (PyModule_AddObject(m, "GroupBy", (PyObject *)&GroupByType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

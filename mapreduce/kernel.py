@@ -38,7 +38,8 @@ Reduce task (:func:`run_reduce`): the partition's records merged by key (stable)
 time; each batch's values are decoded together (one C call), records are grouped by key bytes
 and each key's values are streamed to the reducer as a lazy iterator (a key with millions of
 values never needs memory proportional to them: at most DECODE_BATCH values, and 1 MiB of
-them, are decoded ahead; see ``shuffle.decoded_records``).
+them, are decoded ahead; see ``shuffle.grouped_values``).  With the C core the grouping
+is ``_core.GroupBy``: one Python step per group, none per record.
 
 Buffer accounting: a buffered record is charged ``len(key) + len(value) + RECORD_OVERHEAD``
 bytes, where RECORD_OVERHEAD approximates CPython's cost of the tuple, the two ``bytes``
@@ -81,14 +82,14 @@ from mapreduce.inputs import (CombinedSplit, TextSplit, WholeFileSplit, file_siz
                               read_whole_file)
 from mapreduce.job import Job, Step, identity_mapper, identity_reducer
 from mapreduce.options import BY_NAME, Spelling
-from mapreduce.shuffle import MapOutput, MapSink, decoded_records, value_decoder
+from mapreduce.shuffle import MapOutput, MapSink, grouped_values, value_decoder
 
 #: Approximate CPython bytes per buffered record beyond its payload: a 2-tuple (56), two
 #: bytes objects' headers (2 x 33) and a list slot (8), rounded up.
 RECORD_OVERHEAD = 136
 
 _KEY = itemgetter(0)
-_VALUE = itemgetter(1)
+
 
 class UserCodeError(MapReduceError):
     """A job method raised; the message names the method and the record."""
@@ -1179,22 +1180,21 @@ def run_reduce(job: Job, step: Step, batches: Iterable[list[tuple[bytes, bytes]]
                     records_out += write_values(key, (decode_value(vb),))
                     start = stop + 1
             batches = ()
-        grouped = groupby(decoded_records(batches, sort_values), _KEY)
+        grouped = grouped_values(batches, sort_values)
         if reducer is identity_reducer:
             # Not called: each merged group goes to the writer whole, the key decoded once
             # (the same bytes as writing each pair the identity reducer would yield).
             write_values = getattr(writer, "write_values", None) or _write_each(write)
-            for kb, group in grouped:
+            for kb, values in grouped:
                 key = decode_key(kb)
                 groups += 1
-                records_out += write_values(key, map(_VALUE, group))
+                records_out += write_values(key, values)
         else:
-            for kb, group in grouped:
+            for kb, values in grouped:
                 key = decode_key(kb)
                 groups += 1
-                # A lazy iterator over the group: map/itemgetter run in C, no Python frame
-                # per value.
-                out = reducer(key, map(_VALUE, group))
+                # values: a lazy iterator over the group (no Python frame per value).
+                out = reducer(key, values)
                 if out is not None:
                     for pair in out:
                         try:
