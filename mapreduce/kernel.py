@@ -647,6 +647,12 @@ class CombiningBuffer(SortBuffer):
     encoded, partitioned, sorted and spilled.  That takes the per-pair cost from an encode,
     a CRC, a tuple and a decode down to a dict lookup and a list append.
 
+    A key's group is a :data:`Group` (its key bytes and its values; ``_core.Group`` with
+    the C core, which keeps a run of one repeated object -- word count's 1s -- as the
+    object and a count and hands the combiner ``itertools.repeat`` of it, so the common
+    case is a count increment, not an append).  The combiner gets an iterator over the
+    values, in emission order, each the very object emitted (a single pass, as mrjob's).
+
     Keys are validated and encoded once per distinct key per spill.  Scalar values are kept by
     reference (they are immutable); any other value is snapshotted through msgpack on arrival,
     which both checks that it can be encoded and protects against a mapper that mutates an
