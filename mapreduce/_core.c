@@ -1767,6 +1767,144 @@ static PyObject *core_raw_value_lines(PyObject *self, PyObject *const *args, Py_
 
 /* ---- combining buffer / grouping ---- */
 /* ======================================================================================
+ * Group: one distinct key's buffered values (CombiningBuffer.groups' dict values)
+ *
+ * Group(kb, value) -> a group holding the key's encoding `kb` and one value;
+ * g.append(value); len(g) (the values held); g.kb; g.values() -> an iterator over the
+ * values, in the order they were appended, each the very object appended.
+ *
+ * A key's values are most often one and the same object over and over (word count's 1,
+ * any small int, True, an interned str): while every value appended is the first one
+ * (identity, `is`), the group keeps that object and a count, and values() is
+ * itertools.repeat(value, count) -- no list, no 8-byte slot and no list growth per value.
+ * The first different value turns it into a list ([value] * count + the new one), and
+ * values() iterates that list.  Either way values() yields exactly the objects a list
+ * of every appended value would hold, in order, so the combiner sees what it saw before;
+ * it is a single-pass iterator, as the list_iterator it replaced was.
+ *
+ * The buffer's accounting does not change with the representation (VALUE_SLOT_SIZE per
+ * value, as before), so spills fall where they fell and the Python core (kernel.PyGroup,
+ * a list subclass with the same interface and no compaction) spills the same bytes.
+ *
+ * Not a GC type, as the untracked group lists before it (see "The cyclic GC" below):
+ * nothing a group holds refers back to it.  The list a group turns into is untracked too.
+ * ====================================================================================== */
+typedef struct {
+    PyObject_HEAD
+    PyObject *kb;       /* the key's encoding (bytes) */
+    PyObject *value;    /* compact: the value held `count` times; NULL once a list */
+    PyObject *list;     /* NULL while compact; then every value, in order */
+    Py_ssize_t count;   /* values held */
+} Group;
+
+static PyTypeObject GroupType;
+static PyObject *itertools_repeat = NULL;   /* itertools.repeat, looked up at import */
+
+static Group *group_new_with(PyObject *kb, PyObject *value) {
+    Group *g = PyObject_New(Group, &GroupType);
+    if (g == NULL) return NULL;
+    Py_INCREF(kb);
+    g->kb = kb;
+    Py_INCREF(value);
+    g->value = value;
+    g->list = NULL;
+    g->count = 1;
+    return g;
+}
+
+/* 0 or -1 (an exception set) */
+static int group_add(Group *g, PyObject *value) {
+    if (g->list == NULL) {
+        if (value == g->value) { g->count++; return 0; }
+        PyObject *list = PyList_New(g->count);   /* the first different value: a list */
+        if (list == NULL) return -1;
+        PyObject_GC_UnTrack(list);   /* as the group itself: see above */
+        for (Py_ssize_t i = 0; i < g->count; i++) {
+            Py_INCREF(g->value);
+            PyList_SET_ITEM(list, i, g->value);
+        }
+        if (PyList_Append(list, value) < 0) { Py_DECREF(list); return -1; }
+        Py_CLEAR(g->value);
+        g->list = list;
+        g->count++;
+        return 0;
+    }
+    if (PyList_Append(g->list, value) < 0) return -1;
+    g->count++;
+    return 0;
+}
+
+static PyObject *group_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *kb, *value;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Group(kb, value) takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "SO:Group", &kb, &value)) return NULL;
+    return (PyObject *)group_new_with(kb, value);
+}
+
+static void group_dealloc(Group *g) {
+    Py_XDECREF(g->kb);
+    Py_XDECREF(g->value);
+    Py_XDECREF(g->list);
+    PyObject_Free(g);
+}
+
+static PyObject *group_append(Group *g, PyObject *value) {
+    if (group_add(g, value) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *group_values(Group *g, PyObject *unused) {
+    if (g->list != NULL) return PyObject_GetIter(g->list);
+    PyObject *n = PyLong_FromSsize_t(g->count);
+    if (n == NULL) return NULL;
+    PyObject *call_args[2] = {g->value, n};
+    PyObject *it = PyObject_Vectorcall(itertools_repeat, call_args, 2, NULL);
+    Py_DECREF(n);
+    return it;
+}
+
+static Py_ssize_t group_len(Group *g) { return g->count; }
+
+static PyObject *group_get_kb(Group *g, void *c) { Py_INCREF(g->kb); return g->kb; }
+
+static PyObject *group_repr(Group *g) {
+    if (g->list != NULL) return PyUnicode_FromFormat("Group(%R, %R)", g->kb, g->list);
+    return PyUnicode_FromFormat("Group(%R, [%R] * %zd)", g->kb, g->value, g->count);
+}
+
+static PyMethodDef group_methods[] = {
+    {"append", (PyCFunction)group_append, METH_O, "append(value): one more value."},
+    {"values", (PyCFunction)group_values, METH_NOARGS,
+     "values() -> an iterator over the values in order (itertools.repeat while they are "
+     "all one object)."},
+    {NULL}
+};
+
+static PyGetSetDef group_getset[] = {
+    {"kb", (getter)group_get_kb, NULL, "the key's encoding", NULL},
+    {NULL}
+};
+
+static PySequenceMethods group_as_sequence = {.sq_length = (lenfunc)group_len};
+
+static PyTypeObject GroupType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mapreduce._core.Group",
+    .tp_basicsize = sizeof(Group),
+    .tp_dealloc = (destructor)group_dealloc,
+    .tp_repr = (reprfunc)group_repr,
+    .tp_as_sequence = &group_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One key's buffered values in a CombiningBuffer (see _core.c, \"Group\").",
+    .tp_methods = group_methods,
+    .tp_getset = group_getset,
+    .tp_new = group_tp_new,
+};
+
+/* ======================================================================================
  * group_values: CombiningBuffer.extend's per-pair path for the common pair (kernel.py)
  *
  * group_values(groups, iterator, size, limit, end, full) -> (taken, size, item)
@@ -1774,9 +1912,10 @@ static PyObject *core_raw_value_lines(PyObject *self, PyObject *const *args, Py_
  * Pulls pairs from `iterator` (tp_iternext: no Python frame of ours per pair) and does
  * for each what CombiningBuffer._add_grouped does, while the pair is the common case: an
  * exact 2-tuple whose value is an exact int in -5..256 (a shared small int: nothing to
- * snapshot, VALUE_SLOT_SIZE to account) and whose key already has a group in `groups`
- * or is an ASCII exact str (a new group [key bytes, value], its key encoded as encode_key
- * does, charged len + GROUP_OVERHEAD).  `size` is the buffer's accounted size, returned
+ * snapshot, VALUE_SLOT_SIZE to account) and whose key already has a Group in `groups`
+ * (one that is not a Group -- kernel.PyGroup -- is handed back) or is an ASCII exact str
+ * (a new Group(key bytes, value), its key encoded as encode_key does, charged len +
+ * GROUP_OVERHEAD).  `size` is the buffer's accounted size, returned
  * updated; `taken` the values appended (records).  It returns at once, handing back to
  * Python:
  *   - the first item that is anything else (another key or value type, an unhashable
@@ -1789,9 +1928,10 @@ static PyObject *core_raw_value_lines(PyObject *self, PyObject *const *args, Py_
  * propagates; the values appended by this call are then not counted (the task fails).
  * The Python twin is kernel.py_group_values; tests/test_combining_core.py compares them.
  *
- * The cyclic GC: a group list made here is untracked.  A buffer holds millions of values
- * in ~100,000 lists, and every full collection (several per spill, triggered by the new
- * lists themselves) walked every value: about 12% of a word count's map CPU.  An untracked list
+ * The cyclic GC: a Group is not a GC type (and the list it may turn into is untracked).
+ * When groups were tracked lists, a buffer held millions of values in ~100,000 of them,
+ * and every full collection (several per spill, triggered by the new lists themselves)
+ * walked every value: about 12% of a word count's map CPU.  An untracked group
  * cannot be part of a collected cycle, and nothing it holds can form one through it: it
  * holds its key bytes, shared small ints, immutable scalars and fresh msgpack snapshots,
  * none of which refers back to it.  A tracked object in it only looks externally
@@ -1810,11 +1950,10 @@ static int take_pair(PyObject *groups, PyObject *item, Py_ssize_t *size) {
     if (overflow || v < -5 || v > 256) return 0;
     PyObject *group = PyDict_GetItemWithError(groups, key);
     if (group != NULL) {
-        if (!PyList_CheckExact(group)) return 0;
-        Py_INCREF(group);   /* the key's __eq__ may have run: hold it while appending */
-        int failed = PyList_Append(group, value);
-        Py_DECREF(group);
-        if (failed) return -1;
+        if (Py_TYPE(group) != &GroupType) return 0;
+        Group *g = (Group *)group;
+        if (g->value == value) g->count++;   /* the common case: the same small int again */
+        else if (group_add(g, value) < 0) return -1;
         *size += VALUE_SLOT_SIZE;
         return 1;
     }
@@ -1827,12 +1966,9 @@ static int take_pair(PyObject *groups, PyObject *item, Py_ssize_t *size) {
     PyObject *kb = core_encode_key(NULL, key);   /* ASCII str: never delegated */
     if (kb == NULL) return -1;
     Py_ssize_t klen = PyBytes_GET_SIZE(kb);
-    group = PyList_New(2);
-    if (group == NULL) { Py_DECREF(kb); return -1; }
-    PyObject_GC_UnTrack(group);   /* see "The cyclic GC" above */
-    PyList_SET_ITEM(group, 0, kb);
-    Py_INCREF(value);
-    PyList_SET_ITEM(group, 1, value);
+    group = (PyObject *)group_new_with(kb, value);
+    Py_DECREF(kb);
+    if (group == NULL) return -1;
     int failed = PyDict_SetItem(groups, key, group);
     Py_DECREF(group);
     if (failed) return -1;
@@ -2204,6 +2340,51 @@ static PyTypeObject GroupByType = {
 };
 
 /* ======================================================================================
+ * sort_groups: CombiningBuffer.spill's sort of its groups by key bytes (kernel.py)
+ *
+ * sort_groups(groups: list of Group) sorts the list in place by each group's key bytes,
+ * stably (two distinct dict keys can encode alike: two NaN objects), as
+ * list.sort(key=attrgetter("kb")) does -- kernel.py_sort_groups, the Python twin.  The
+ * same merge sort as sort_records, on an 8-byte prefix of the key bytes and then memcmp:
+ * no key list, no bytes_richcompare call per comparison.  A list holding anything but
+ * Groups is a TypeError (the engine passes only Groups when the C core runs).
+ * ====================================================================================== */
+typedef struct { uint64_t prefix; Group *g; } GroupItem;
+
+static inline int group_item_less(const GroupItem *a, const GroupItem *b, int unused) {
+    if (a->prefix != b->prefix) return a->prefix < b->prefix;
+    return cmp_bytes(a->g->kb, b->g->kb) < 0;
+}
+
+DEFINE_STABLE_MERGE_SORT(merge_sort_groups, GroupItem, group_item_less)
+
+static PyObject *core_sort_groups(PyObject *self, PyObject *list) {
+    if (!PyList_CheckExact(list)) {
+        PyErr_SetString(PyExc_TypeError, "sort_groups(groups: list)");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    GroupItem *items = PyMem_Malloc((2 * n + 1) * sizeof *items);
+    if (!items) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *g = PyList_GET_ITEM(list, i);
+        if (Py_TYPE(g) != &GroupType) {
+            PyMem_Free(items);
+            PyErr_Format(PyExc_TypeError, "sort_groups: expected Group objects, got %.100s",
+                         Py_TYPE(g)->tp_name);
+            return NULL;
+        }
+        items[i].g = (Group *)g;
+        items[i].prefix = prefix_of(((Group *)g)->kb);
+    }
+    merge_sort_groups(items, items + n, n, 0);
+    /* the same references in a new order: no reference count changes */
+    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(list, i, (PyObject *)items[i].g);
+    PyMem_Free(items);
+    Py_RETURN_NONE;
+}
+
+/* ======================================================================================
  * module
  * ====================================================================================== */
 static PyObject *core_set_reference(PyObject *self, PyObject *args) {
@@ -2243,6 +2424,8 @@ static PyMethodDef core_methods[] = {
      "map_group(records, mapper, groups, size, limit, progress, end, full) -> "
      "(index, taken, size, out, item): "
      "run_map's loop for a step with a combiner (see its section)."},
+    {"sort_groups", (PyCFunction)core_sort_groups, METH_O,
+     "sort_groups(groups): sort a list of Group objects in place by key bytes, stably."},
     {NULL}
 };
 
@@ -2254,30 +2437,27 @@ static struct PyModuleDef core_module = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     crc_init();
-    if (PyType_Ready(&PackerType) < 0 || PyType_Ready(&MergeType) < 0) return NULL;
-    if (PyType_Ready(&SortBufType) < 0) return NULL;
+    if (itertools_repeat == NULL) {
+        PyObject *itertools = PyImport_ImportModule("itertools");
+        if (itertools == NULL) return NULL;
+        itertools_repeat = PyObject_GetAttrString(itertools, "repeat");
+        Py_DECREF(itertools);
+        if (itertools_repeat == NULL) return NULL;
+    }
+    /* GroupValues is made only by GroupBy: readied, not exported. */
+    if (PyType_Ready(&GroupValuesType) < 0) return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (!m) return NULL;
-    Py_INCREF(&PackerType);
-    Py_INCREF(&MergeType);
-    if (PyModule_AddObject(m, "BlockPacker", (PyObject *)&PackerType) < 0
-        || PyModule_AddObject(m, "Merge", (PyObject *)&MergeType) < 0
-        || PyModule_AddObject(m, "COMBINE_SIZES",
-                              Py_BuildValue("(ii)", VALUE_SLOT_SIZE, GROUP_OVERHEAD)) < 0) {
-        Py_DECREF(m);
-        return NULL;
+    /* PyModule_AddType readies each type and adds a reference of its own. */
+    PyTypeObject *exported[] = {&PackerType, &MergeType, &SortBufType, &GroupType, &GroupByType};
+    for (size_t i = 0; i < sizeof exported / sizeof exported[0]; i++) {
+        if (PyModule_AddType(m, exported[i]) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
     }
-    Py_INCREF(&SortBufType);
-    if (PyModule_AddObject(m, "SortBuffer", (PyObject *)&SortBufType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    if (PyType_Ready(&GroupByType) < 0 || PyType_Ready(&GroupValuesType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&GroupByType);
-    if (PyModule_AddObject(m, "GroupBy", (PyObject *)&GroupByType) < 0) {
+    if (PyModule_AddObject(m, "COMBINE_SIZES",
+                           Py_BuildValue("(ii)", VALUE_SLOT_SIZE, GROUP_OVERHEAD)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -69,7 +69,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import chain, groupby, repeat
 from types import GeneratorType
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Callable, Iterable, Iterator, Optional
 from zlib import crc32
 
@@ -525,6 +525,29 @@ VALUE_SLOT_SIZE = 9
 SCALAR_OBJECT_SIZE = 32
 
 
+class PyGroup(list):
+    """One distinct key's buffered values in a :class:`CombiningBuffer`: the Python core's
+    twin of ``_core.Group`` (the same interface: ``PyGroup(kb, value)``, ``append``,
+    ``len``, ``kb``, ``values()``).
+
+    The C group keeps a run of one repeated object (word count's 1s) as that object and a
+    count and hands the combiner ``itertools.repeat(value, count)``; this one is a plain
+    list of the values.  Both yield the very objects appended, in order, and are charged
+    alike (``VALUE_SLOT_SIZE`` a value), so both cores spill the same bytes at the same
+    points.
+    """
+
+    __slots__ = ("kb",)
+
+    def __init__(self, kb: bytes, value: Any) -> None:
+        super().__init__((value,))
+        self.kb = kb   # the key's encoding: the spill sorts and writes by it
+
+    def values(self) -> Iterator[Any]:
+        """The values in the order they were appended (a single-pass iterator)."""
+        return iter(self)
+
+
 _END = object()   # group_values/map_group: "the iterator is exhausted"
 _FULL = object()  # group_values/map_group: "the buffer is full: spill, then go on"
 
@@ -556,9 +579,9 @@ def py_group_values(groups: dict, it: Iterator[Any], size: int, limit: int, end:
             if key.__class__ is not str or not key.isascii():
                 return taken, size, item
             kb = encode_key(key)
-            groups[key] = [kb, value]
+            groups[key] = PyGroup(kb, value)
             size += VALUE_SLOT_SIZE + len(kb) + GROUP_OVERHEAD
-        elif group.__class__ is list:
+        elif group.__class__ is PyGroup:
             group.append(value)
             size += VALUE_SLOT_SIZE
         else:
@@ -597,9 +620,22 @@ def py_map_group(records: Iterator[Any], mapper: Callable, groups: dict, size: i
     return index, taken, size, None, end
 
 
-#: The per-pair and per-record loops: C's when the C core is active (docs/core.md).
+#: The per-pair and per-record loops and the group they fill: C's when the C core is
+#: active (docs/core.md).
 group_values = native.group_values if native is not None else py_group_values
 map_group = native.map_group if native is not None else py_map_group
+Group = native.Group if native is not None else PyGroup
+_GROUP_KB = attrgetter("kb")
+
+
+def py_sort_groups(groups: list) -> None:
+    """Sort a spill's groups in place by key bytes, stably (two distinct keys can encode
+    alike: two NaN objects); the twin of ``_core.sort_groups`` (a merge sort on key-byte
+    prefixes: no key list, no Python comparison per pair of keys)."""
+    groups.sort(key=_GROUP_KB)
+
+
+sort_groups = native.sort_groups if native is not None else py_sort_groups
 
 
 class CombiningBuffer(SortBuffer):
@@ -612,6 +648,12 @@ class CombiningBuffer(SortBuffer):
     encoded, partitioned, sorted and spilled.  That takes the per-pair cost from an encode,
     a CRC, a tuple and a decode down to a dict lookup and a list append.
 
+    A key's group is a :data:`Group` (its key bytes and its values; ``_core.Group`` with
+    the C core, which keeps a run of one repeated object -- word count's 1s -- as the
+    object and a count and hands the combiner ``itertools.repeat`` of it, so the common
+    case is a count increment, not an append).  The combiner gets an iterator over the
+    values, in emission order, each the very object emitted (a single pass, as mrjob's).
+
     Keys are validated and encoded once per distinct key per spill.  Scalar values are kept by
     reference (they are immutable); any other value is snapshotted through msgpack on arrival,
     which both checks that it can be encoded and protects against a mapper that mutates an
@@ -620,7 +662,7 @@ class CombiningBuffer(SortBuffer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.groups: dict[Any, list] = {}   # key -> [key bytes, value, value, ...]
+        self.groups: dict[Any, Any] = {}   # key -> Group (its key bytes and its values)
         self.mapped = -1   # map_records: the index of the last record it mapped
         self.progress: Optional[list] = None   # map_records running: [index being mapped]
 
@@ -726,28 +768,38 @@ class CombiningBuffer(SortBuffer):
             group = self.groups.get(key)
         if group is None:
             kb = encode_key(key)
-            group = self.groups[key] = [kb]
+            self.groups[key] = Group(kb, value)
             self.size += len(kb) + GROUP_OVERHEAD
-        group.append(value)
+        else:
+            group.append(value)
         self.records += 1
         if self.size >= self.limit:
             self.spill()
 
     def spill(self) -> None:
-        groups = sorted(self.groups.values(), key=_KEY)  # combiner calls in key-byte order
+        groups = list(self.groups.values())
+        sort_groups(groups)  # combiner calls in key-byte order
         self.groups = {}
         self.size = 0
         self.running = "combiner"
         combiner = self.step.combiner
-        parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_partitions)]
+        n = self.num_partitions
+        parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(n)]
+        # Once per distinct key, so the framework's own calls are inlined: the default
+        # hash partition (self.partition otherwise) and msgpack for the value (what it
+        # cannot pack goes to encode_value, which raises the explanation); the evaluation
+        # order -- key, partition, value -- is that of the calls it replaced.
+        partition = None if self.partitioner is None and self.split_points is None \
+            else self.partition
         n_in = n_out = 0
         for group in groups:
-            n_in += len(group) - 1
-            values = iter(group)
-            kb = next(values)
+            n_in += len(group)
+            kb = group.kb
             key = decode_key(kb)
             same_key_part = None
-            out = _pairs(combiner(key, values))
+            out = combiner(key, group.values())
+            if out.__class__ is not GeneratorType:
+                out = _pairs(out)
             for pair in out:
                 try:
                     k, v = pair
@@ -757,11 +809,16 @@ class CombiningBuffer(SortBuffer):
                     raise not_a_pair(pair, out)
                 if k is key:  # the combiner kept its key, as usual: reuse its encoding
                     if same_key_part is None:
-                        same_key_part = parts[self.partition(kb, key)]
-                    same_key_part.append((kb, encode_value(v)))
+                        same_key_part = parts[crc32(kb) % n if partition is None
+                                              else partition(kb, key)]
+                    part, okb = same_key_part, kb
                 else:
                     okb = encode_key(k)
-                    parts[self.partition(okb, k)].append((okb, encode_value(v)))
+                    part = parts[crc32(okb) % n if partition is None else partition(okb, k)]
+                try:
+                    part.append((okb, pack_value(v)))
+                except PACK_ERRORS:
+                    part.append((okb, encode_value(v)))
                 n_out += 1
         self.running = None
         _bump(self.counters, "COMBINE_INPUT_RECORDS", n_in)

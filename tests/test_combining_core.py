@@ -64,6 +64,12 @@ record_plans = st.one_of(
 # Word-count-like plans, so that the fast path (known keys, small ints) runs long stretches.
 word_plans = st.tuples(st.just("yield"), st.lists(
     st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 2)), max_size=12))
+# Runs of one value per key broken by another (a C group keeps a run as (value, count) and
+# turns into a list at the first different object): 1s, then True (== 1 but must stay
+# True), a big or negative int, 1.0, a str.
+run_values = st.sampled_from([1, 1, 1, 1, 1, True, -3, 2 ** 40, -2 ** 40, 1.0, "x", 0])
+run_plans = st.tuples(st.just("yield"), st.lists(
+    st.tuples(st.sampled_from(["a", "b"]), run_values), max_size=16))
 
 
 class _Split:
@@ -91,17 +97,40 @@ def _yielding(how, what, index):
 
 
 def combiner(key, vals):
+    assert iter(vals) is vals   # an iterator (single pass), as the list_iterator was
     vals = list(vals)
     yield key, len(vals)
     yield key, repr(vals[:2])
 
 
-def run_map_with(twins, plans, partitions, limit, hooks):
-    """run_map's outcome with kernel's group_values/map_group set to ``twins``."""
-    active = kernel.group_values, kernel.map_group
-    kernel.group_values, kernel.map_group = twins
+def _partial_combiner(key, vals):
+    """Takes only the first values (the rest of a repeat() or a list is left unread)."""
+    first = next(vals)
+    yield key, repr([first, next(vals, "none")])
+
+
+def _summing_combiner(key, vals):
+    yield key, sum(v for v in vals if isinstance(v, (int, float)))
+
+
+def _none_combiner(key, vals):
+    return None
+
+
+def _bad_combiner(key, vals):
+    yield from vals   # yields the values themselves: not pairs (a 2-char str would unpack)
+
+
+COMBINERS = [combiner, _partial_combiner, _summing_combiner, _none_combiner, _bad_combiner]
+
+
+def run_map_with(twins, plans, partitions, limit, hooks, combine=combiner):
+    """run_map's outcome with kernel's group_values/map_group, the group type their
+    buffer makes and the spill's sort of its groups set to ``twins``."""
+    active = kernel.group_values, kernel.map_group, kernel.Group, kernel.sort_groups
+    kernel.group_values, kernel.map_group, kernel.Group, kernel.sort_groups = twins
     try:
-        step = Step(mapper=_mapper(plans), combiner=combiner,
+        step = Step(mapper=_mapper(plans), combiner=combine,
                     mapper_final=(lambda: iter([("a", 1), ("zz", 3)])) if hooks else None)
         sink = c_core.RecordingSink()
         try:
@@ -112,25 +141,29 @@ def run_map_with(twins, plans, partitions, limit, hooks):
             return ("raised", type(exc).__name__, str(exc), sink.spills)
         return ("returned", outcome.counters, outcome.records_in, sink.spills)
     finally:
-        kernel.group_values, kernel.map_group = active
+        kernel.group_values, kernel.map_group, kernel.Group, kernel.sort_groups = active
 
 
-C_TWINS = (_core.group_values, _core.map_group)
-PY_TWINS = (kernel.py_group_values, kernel.py_map_group)
+C_TWINS = (_core.group_values, _core.map_group, _core.Group, _core.sort_groups)
+PY_TWINS = (kernel.py_group_values, kernel.py_map_group, kernel.PyGroup,
+            kernel.py_sort_groups)
 
 
 def test_the_c_twins_are_wired_when_c_runs():
     from mapreduce import core
     assert (kernel.map_group is _core.map_group) == (core.ACTIVE == "c")
     assert (kernel.group_values is _core.group_values) == (core.ACTIVE == "c")
+    assert (kernel.Group is _core.Group) == (core.ACTIVE == "c")
+    assert (kernel.sort_groups is _core.sort_groups) == (core.ACTIVE == "c")
 
 
 @SETTINGS
-@given(st.lists(record_plans | word_plans, max_size=25), st.integers(1, 3),
-       st.integers(1, 1500) | st.just(64 << 20), st.booleans())
-def test_random_combining_jobs_map_alike_on_both_cores(plans, partitions, limit, hooks):
-    c = run_map_with(C_TWINS, plans, partitions, limit, hooks)
-    python = run_map_with(PY_TWINS, plans, partitions, limit, hooks)
+@given(st.lists(record_plans | word_plans | run_plans, max_size=25), st.integers(1, 3),
+       st.integers(1, 1500) | st.just(64 << 20), st.booleans(), st.sampled_from(COMBINERS))
+def test_random_combining_jobs_map_alike_on_both_cores(plans, partitions, limit, hooks,
+                                                       combine):
+    c = run_map_with(C_TWINS, plans, partitions, limit, hooks, combine)
+    python = run_map_with(PY_TWINS, plans, partitions, limit, hooks, combine)
     assert c == python
 
 
@@ -152,23 +185,87 @@ def test_word_count_spills_at_the_same_pair_on_both_cores(plans, limit):
     assert c[0] == "returned"
 
 
+@SETTINGS
+@given(st.lists(run_plans, min_size=1, max_size=40), exact_limits | st.integers(200, 1200),
+       st.sampled_from(COMBINERS[:3]))
+def test_runs_of_one_value_spill_alike_on_both_cores(plans, limit, combine):
+    """Runs of 1s (compact in a C group) broken by other values, with spills at exact
+    boundaries and combiners that read all, part or a sum of their values."""
+    c = run_map_with(C_TWINS, plans, 2, limit, False, combine)
+    python = run_map_with(PY_TWINS, plans, 2, limit, False, combine)
+    assert c == python
+    assert c[0] == "returned"
+
+
+# Objects to append: some shared (the same object again and again), some equal but distinct.
+_BIG = 2 ** 40
+_SHARED = [1, True, 1.0, "x", _BIG, None, 0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(range(len(_SHARED))) | st.builds(lambda n: n * _BIG, st.just(1))
+                | st.builds(lambda: [1]), min_size=0, max_size=40))
+def test_group_yields_the_very_objects_appended_on_both_cores(picks):
+    """A group's values() yields exactly the objects appended, in order (identity, so True
+    stays True and an equal but distinct int stays distinct), once; len counts them."""
+    appended = [_SHARED[p] if isinstance(p, int) and p < len(_SHARED) else p for p in picks]
+    appended.insert(0, 1)
+    for group_type in (_core.Group, kernel.PyGroup):
+        group = group_type(b"\x40k", appended[0])
+        for value in appended[1:]:
+            group.append(value)
+        assert group.kb == b"\x40k" and len(group) == len(appended)
+        values = group.values()
+        assert iter(values) is values
+        got = list(values)
+        assert len(got) == len(appended)
+        assert all(a is b for a, b in zip(got, appended))
+        assert list(values) == []   # single pass
+        assert list(group.values()) == appended   # a fresh iterator each call
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"", b"\x00", b"\x00\x00", b"\x01", b"@a", b"@ab",
+                                 b"@abcdefgh", b"@abcdefgh\x00", b"@abcdefgi", b"\xff" * 9])
+                | st.binary(max_size=12), max_size=80))
+def test_sort_groups_sorts_like_python_and_is_stable(kbs):
+    """Key bytes that tie on the 8-byte prefix, are prefixes of each other or are equal
+    (equal ones must keep their order: identity is checked)."""
+    c_groups = [_core.Group(kb, i) for i, kb in enumerate(kbs)]
+    py_groups = [kernel.PyGroup(kb, i) for i, kb in enumerate(kbs)]
+    _core.sort_groups(c_groups)
+    kernel.py_sort_groups(py_groups)
+    assert [(g.kb, list(g.values())) for g in c_groups] == \
+        [(g.kb, list(g.values())) for g in py_groups]
+    assert [g.kb for g in c_groups] == sorted(kbs)
+    with pytest.raises(TypeError, match="expected Group objects, got PyGroup"):
+        _core.sort_groups(c_groups + [kernel.PyGroup(b"", 0)])
+
+
 def test_c_accounts_with_the_kernel_constants():
     assert _core.COMBINE_SIZES == (kernel.VALUE_SLOT_SIZE, kernel.GROUP_OVERHEAD)
 
 
 def test_group_values_hands_back_what_it_does_not_take():
-    groups = {"a": [b"ka"], ("l",): [b"kl"]}
+    groups = {"a": _core.Group(b"ka", 1), ("l",): _core.Group(b"kl", 1), "l": [b"kl"]}
     end, full = object(), object()
     items = [("a", 1), ("a", 256), ("a", -5), ("a", 257)]
     assert _core.group_values(groups, iter(items), 0, 100, end, full) == (3, 27, ("a", 257))
-    assert groups["a"] == [b"ka", 1, 256, -5]
+    assert list(groups["a"].values()) == [1, 1, 256, -5] and len(groups["a"]) == 4
     for item in (("é", 1), (5, 1), ("a", True), ["a", 1], "ab", ("a", 1, 2), (["l"], 1),
-                 ("a", 1.0)):
+                 ("a", 1.0), ("l", 1)):   # the last: a group that is not a Group
         assert _core.group_values(groups, iter([item]), 0, 100, end, full) == (0, 0, item)
-    # a new ASCII str key: a group [key bytes, value], charged as _add_grouped charges it
+    # a new ASCII str key: a group (key bytes, value), charged as _add_grouped charges it
     assert _core.group_values(groups, iter([("new", 3)]), 0, 10 ** 6, end, full) == \
         (1, kernel.VALUE_SLOT_SIZE + 4 + kernel.GROUP_OVERHEAD, end)
-    assert groups["new"] == [codec.encode_key("new"), 3]
+    assert groups["new"].kb == codec.encode_key("new")
+    assert list(groups["new"].values()) == [3]
+    # a run of one value is compact: values() repeats it; a different value makes a list
+    assert _core.group_values(groups, iter([("new", 3)] * 3), 0, 10 ** 6, end, full)[0] == 3
+    assert type(groups["new"].values()).__name__ == "repeat"
+    assert _core.group_values(groups, iter([("new", 4), ("new", 3)]), 0, 10 ** 6, end,
+                              full)[0] == 2
+    assert list(groups["new"].values()) == [3, 3, 3, 3, 4, 3] and len(groups["new"]) == 6
     # full: right after the pair that reaches the limit
     assert _core.group_values(groups, iter([("a", 1)] * 5), 0, 18, end, full) == (2, 18, full)
     assert _core.group_values(groups, iter([]), 7, 18, end, full) == (0, 7, end)
@@ -191,11 +288,11 @@ def test_groups_made_in_c_are_not_tracked_by_the_cyclic_gc_and_keep_what_they_ho
     assert not gc.is_tracked(group)
     value = Box(x=[1, 2])
     alive = weakref.ref(value)
-    group.append(value)
+    group.append(value)   # the group turns into a list: untracked as well
     del value
     for _ in range(3):
         gc.collect()
-    assert alive() is not None and group[2] == {"x": [1, 2]}
+    assert alive() is not None and list(group.values())[1] == {"x": [1, 2]}
     del groups, group
     gc.collect()
     assert alive() is None  # freed with its group: nothing leaks
@@ -209,8 +306,8 @@ def test_map_group_reports_the_failing_record():
 
     progress = [-1]
     with pytest.raises(KeyError):
-        _core.map_group(iter([(None, 0), (None, 1), (None, 2)]), mapper, {"a": [b""]}, 0,
-                        100, progress, object(), object())
+        _core.map_group(iter([(None, 0), (None, 1), (None, 2)]), mapper,
+                        {"a": _core.Group(b"", 1)}, 0, 100, progress, object(), object())
     assert progress == [2]
 
 
