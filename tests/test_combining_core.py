@@ -29,6 +29,7 @@ from mapreduce import codec, kernel
 from mapreduce.job import Job, Step
 
 import c_core  # tests/c_core.py
+from c_core import run_cli_on_core
 
 _core = c_core.load()  # skips this module when the C core is not built
 
@@ -340,19 +341,9 @@ JOB = textwrap.dedent('''
 
 
 def _run_cli(tmp_path, core, inputs, sort_buffer):
-    out = tmp_path / f"out-{core}-{sort_buffer}"
-    env = {k: v for k, v in os.environ.items() if k != "MAPREDUCE_CORE"}
-    if core == "python":
-        env["MAPREDUCE_CORE"] = "python"
-    done = subprocess.run([sys.executable, "-m", "mapreduce", "run", str(tmp_path / "tally.py"),
-                           str(inputs), "-o", str(out), "--sort-buffer", sort_buffer,
-                           "--reducers", "3"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    parts = {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))}
-    with open(out / "_job.json", encoding="utf-8") as f:
-        counters = json.load(f)["counters"]
-    return parts, counters
+    return run_cli_on_core(core, tmp_path / "tally.py", inputs,
+                           tmp_path / f"out-{core}-{sort_buffer}",
+                           "--sort-buffer", sort_buffer, "--reducers", "3")
 
 
 @pytest.mark.parametrize("sort_buffer", ["2KB", "64MB"])

@@ -21,9 +21,6 @@ Skipped when the extension is not built, unless ``MAPREDUCE_REQUIRE_CORE=1`` (CI
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from itertools import islice
 
@@ -33,10 +30,10 @@ from hypothesis import strategies as st
 from mapreduce import codec, shuffle
 
 import c_core  # tests/c_core.py
+from c_core import run_cli_on_core
 
 _core = c_core.load()  # skips this module when the C core is not built
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BAD_VALUE = b"\xc1"  # msgpack's one never-used byte: unpacking fails
 
 
@@ -324,19 +321,9 @@ IDENTITY_JOB = textwrap.dedent('''
 
 
 def _run_cli(tmp_path, core, job="spread.py"):
-    out = tmp_path / f"out-{core}-{job}"
-    env = {k: v for k, v in os.environ.items() if k != "MAPREDUCE_CORE"}
-    if core == "python":
-        env["MAPREDUCE_CORE"] = "python"
-    done = subprocess.run([sys.executable, "-m", "mapreduce", "run", str(tmp_path / job),
-                           str(tmp_path / "numbers.txt"), "-o", str(out),
-                           "--sort-buffer", "512KB", "--reducers", "2"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    parts = {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))}
-    with open(out / "_job.json", encoding="utf-8") as f:
-        counters = json.load(f)["counters"]
-    return parts, counters
+    return run_cli_on_core(core, tmp_path / job, tmp_path / "numbers.txt",
+                           tmp_path / f"out-{core}-{job}", "--sort-buffer", "512KB",
+                           "--reducers", "2")
 
 
 def test_cli_reducer_job_equal_on_both_cores_and_plain_python(tmp_path):
