@@ -778,7 +778,26 @@ def test_format_line_is_json_with_bytes_as_latin1(value, key):
     assert line.endswith("\n") and line.count("\n") == 1
     k, v = line[:-1].split("\t")  # JSON never contains a raw tab
     assert json.loads(k) == key and json.loads(v) == plain(value)
+    assert k == json.dumps(key, ensure_ascii=False)
     assert v == json.dumps(plain(value), ensure_ascii=False)
+
+
+@given(st.one_of(st.text(st.characters(codec="utf-8")), st.text("\ud800\udfff\x00\x1f\"\\\u2028é"),
+                 st.integers(), st.booleans()),
+       st.one_of(st.integers(), st.integers(-2 ** 70, 2 ** 70), st.text(), st.booleans()))
+@settings(max_examples=200, deadline=None)
+def test_format_line_str_and_int_fast_path_is_json_dumps(key, value):
+    """str keys and int values skip the JSONEncoder call: the same text as json.dumps,
+    lone surrogates, control characters and bools (an int subclass) included."""
+    assert format_line(key, value) == (f"{json.dumps(key, ensure_ascii=False)}\t"
+                                       f"{json.dumps(value, ensure_ascii=False)}\n")
+
+
+def test_format_line_int_too_long_for_str_is_a_serialization_error():
+    with pytest.raises(SerializationError, match="output pair cannot be written as JSON"):
+        format_line("k", 10 ** 5000)
+    with pytest.raises(SerializationError, match="output pair cannot be written as JSON"):
+        format_line(10 ** 5000, 1)
 
 
 def test_format_line_rejects_unserializable():

@@ -62,3 +62,29 @@ def test_raw_non_text_value_fails_at_once(tmp_path):
     writer.write(None, "kept")
     with pytest.raises(SerializationError, match="needs str or bytes values, got int"):
         writer.write(None, 7)
+
+
+_json_things = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
+                         st.binary(max_size=3), st.floats(),
+                         st.tuples(st.integers(), st.text(max_size=2)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_json_things, st.lists(_json_things, max_size=8))
+def test_json_write_values_equals_write_per_value(tmp_path_factory, key, values):
+    """The identity reducer's write_values(key, values) writes the bytes of write(key, v)
+    for each value, and both lines are json.dumps of key and value (bytes as Latin-1)."""
+    import json
+    base = tmp_path_factory.mktemp("jv")
+    grouped, single = TextPartWriter(str(base / "a")), TextPartWriter(str(base / "b"))
+    assert grouped.write_values(key, iter(values)) == len(values)
+    for v in values:
+        single.write(key, v)
+    grouped.close(), single.close()
+
+    def plain(x):
+        return x.decode("latin-1") if isinstance(x, bytes) else x
+    expected = "".join(f"{json.dumps(plain(key), ensure_ascii=False)}\t"
+                       f"{json.dumps(plain(v), ensure_ascii=False)}\n" for v in values)
+    assert (base / "a").read_bytes() == (base / "b").read_bytes() \
+        == expected.encode("utf-8", "backslashreplace")
