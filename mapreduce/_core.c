@@ -1953,7 +1953,14 @@ static int take_pair(PyObject *groups, PyObject *item, Py_ssize_t *size) {
         if (Py_TYPE(group) != &GroupType) return 0;
         Group *g = (Group *)group;
         if (g->value == value) g->count++;   /* the common case: the same small int again */
-        else if (group_add(g, value) < 0) return -1;
+        else {
+            /* group_add allocates, which can run the cyclic GC and a finalizer that drops
+             * the dict's reference to this group: hold one of our own meanwhile. */
+            Py_INCREF(g);
+            int failed = group_add(g, value);
+            Py_DECREF(g);
+            if (failed < 0) return -1;
+        }
         *size += VALUE_SLOT_SIZE;
         return 1;
     }
@@ -2121,9 +2128,12 @@ static PyObject *core_map_group(PyObject *self, PyObject *const *args, Py_ssize_
  * group's size.  Each access re-checks the cursor against the batch's length and the
  * record's type, since the reducer's Python code runs between accesses.
  *
- * A GroupValues holds only its GroupBy, which holds only the engine's iterator, the
- * decoder, byte strings and freshly decoded values: no cycle can run through it, so it
- * is not tracked by the cyclic GC (one untracked object per group).  GroupBy is tracked.
+ * Both types are tracked by the cyclic GC: with the engine's batches no cycle runs
+ * through them, but batches that are Python code of any kind could hold a group's values
+ * iterator (a GroupValues keeps its GroupBy alive), and such a cycle must be collected as
+ * itertools.groupby's is.  GroupBy is not re-entrant: a batches iterator or decoder that
+ * advances the same GroupBy gets ValueError (a generator's "already executing"), so the
+ * iterator GroupBy is calling into is never released under it.
  * ====================================================================================== */
 typedef struct {
     PyObject_HEAD
@@ -2136,6 +2146,7 @@ typedef struct {
     Py_ssize_t pos;          /* the cursor: the next record to look at */
     PyObject *key;           /* the current group's key bytes; NULL before the first */
     uint64_t gen;            /* bumped per group: an older GroupValues is stale */
+    int busy;                /* inside gb_peek: Python code it calls must not re-enter */
 } GroupBy;
 
 typedef struct {
@@ -2199,7 +2210,7 @@ static int gb_decode_slice(GroupBy *g) {
 
 /* The lookahead record (borrowed), pulling the next slice or batch if needed; NULL at the
  * end (no exception set) or on an error (the grouping is then over). */
-static PyObject *gb_peek(GroupBy *g) {
+static PyObject *gb_peek_unlocked(GroupBy *g) {
     for (;;) {
         if (g->batch) {
             Py_ssize_t n = PyList_GET_SIZE(g->batch);
@@ -2233,6 +2244,20 @@ static PyObject *gb_peek(GroupBy *g) {
     return NULL;
 }
 
+/* gb_peek_unlocked, refusing re-entry from the Python code it calls (the batches
+ * iterator, list(batch), the decoder): that code could otherwise release the iterator
+ * that is running, or replace the batch being read. */
+static PyObject *gb_peek(GroupBy *g) {
+    if (g->busy) {
+        PyErr_SetString(PyExc_ValueError, "GroupBy already executing");
+        return NULL;
+    }
+    g->busy = 1;
+    PyObject *rec = gb_peek_unlocked(g);
+    g->busy = 0;
+    return rec;
+}
+
 static PyObject *gb_next(GroupBy *g) {
     g->gen++;  /* the current group's values are stale from here on */
     PyObject *rec;
@@ -2245,11 +2270,12 @@ static PyObject *gb_next(GroupBy *g) {
     PyObject *kb = PyTuple_GET_ITEM(rec, 0);
     Py_INCREF(kb);
     Py_XSETREF(g->key, kb);
-    GroupValues *v = PyObject_New(GroupValues, &GroupValuesType);
+    GroupValues *v = PyObject_GC_New(GroupValues, &GroupValuesType);
     if (!v) return NULL;
     Py_INCREF(g);
     v->owner = g;
     v->gen = g->gen;
+    PyObject_GC_Track(v);
     PyObject *out = PyTuple_Pack(2, kb, (PyObject *)v);
     Py_DECREF(v);
     return out;
@@ -2265,16 +2291,23 @@ static PyObject *gv_next(GroupValues *v) {
     return Py_NewRef(value);
 }
 
+static int gv_traverse(GroupValues *v, visitproc visit, void *arg) {
+    Py_VISIT(v->owner);
+    return 0;
+}
+
 static void gv_dealloc(GroupValues *v) {
+    PyObject_GC_UnTrack(v);
     Py_DECREF(v->owner);
-    PyObject_Free(v);
+    PyObject_GC_Del(v);
 }
 
 static PyTypeObject GroupValuesType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "mapreduce._core.GroupValues",
     .tp_basicsize = sizeof(GroupValues),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)gv_traverse,
     .tp_doc = "The decoded values of one GroupBy group (lazy; empty once the group is left).",
     .tp_dealloc = (destructor)gv_dealloc,
     .tp_iter = PyObject_SelfIter,

@@ -24,6 +24,7 @@ import json
 import textwrap
 from itertools import islice
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -202,32 +203,54 @@ def test_a_group_is_streamed_not_collected():
     assert seen == 100_000
 
 
-def test_group_objects_and_the_gc():
-    """GroupBy is tracked by the cyclic GC (it holds the engine's iterator); a group's
-    values iterator is not (one per group; it holds only its GroupBy), and a reference
-    cycle through the GroupBy is still collected."""
-    import gc
-    import weakref
-    kb = codec.encode_key("k")
-
-    class Batches:  # an iterable that refers back to the grouping: a cycle
+def _batches_referring_back(kb):
+    class Batches:  # an iterable that can refer back to the grouping: a cycle
         def __init__(self):
-            self.it = iter([[(kb, codec.encode_value(1))]])
+            self.it = iter([[(kb, codec.encode_value(1))], [(kb, codec.encode_value(2))]])
 
         def __iter__(self):
             return self
 
         def __next__(self):
             return next(self.it)
-    batches = Batches()
+    return Batches()
+
+
+@pytest.mark.parametrize("through", ["grouping", "values"])
+def test_a_cycle_through_the_grouping_or_a_values_iterator_is_collected(through):
+    """GroupBy and its values iterators are tracked by the cyclic GC, as itertools.groupby
+    and its groupers are: batches that hold the grouping, or one of its values iterators
+    (which keeps the grouping alive), still get collected."""
+    import gc
+    import weakref
+    batches = _batches_referring_back(codec.encode_key("k"))
     grouping = _core.GroupBy(batches, shuffle._unpack_values, 4096, 1 << 20)
     (key, values), = list(islice(grouping, 1))
-    assert gc.is_tracked(grouping) and not gc.is_tracked(values)
-    batches.grouping = grouping
+    assert gc.is_tracked(grouping) and gc.is_tracked(values)
+    batches.back = grouping if through == "grouping" else values
     probe = weakref.ref(batches)
     del batches, grouping, key, values
     gc.collect()
     assert probe() is None
+
+
+def test_a_batches_iterator_that_advances_its_own_grouping_gets_an_error_not_a_crash():
+    """Re-entry from the batches iterator into the GroupBy it feeds is refused (as a
+    generator's "already executing"); the refusal ends the grouping with that error."""
+    import gc
+
+    def batches():
+        yield [(codec.encode_key("a"), codec.encode_value(1))]
+        next(grouping)  # re-entry: the ValueError propagates out of this generator
+        yield [(codec.encode_key("b"), codec.encode_value(2))]
+
+    grouping = _core.GroupBy(batches(), shuffle._unpack_values, 4096, 1 << 20)
+    key, values = next(grouping)
+    assert key == codec.encode_key("a") and next(values) == 1
+    with pytest.raises(ValueError, match="already executing"):
+        next(values)  # looking past batch one runs the generator, which re-enters
+    assert list(values) == [] and list(grouping) == []  # the grouping is over, nothing is left half-released
+    gc.collect()
 
 
 def test_reducer_error_and_bad_value_name_the_same_key_on_both_cores():
