@@ -1088,6 +1088,38 @@ static PyTypeObject MergeType = {
  * codec.decode_values_unchecked would unpack: a msgpack array-32 header, then the values'
  * encodings.  The caller unpacks each with one msgpack call, as in the Python path.
  * ====================================================================================== */
+/* One decode slice of a batch from `start`: the values of batch[start:*stop] as one msgpack
+ * array (0xDD, a big-endian count, the values' own bytes), where *stop is as far as both
+ * bounds allow (the first value always goes in).  Each record is checked as it is reached
+ * (`who` names the caller in the TypeError); NULL on an error.  value_payloads cuts a
+ * whole batch with it, GroupBy one slice at a time. */
+static PyObject *value_slice(PyObject *batch, Py_ssize_t start, Py_ssize_t max_records,
+                             Py_ssize_t max_bytes, const char *who, Py_ssize_t *stop_out) {
+    Py_ssize_t n = PyList_GET_SIZE(batch), stop = start, bytes = 0;
+    while (stop < n && stop - start < max_records) {
+        PyObject *rec = PyList_GET_ITEM(batch, stop);
+        if (!is_record(rec)) { bad_record(who, rec); return NULL; }
+        Py_ssize_t len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(rec, 1));
+        if (stop > start && bytes + len > max_bytes) break;
+        bytes += len;
+        stop++;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, 5 + bytes);
+    if (!data) return NULL;
+    unsigned char *q = (unsigned char *)PyBytes_AS_STRING(data);
+    uint32_t count = (uint32_t)(stop - start);
+    q[0] = 0xDD; q[1] = (unsigned char)(count >> 24); q[2] = (unsigned char)(count >> 16);
+    q[3] = (unsigned char)(count >> 8); q[4] = (unsigned char)count;
+    q += 5;
+    for (Py_ssize_t i = start; i < stop; i++) {   /* no Python code ran since the checks */
+        PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(batch, i), 1);
+        memcpy(q, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+        q += PyBytes_GET_SIZE(v);
+    }
+    *stop_out = stop;
+    return data;
+}
+
 static PyObject *core_value_payloads(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyList_CheckExact(args[0])) {
         PyErr_SetString(PyExc_TypeError, "value_payloads(batch: list, max_records, max_bytes)");
@@ -1106,26 +1138,10 @@ static PyObject *core_value_payloads(PyObject *self, PyObject *const *args, Py_s
     if (!out) return NULL;
     Py_ssize_t start = 0;
     while (start < n) {
-        /* the first value always goes in; then values while both bounds hold */
-        Py_ssize_t stop = start, bytes = 0;
-        while (stop < n && stop - start < max_records) {
-            Py_ssize_t len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(PyList_GET_ITEM(batch, stop), 1));
-            if (stop > start && bytes + len > max_bytes) break;
-            bytes += len;
-            stop++;
-        }
-        PyObject *data = PyBytes_FromStringAndSize(NULL, 5 + bytes);
+        Py_ssize_t stop;
+        PyObject *data = value_slice(batch, start, max_records, max_bytes, "value_payloads",
+                                     &stop);
         if (!data) { Py_DECREF(out); return NULL; }
-        unsigned char *q = (unsigned char *)PyBytes_AS_STRING(data);
-        uint32_t count = (uint32_t)(stop - start);
-        q[0] = 0xDD; q[1] = (unsigned char)(count >> 24); q[2] = (unsigned char)(count >> 16);
-        q[3] = (unsigned char)(count >> 8); q[4] = (unsigned char)count;
-        q += 5;
-        for (Py_ssize_t i = start; i < stop; i++) {
-            PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(batch, i), 1);
-            memcpy(q, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-            q += PyBytes_GET_SIZE(v);
-        }
         PyObject *item = Py_BuildValue("(nnN)", start, stop, data);
         if (!item || PyList_Append(out, item) < 0) { Py_XDECREF(item); Py_DECREF(out); return NULL; }
         Py_DECREF(item);
@@ -2171,28 +2187,10 @@ static inline int same_key(PyObject *a, PyObject *b) {
 
 /* Decode the slice starting at the cursor: value_payloads' cut and bytes, one decode call. */
 static int gb_decode_slice(GroupBy *g) {
-    PyObject *batch = g->batch;
-    Py_ssize_t n = PyList_GET_SIZE(batch), start = g->pos, stop = start, bytes = 0;
-    while (stop < n && stop - start < g->max_records) {
-        PyObject *rec = PyList_GET_ITEM(batch, stop);
-        if (!is_record(rec)) return bad_record("GroupBy", rec);
-        Py_ssize_t len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(rec, 1));
-        if (stop > start && bytes + len > g->max_bytes) break;
-        bytes += len;
-        stop++;
-    }
-    PyObject *data = PyBytes_FromStringAndSize(NULL, 5 + bytes);
+    Py_ssize_t start = g->pos, stop;
+    PyObject *data = value_slice(g->batch, start, g->max_records, g->max_bytes, "GroupBy",
+                                 &stop);
     if (!data) return -1;
-    unsigned char *q = (unsigned char *)PyBytes_AS_STRING(data);
-    uint32_t count = (uint32_t)(stop - start);
-    q[0] = 0xDD; q[1] = (unsigned char)(count >> 24); q[2] = (unsigned char)(count >> 16);
-    q[3] = (unsigned char)(count >> 8); q[4] = (unsigned char)count;
-    q += 5;
-    for (Py_ssize_t i = start; i < stop; i++) {   /* no Python code ran since the checks */
-        PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(batch, i), 1);
-        memcpy(q, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-        q += PyBytes_GET_SIZE(v);
-    }
     PyObject *values = PyObject_CallOneArg(g->decode, data);
     Py_DECREF(data);
     if (!values) return -1;
